@@ -1,0 +1,197 @@
+//! Operator commands that talk to a running auth-token over gRPC: tenants and connections.
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use ponte_proto::v1::{
+    Bitrix24WebhookCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest, ListTenantsRequest,
+    Provider, SetApiCredentialsRequest, StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
+    set_api_credentials_request::Credentials,
+};
+use tonic::transport::Channel;
+
+/// Where auth-token is.
+#[derive(Args, Debug)]
+pub struct AuthTokenAddr {
+    /// auth-token's gRPC address (default: where `ponte dev` puts it).
+    #[arg(long, env = "PONTE_AUTH_TOKEN_URL", default_value = "http://127.0.0.1:50051")]
+    pub auth_token_url: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// Creates a tenant.
+    Create {
+        /// Lowercase letters, digits and '-'.
+        tenant_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Lists every tenant.
+    List {
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OAuthProvider {
+    Bling,
+    Bitrix24,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectionsCommand {
+    /// Lists a tenant's connections (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Prints the URL a merchant opens to connect Bling or a Bitrix24 app.
+    Connect {
+        provider: OAuthProvider,
+        #[arg(long)]
+        tenant: String,
+        /// Bitrix24 only: the portal, e.g. loja.bitrix24.com.br.
+        #[arg(long, default_value = "")]
+        portal: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Stores 360Envios credentials (read from PONTE_ENVIOS360_API_TOKEN and
+    /// PONTE_ENVIOS360_WEBHOOK_SECRET, never from the command line).
+    Envios360 {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Stores a Bitrix24 incoming-webhook connection (PONTE_BITRIX24_WEBHOOK_URL and
+    /// PONTE_BITRIX24_APPLICATION_TOKEN).
+    Bitrix24Webhook {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+}
+
+async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<Channel>> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.auth_token_url.clone())
+        .with_context(|| format!("--auth-token-url '{}' is not a URL", addr.auth_token_url))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach auth-token at {}", addr.auth_token_url))?;
+    Ok(AuthTokenServiceClient::new(channel))
+}
+
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", e.code(), e.message())
+}
+
+fn secret_env(var: &str) -> anyhow::Result<String> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ponte_core::ConfigError::new(var, "is not set").into())
+}
+
+pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantsCommand::Create { tenant_id, name, addr } => {
+            let t = client(&addr)
+                .await?
+                .create_tenant(CreateTenantRequest { tenant_id, display_name: name })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .tenant
+                .unwrap_or_default();
+            println!("created tenant {} ({})", t.tenant_id, t.display_name);
+        }
+        TenantsCommand::List { addr } => {
+            let mut c = client(&addr).await?;
+            let mut token = String::new();
+            loop {
+                let page = c
+                    .list_tenants(ListTenantsRequest { page_size: 500, page_token: token })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                for t in page.tenants {
+                    println!("{}\t{}", t.tenant_id, t.display_name);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn connections(cmd: ConnectionsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConnectionsCommand::List { tenant, addr } => {
+            let list = client(&addr)
+                .await?
+                .list_connections(ListConnectionsRequest { tenant_id: tenant })
+                .await
+                .map_err(status)?
+                .into_inner();
+            for c in list.connections {
+                println!("{:?}\t{:?}\t{}\t{}", c.provider(), c.state(), c.external_account_id, c.reason);
+            }
+        }
+        ConnectionsCommand::Connect { provider, tenant, portal, addr } => {
+            let provider = match provider {
+                OAuthProvider::Bling => Provider::Bling,
+                OAuthProvider::Bitrix24 => Provider::Bitrix24,
+            };
+            let r = client(&addr)
+                .await?
+                .start_authorization(StartAuthorizationRequest {
+                    tenant_id: tenant,
+                    provider: provider as i32,
+                    bitrix24_domain: portal,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{}", r.authorize_url);
+            eprintln!("open this URL within 10 minutes to connect");
+        }
+        ConnectionsCommand::Envios360 { tenant, addr } => {
+            let creds = Credentials::Envios360(Envios360Credentials {
+                api_token: secret_env("PONTE_ENVIOS360_API_TOKEN")?,
+                webhook_secret: secret_env("PONTE_ENVIOS360_WEBHOOK_SECRET")?,
+            });
+            store(&addr, tenant, creds).await?;
+        }
+        ConnectionsCommand::Bitrix24Webhook { tenant, addr } => {
+            let creds = Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
+                webhook_url: secret_env("PONTE_BITRIX24_WEBHOOK_URL")?,
+                application_token: secret_env("PONTE_BITRIX24_APPLICATION_TOKEN")?,
+            });
+            store(&addr, tenant, creds).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn store(addr: &AuthTokenAddr, tenant: String, creds: Credentials) -> anyhow::Result<()> {
+    let c = client(addr)
+        .await?
+        .set_api_credentials(SetApiCredentialsRequest { tenant_id: tenant, credentials: Some(creds) })
+        .await
+        .map_err(status)?
+        .into_inner()
+        .connection
+        .unwrap_or_default();
+    println!("{:?} connection of {} is {:?}", c.provider(), c.tenant_id, c.state());
+    Ok(())
+}

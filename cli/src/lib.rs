@@ -1,0 +1,210 @@
+//! The `ponte` command: runs one service (`serve`), the whole mesh in one process (`dev`),
+//! migrations (`migrate`), and the sandboxes of the outside systems (`sandbox`).
+
+mod admin_cmd;
+mod dlq_cmd;
+mod mapping_cmd;
+mod run;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ponte_core::ConfigError;
+
+pub use run::{SERVICES, spec};
+
+#[derive(Parser, Debug)]
+#[command(name = "ponte", version, about = "ponte: a gRPC integration mesh around Bling ERP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The processes `ponte serve` can run, one per Kubernetes Deployment.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceName {
+    AuthToken,
+    Mapping,
+    CatalogSync,
+    SalesIngest,
+    ShippingStatus,
+    Gateway,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs one service, configured from the environment (DATABASE_URL, REDIS_URL, PONTE_*, OTEL_*).
+    Serve {
+        /// The service to run.
+        service: ServiceName,
+    },
+    /// Runs every service and the gateway in one process: SQLite files under the data
+    /// directory, in-memory idempotency, fixed local ports. No server to install.
+    Dev {
+        /// Where the SQLite files live.
+        #[arg(long, default_value = ".ponte", env = "PONTE_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The first gRPC port; the services take it and the next five.
+        #[arg(long, default_value_t = 50051)]
+        grpc_port: u16,
+        /// The gateway's HTTP port.
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// The address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Also run the sandboxes of the outside systems and wire the mesh to them, so
+        /// connecting a merchant works with nothing else installed.
+        #[arg(long)]
+        sandbox: bool,
+        /// The first sandbox port (with --sandbox): Bling, Bitrix24, 360Envios, CPLUG in turn.
+        #[arg(long, default_value_t = 9101)]
+        bling_port: u16,
+    },
+    /// Runs the fake of one outside system, standalone, for trying ponte or a client against it.
+    Sandbox {
+        #[command(subcommand)]
+        system: SandboxCommand,
+    },
+    /// Manages the keys that seal tokens and secrets at rest (PONTE_SEALING_KEYS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Tenants, through a running auth-token.
+    Tenants {
+        #[command(subcommand)]
+        command: admin_cmd::TenantsCommand,
+    },
+    /// A tenant's connections to Bling, Bitrix24, 360Envios and CPLUG, through a running auth-token.
+    Connections {
+        #[command(subcommand)]
+        command: admin_cmd::ConnectionsCommand,
+    },
+    /// A tenant's mapping tables as YAML, through a running mapping service.
+    Mapping {
+        #[command(subcommand)]
+        command: mapping_cmd::MappingCommand,
+    },
+    /// The gateway's dead letters: list, show, replay.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq_cmd::DlqCommand,
+    },
+    /// Applies every service's migrations to DATABASE_URL (each in its own schema) and exits.
+    Migrate {
+        /// Only this service's migrations.
+        #[arg(long)]
+        service: Option<ServiceName>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SandboxCommand {
+    /// Bling v3: OAuth, the account limits, products, orders, stock (under /Api/v3).
+    Bling {
+        #[arg(long, default_value_t = 9101)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Where the authorize endpoint sends the merchant back (the gateway's callback).
+        #[arg(long, default_value = "http://127.0.0.1:8080/oauth/bling/callback")]
+        redirect_uri: String,
+    },
+    /// Bitrix24: a portal with an incoming webhook and an OAuth app.
+    Bitrix24 {
+        #[arg(long, default_value_t = 9102)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+    },
+    /// 360Envios: products, orders and the shipping life cycle.
+    Envios360 {
+        #[arg(long, default_value_t = 9103)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+    },
+    /// CPLUG: the point of sale's token and product API.
+    Cplug {
+        #[arg(long, default_value_t = 9104)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Prints a new random key entry (`id=base64`) to put first in PONTE_SEALING_KEYS.
+    Generate {
+        /// The key's id, e.g. the month it was made.
+        #[arg(long)]
+        id: String,
+    },
+    /// Re-seals every stored secret under the active (first) key of PONTE_SEALING_KEYS, reading
+    /// the auth-token tables at DATABASE_URL. Older keys can be removed afterwards.
+    Rotate,
+}
+
+/// Parses the command line, runs the command, and maps failures to an exit code with one
+/// line on stderr: 2 for configuration errors (naming the variable), 1 otherwise.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ponte: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { service } => run::serve(service).await,
+            Command::Dev { data_dir, grpc_port, http_port, host, sandbox, bling_port } => {
+                run::dev(run::DevOptions {
+                    data_dir,
+                    grpc: SocketAddr::new(host, grpc_port),
+                    http: SocketAddr::new(host, http_port),
+                    bling_sandbox: sandbox.then(|| SocketAddr::new(host, bling_port)),
+                })
+                .await
+            }
+            Command::Migrate { service } => run::migrate(service).await,
+            Command::Sandbox { system: SandboxCommand::Bling { port, host, redirect_uri } } => {
+                run::sandbox_bling(SocketAddr::new(host, port), redirect_uri).await
+            }
+            Command::Sandbox { system: SandboxCommand::Bitrix24 { port, host } } => {
+                run::sandbox_other(run::Other::Bitrix24, SocketAddr::new(host, port)).await
+            }
+            Command::Sandbox { system: SandboxCommand::Envios360 { port, host } } => {
+                run::sandbox_other(run::Other::Envios360, SocketAddr::new(host, port)).await
+            }
+            Command::Sandbox { system: SandboxCommand::Cplug { port, host } } => {
+                run::sandbox_other(run::Other::Cplug, SocketAddr::new(host, port)).await
+            }
+            Command::Tenants { command } => admin_cmd::tenants(command).await,
+            Command::Connections { command } => admin_cmd::connections(command).await,
+            Command::Mapping { command } => mapping_cmd::mapping(command).await,
+            Command::Dlq { command } => dlq_cmd::dlq(command).await,
+            Command::Keys { command: KeysCommand::Generate { id } } => {
+                println!("{}", ponte_core::crypto::generate_key_entry(&id));
+                Ok(())
+            }
+            Command::Keys { command: KeysCommand::Rotate } => run::rotate_keys().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<ConfigError>() {
+            Some(config) => {
+                eprintln!("ponte: configuration error: {config}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("ponte: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,391 @@
+//! How the binary assembles services from configuration and runs them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context;
+use ponte_core::{
+    config::{Env, Peers, ServeConfig},
+    db::Database,
+    grpc::{self, Readiness},
+    idempotency::{RedisTimeouts, connect_redis},
+    service::{ServiceSpec, Shared},
+    telemetry::{self, LogFormat, TelemetryConfig},
+};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::ServiceName;
+
+/// Every service, in the order `ponte dev` assigns ports.
+pub static SERVICES: [&ServiceSpec; 6] = [
+    &ponte_auth_token::SPEC,
+    &ponte_mapping::SPEC,
+    &ponte_catalog_sync::SPEC,
+    &ponte_sales_ingest::SPEC,
+    &ponte_shipping_status::SPEC,
+    &ponte_gateway::SPEC,
+];
+
+pub fn spec(name: ServiceName) -> &'static ServiceSpec {
+    match name {
+        ServiceName::AuthToken => &ponte_auth_token::SPEC,
+        ServiceName::Mapping => &ponte_mapping::SPEC,
+        ServiceName::CatalogSync => &ponte_catalog_sync::SPEC,
+        ServiceName::SalesIngest => &ponte_sales_ingest::SPEC,
+        ServiceName::ShippingStatus => &ponte_shipping_status::SPEC,
+        ServiceName::Gateway => &ponte_gateway::SPEC,
+    }
+}
+
+async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ponte_core::ConfigError::new(var, format!("cannot listen on {addr}: {e}")).into())
+}
+
+/// A signal every task of the process waits on to stop.
+fn shutdown_channel() -> (watch::Sender<bool>, impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+    let (tx, rx) = watch::channel(false);
+    let waiter = move || {
+        let mut rx = rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+    };
+    (tx, waiter)
+}
+
+/// `ponte serve <service>`.
+pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let spec = spec(name);
+    let telemetry_cfg = TelemetryConfig::from_env(&env, &format!("ponte-{}", spec.name), LogFormat::Json)?;
+    let cfg = ServeConfig::from_env(&env)?;
+    let guard = telemetry::init(&telemetry_cfg)?;
+    let grpc_listener = bind(cfg.grpc_addr, "PONTE_GRPC_ADDR").await?;
+    let http_listener = if name == ServiceName::Gateway {
+        bind(cfg.http_addr, "PONTE_HTTP_ADDR").await?
+    } else {
+        bind(cfg.metrics_addr, "PONTE_METRICS_ADDR").await?
+    };
+
+    let db = Database::connect(&cfg.database_url, spec.schema, cfg.db_max_connections, cfg.startup_timeout).await?;
+    if cfg.migrate_on_start {
+        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
+    }
+    let redis = connect_redis(&cfg.redis_url, RedisTimeouts::default(), cfg.startup_timeout).await?;
+    let shared = Shared::redis(redis, &cfg.redis_prefix);
+    let deps = shared.deps(db.clone(), cfg.peers.clone(), env.clone());
+    let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+
+    let (stop, stopped) = shutdown_channel();
+    tokio::spawn(async move {
+        grpc::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, grpc_listener, readiness.clone(), stopped()));
+    let router =
+        if name == ServiceName::Gateway { ponte_gateway::http_router(&deps, readiness)? } else { metrics_router() };
+    let stop = stopped();
+    tasks.spawn(async move { Ok(axum::serve(http_listener, router).with_graceful_shutdown(stop).await?) });
+    let grace = cfg.shutdown_grace;
+    let result = run_until_done(tasks, stopped(), grace).await;
+    guard.flush();
+    result
+}
+
+/// `/metrics` alone, for the services whose only other port is gRPC.
+fn metrics_router() -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, ponte_core::metrics::CONTENT_TYPE)],
+                ponte_core::metrics::global().encode(),
+            )
+        }),
+    )
+}
+
+/// Waits for every task; after a stop signal, gives them `grace` to finish.
+async fn run_until_done(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    stopped: impl Future<Output = ()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                None => return Ok(()),
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(anyhow::anyhow!("a server task failed: {e}")),
+            },
+            () = &mut stopped => {
+                let drain = async { while let Some(r) = tasks.join_next().await { r??; } anyhow::Ok(()) };
+                return match tokio::time::timeout(grace, drain).await {
+                    Ok(r) => r,
+                    Err(_) => { tracing::warn!("calls still running after the shutdown grace; stopping"); Ok(()) }
+                };
+            }
+        }
+    }
+}
+
+/// `ponte migrate`.
+pub async fn migrate(only: Option<ServiceName>) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let url = env.required("DATABASE_URL", "a postgres:// or sqlite: URL")?;
+    ponte_core::config::check_database_url(&url)?;
+    let timeout = env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?;
+    let specs: Vec<&ServiceSpec> = match only {
+        Some(name) => vec![spec(name)],
+        None => SERVICES.to_vec(),
+    };
+    for spec in specs {
+        let db = Database::connect(&url, spec.schema, 1, timeout).await?;
+        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
+        println!("{}: migrations applied (schema {})", spec.name, spec.schema);
+    }
+    Ok(())
+}
+
+/// `ponte keys rotate`.
+pub async fn rotate_keys() -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let url = env.required("DATABASE_URL", "a postgres:// or sqlite: URL")?;
+    ponte_core::config::check_database_url(&url)?;
+    let sealer = ponte_core::crypto::Sealer::from_env(&env)?;
+    let timeout = env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?;
+    let db = Database::connect(&url, ponte_auth_token::SPEC.schema, 2, timeout).await?;
+    let report = ponte_auth_token::keys::reseal_all(&db, &sealer).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "keys: {} secrets re-sealed under '{}', {} already under it, {} changed meanwhile (run again)",
+        report.resealed,
+        sealer.active_key_id(),
+        report.current,
+        report.skipped
+    );
+    Ok(())
+}
+
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    /// Where to run the Bling sandbox, when asked for.
+    pub bling_sandbox: Option<SocketAddr>,
+}
+
+/// Starts the Bling sandbox on `addr`; the environment the mesh needs to use it.
+async fn start_bling_sandbox(
+    addr: SocketAddr,
+    redirect_uri: String,
+) -> anyhow::Result<(ponte_sandbox::bling::Handle, Vec<(String, String)>)> {
+    let listener = bind(addr, "--bling-port").await?;
+    let config = ponte_sandbox::bling::Config { redirect_uri, ..Default::default() };
+    let handle = ponte_sandbox::bling::Bling::new(config.clone()).spawn(Some(listener)).await?;
+    let env = vec![
+        ("PONTE_BLING_CLIENT_ID".to_owned(), config.client_id.clone()),
+        ("PONTE_BLING_CLIENT_SECRET".to_owned(), config.client_secret.clone()),
+        ("PONTE_BLING_API_URL".to_owned(), handle.base_url.clone()),
+        ("PONTE_BLING_AUTHORIZE_URL".to_owned(), format!("{}/oauth/authorize", handle.base_url)),
+        ("PONTE_BLING_TOKEN_URL".to_owned(), format!("{}/oauth/token", handle.base_url)),
+    ];
+    Ok((handle, env))
+}
+
+/// The sandboxes other than Bling.
+#[derive(Clone, Copy, Debug)]
+pub enum Other {
+    Bitrix24,
+    Envios360,
+    Cplug,
+}
+
+/// A running sandbox: it serves until its handle is dropped.
+type Running = Box<dyn std::any::Any + Send>;
+
+/// Starts one sandbox; its handle and the lines that tell a person how to use it, and the
+/// environment the mesh needs to reach it.
+async fn start_other(which: Other, addr: SocketAddr) -> anyhow::Result<(Running, Vec<String>, Vec<(String, String)>)> {
+    let listener = bind(addr, "--bling-port").await?;
+    Ok(match which {
+        Other::Bitrix24 => {
+            let h = ponte_sandbox::bitrix24::Bitrix24::new(Default::default()).spawn(Some(listener)).await?;
+            let c = h.portal.config().clone();
+            let lines = vec![
+                format!("  {:<16} {}  (sandbox; incoming webhook)", "bitrix24", h.webhook_url),
+                format!(
+                    "  {:<16} PONTE_BITRIX24_WEBHOOK_URL={} PONTE_BITRIX24_APPLICATION_TOKEN={}",
+                    "", h.webhook_url, c.application_token
+                ),
+            ];
+            let env = vec![
+                ("PONTE_BITRIX24_CLIENT_ID".to_owned(), c.client_id.clone()),
+                ("PONTE_BITRIX24_CLIENT_SECRET".to_owned(), c.client_secret.clone()),
+                ("PONTE_BITRIX24_TOKEN_URL".to_owned(), h.token_url.clone()),
+            ];
+            (Box::new(h) as Running, lines, env)
+        }
+        Other::Envios360 => {
+            let h = ponte_sandbox::envios360::Envios360::new(Default::default()).spawn(Some(listener)).await?;
+            let c = h.hub.config().clone();
+            let lines = vec![
+                format!("  {:<16} {}  (sandbox)", "envios360", h.base_url),
+                format!(
+                    "  {:<16} PONTE_ENVIOS360_API_TOKEN={} PONTE_ENVIOS360_WEBHOOK_SECRET={}",
+                    "", c.api_token, c.webhook_secret
+                ),
+            ];
+            let env = vec![("PONTE_ENVIOS360_API_URL".to_owned(), h.base_url.clone())];
+            (Box::new(h) as Running, lines, env)
+        }
+        Other::Cplug => {
+            let h = ponte_sandbox::cplug::Cplug::new(Default::default()).spawn(Some(listener)).await?;
+            let lines = vec![format!("  {:<16} {}  (sandbox)", "cplug", h.base_url)];
+            let env = vec![("PONTE_CPLUG_API_URL".to_owned(), h.base_url.clone())];
+            (Box::new(h) as Running, lines, env)
+        }
+    })
+}
+
+/// `ponte sandbox bitrix24|envios360|cplug`.
+pub async fn sandbox_other(which: Other, addr: SocketAddr) -> anyhow::Result<()> {
+    let (_handle, lines, env) = start_other(which, addr).await?;
+    for line in lines {
+        println!("{line}");
+    }
+    for (k, v) in env {
+        println!("  {k}={v}");
+    }
+    grpc::shutdown_signal().await;
+    Ok(())
+}
+
+/// `ponte sandbox bling`.
+pub async fn sandbox_bling(addr: SocketAddr, redirect_uri: String) -> anyhow::Result<()> {
+    let (handle, env) = start_bling_sandbox(addr, redirect_uri).await?;
+    println!("Bling sandbox at {} (admin: http://{}/__admin/stats)", handle.base_url, handle.addr);
+    for (k, v) in env {
+        println!("  {k}={v}");
+    }
+    grpc::shutdown_signal().await;
+    Ok(())
+}
+
+/// `ponte dev`: the whole mesh in one process.
+pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let telemetry_cfg = TelemetryConfig::from_env(&env, "ponte-dev", LogFormat::Text)?;
+    let guard = telemetry::init(&telemetry_cfg)?;
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
+        ponte_core::ConfigError::new("--data-dir", format!("cannot create {}: {e}", opts.data_dir.display()))
+    })?;
+    let base = opts.grpc.port();
+    let mut peers = Peers::local(base);
+    if !opts.grpc.ip().is_loopback() {
+        let host = opts.grpc.ip();
+        let at = |i: u16| format!("http://{host}:{}", base + i);
+        peers = Peers {
+            auth_token: at(0),
+            mapping: at(1),
+            catalog_sync: at(2),
+            sales_ingest: at(3),
+            shipping_status: at(4),
+        };
+    }
+    let shared = Shared::memory();
+    let mut env = dev_env(env, &opts.data_dir)?;
+    let mut sandboxes = Vec::new();
+    let mut others: Vec<Running> = Vec::new();
+    let mut sandbox_lines = Vec::new();
+    if let Some(addr) = opts.bling_sandbox {
+        let callback = format!("http://{}/oauth/bling/callback", opts.http);
+        let (handle, vars) = start_bling_sandbox(addr, callback).await?;
+        sandbox_lines.push(format!("  {:<16} {}  (sandbox)", "bling", handle.base_url));
+        for (k, v) in vars {
+            if env.get(&k).is_none() {
+                env = env.with(&k, &v);
+            }
+        }
+        sandboxes.push(handle);
+        let mut port = addr.port();
+        for which in [Other::Bitrix24, Other::Envios360, Other::Cplug] {
+            port = port.checked_add(1).context("--bling-port is too high for four sandboxes")?;
+            let (handle, lines, vars) = start_other(which, SocketAddr::new(addr.ip(), port)).await?;
+            sandbox_lines.extend(lines);
+            for (k, v) in vars {
+                if env.get(&k).is_none() {
+                    env = env.with(&k, &v);
+                }
+            }
+            others.push(handle);
+        }
+    }
+    let (stop, stopped) = shutdown_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut lines = Vec::new();
+    let mut gateway = None;
+    for (i, spec) in SERVICES.iter().enumerate() {
+        let port = base.checked_add(i as u16).context("--grpc-port is too high for six services")?;
+        let addr = SocketAddr::new(opts.grpc.ip(), port);
+        let listener = bind(addr, "--grpc-port").await?;
+        let db = Database::sqlite_in(&opts.data_dir, spec.schema).await?;
+        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
+        let deps = shared.deps(db.clone(), peers.clone(), env.clone());
+        let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+        if spec.name == "gateway" {
+            gateway = Some((deps.clone(), readiness.clone()));
+        }
+        tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, listener, readiness, stopped()));
+        lines.push(format!("  {:<16} grpc://{addr}   ({})", spec.name, spec.grpc_services.join(", ")));
+    }
+    let http = bind(opts.http, "--http-port").await?;
+    let (gateway_deps, gateway_readiness) = gateway.context("the gateway is one of the services")?;
+    let router = ponte_gateway::http_router(&gateway_deps, gateway_readiness)?;
+    let stop_http = stopped();
+    tasks.spawn(async move { Ok(axum::serve(http, router).with_graceful_shutdown(stop_http).await?) });
+    lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));
+    println!("ponte dev: every service in one process, data in {}", opts.data_dir.display());
+    for line in lines.iter().chain(&sandbox_lines) {
+        println!("{line}");
+    }
+    println!("ponte dev: ready (Ctrl-C stops)");
+    tokio::spawn(async move {
+        grpc::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let result = run_until_done(tasks, stopped(), Duration::from_secs(5)).await;
+    guard.flush();
+    result
+}
+
+/// The environment `ponte dev` runs with: the process's, plus a sealing key kept in the data
+/// directory (made on first run) so sealed tokens survive restarts without any setup.
+fn dev_env(env: Env, data_dir: &Path) -> anyhow::Result<Env> {
+    if env.get("PONTE_SEALING_KEYS").is_some() {
+        return Ok(env);
+    }
+    let path = data_dir.join("sealing.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k.trim().to_owned(),
+        Err(_) => {
+            let key = ponte_core::crypto::generate_key_entry("dev");
+            std::fs::write(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+            key
+        }
+    };
+    Ok(env.with("PONTE_SEALING_KEYS", &key))
+}

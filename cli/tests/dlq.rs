@@ -1,0 +1,119 @@
+//! The inbox as an operator meets it in `ponte dev` (SQLite, one process): a merchant's Bling
+//! webhook is stored and delivered to catalog-sync, an event nobody subscribes to becomes a
+//! dead letter, and `ponte dlq list|show|replay` find and replay it.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+fn ponte() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponte"));
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+fn free_port_block(n: u16) -> u16 {
+    for i in 0..200_u16 {
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let base = 21_000 + ((seed as u16 ^ std::process::id() as u16).wrapping_add(i * 97) % 18_000);
+        if (0..n).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free block of ports");
+}
+
+struct Dev(std::process::Child, std::path::PathBuf);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line() {
+    let base = free_port_block(8);
+    let sandbox = free_port_block(4);
+    let dir = std::env::temp_dir().join(format!("ponte-dlq-{}", std::process::id()));
+    let mut child = ponte()
+        .args(["dev", "--data-dir", dir.to_str().unwrap(), "--grpc-port", &base.to_string()])
+        .args(["--http-port", &(base + 7).to_string(), "--sandbox", "--bling-port", &sandbox.to_string()])
+        .env("PONTE_DISPATCH_POLL_MS", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _dev = Dev(child, dir.clone());
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.starts_with("ponte dev: ready"))
+    });
+    assert!(tokio::time::timeout(Duration::from_secs(30), ready).await.unwrap().unwrap(), "ponte dev did not start");
+
+    let auth = format!("http://127.0.0.1:{base}");
+    let gateway = format!("http://127.0.0.1:{}", base + 5);
+    let run = |args: &[&str]| {
+        let out = ponte().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    run(&["tenants", "create", "loja-1", "--auth-token-url", &auth]);
+    let authorize = run(&["connections", "connect", "bling", "--tenant", "loja-1", "--auth-token-url", &auth]);
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(3)).build().unwrap();
+    assert_eq!(browser.get(&authorize).send().await.unwrap().status(), 200);
+
+    // The sandbox's app signs with its client secret; the account is the sandbox's company.
+    let secret = "ponte-sandbox-secret-0123456789";
+    let company = "d4475854366a36c86a37e792f9634a51";
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        http.post(format!("http://127.0.0.1:{}/webhooks/bling", base + 7))
+            .header("content-type", "application/json")
+            .header("X-Bling-Signature-256", ponte_tests::webhooks::sign(secret, body.as_bytes()))
+            .body(body)
+            .send()
+    };
+    let product = serde_json::json!({"eventId": "dev-p-1", "date": "2026-03-02T14:00:00Z", "version": "v1",
+        "event": "product.updated", "companyId": company, "data": {"id": 16059781281_i64, "nome": "Copo"}});
+    let stored: serde_json::Value = post(product.to_string()).await.unwrap().json().await.unwrap();
+    assert_eq!(stored["status"], "stored", "{stored}");
+    let stock = serde_json::json!({"eventId": "dev-s-1", "date": "2026-03-02T14:00:00Z", "version": "v1",
+        "event": "stock.updated", "companyId": company, "data": {"produto": {"id": 1}}});
+    let dead: serde_json::Value = post(stock.to_string()).await.unwrap().json().await.unwrap();
+    assert_eq!(dead["status"], "dead_letter", "{dead}");
+    let dead_id = dead["eventId"].as_str().unwrap().to_owned();
+
+    // The product event reaches catalog-sync (SQLite on both sides).
+    let product_id = stored["eventId"].as_str().unwrap().to_owned();
+    let mut shown = String::new();
+    for _ in 0..50 {
+        shown = run(&["dlq", "show", &product_id, "--gateway-url", &gateway]);
+        if shown.contains("state\tdelivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shown.contains("state\tdelivered"), "{shown}");
+    assert!(shown.contains("delivery\tcatalog-sync\tdelivered\tattempts=1\toutcome=skipped"), "{shown}");
+
+    let listed = run(&["dlq", "list", "--source", "bling", "--gateway-url", &gateway]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.starts_with(&format!("{dead_id}\t")), "{listed}");
+    assert!(listed.contains("loja-1\tstock.updated") && listed.contains("no ponte service subscribes"), "{listed}");
+    assert!(run(&["dlq", "list", "--tenant", "other", "--gateway-url", &gateway]).is_empty());
+
+    let show = run(&["dlq", "show", &dead_id, "--gateway-url", &gateway]);
+    assert!(show.contains("state\tdead") && show.contains("\"event\":\"stock.updated\""), "{show}");
+
+    assert_eq!(run(&["dlq", "replay", &dead_id, "--gateway-url", &gateway]), dead_id);
+    let out = ponte().args(["dlq", "replay", &product_id, "--gateway-url", &gateway]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not dead"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ponte().args(["dlq", "replay", "--gateway-url", &gateway]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "replay needs an event id or --all");
+}

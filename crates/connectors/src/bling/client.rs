@@ -1,0 +1,560 @@
+//! HTTP glue for Bling v3: OAuth at the token endpoint (HTTP Basic client auth, form body),
+//! API calls with a bearer token through the account's shared rate budget, and the error
+//! envelope turned into a classified [`ConnectorError`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use ponte_core::{
+    config::{ConfigError, Env},
+    ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter},
+    telemetry::traced,
+};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::{
+    SYSTEM,
+    resources::{
+        CanalVenda, Contato, Deposito, FormaPagamento, Modulo, MovimentoEstoque, NovaSituacao, NovoPedidoVenda,
+        PedidoVenda, Produto, ProdutoResumo, Saldo, Saved, Situacao,
+    },
+    types::{Data, EmpresaDadosBasicos, ErrorEnvelope, FieldError, FlatOAuthError, TokenResponse},
+};
+use crate::error::ConnectorError;
+
+/// The Bling app ponte runs as, and where Bling is.
+#[derive(Clone)]
+pub struct BlingConfig {
+    /// `PONTE_BLING_API_URL`, default `https://api.bling.com.br/Api/v3`.
+    pub api_url: String,
+    /// `PONTE_BLING_AUTHORIZE_URL`, default `https://www.bling.com.br/Api/v3/oauth/authorize`.
+    pub authorize_url: String,
+    /// `PONTE_BLING_TOKEN_URL`, default `https://www.bling.com.br/Api/v3/oauth/token`.
+    pub token_url: String,
+    /// `PONTE_BLING_CLIENT_ID`.
+    pub client_id: String,
+    /// `PONTE_BLING_CLIENT_SECRET`: also the key of webhook signatures.
+    pub client_secret: String,
+}
+
+impl fmt::Debug for BlingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlingConfig")
+            .field("api_url", &self.api_url)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .finish()
+    }
+}
+
+impl BlingConfig {
+    /// `None` when no Bling app is configured (`PONTE_BLING_CLIENT_ID` unset).
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(client_id) = env.get("PONTE_BLING_CLIENT_ID") else { return Ok(None) };
+        Ok(Some(Self {
+            client_id: client_id.to_owned(),
+            client_secret: env.required("PONTE_BLING_CLIENT_SECRET", "the Bling app's client secret")?,
+            api_url: env.http_url_or("PONTE_BLING_API_URL", "https://api.bling.com.br/Api/v3")?,
+            authorize_url: env
+                .http_url_or("PONTE_BLING_AUTHORIZE_URL", "https://www.bling.com.br/Api/v3/oauth/authorize")?,
+            token_url: env.http_url_or("PONTE_BLING_TOKEN_URL", "https://www.bling.com.br/Api/v3/oauth/token")?,
+        }))
+    }
+
+    /// Every endpoint under one base URL (a sandbox, or Bling's docs test server).
+    pub fn at(base: &str, client_id: &str, client_secret: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self {
+            api_url: base.to_owned(),
+            authorize_url: format!("{base}/oauth/authorize"),
+            token_url: format!("{base}/oauth/token"),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+        }
+    }
+}
+
+/// Tokens from one exchange or refresh.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: String,
+    /// `None` when Bling sent none (keep the current one).
+    pub refresh_token: Option<String>,
+    pub expires_in: Duration,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// The OAuth side of Bling.
+#[derive(Clone)]
+pub struct BlingOAuth {
+    http: reqwest::Client,
+    config: BlingConfig,
+}
+
+impl BlingOAuth {
+    pub fn new(http: reqwest::Client, config: BlingConfig) -> Self {
+        Self { http, config }
+    }
+
+    pub fn config(&self) -> &BlingConfig {
+        &self.config
+    }
+
+    /// Where to send the merchant (Bling uses the redirect URI registered with the app).
+    pub fn authorize_url(&self, state: &str) -> String {
+        let mut url = url::Url::parse(&self.config.authorize_url)
+            .unwrap_or_else(|_| url::Url::parse("https://www.bling.com.br/Api/v3/oauth/authorize").expect("static"));
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("state", state);
+        url.to_string()
+    }
+
+    /// Exchanges an authorization code. Call it once per code and never retry it: Bling
+    /// revokes the merchant's access when a code is used twice.
+    pub async fn exchange_code(&self, code: &str) -> Result<TokenSet, ConnectorError> {
+        self.token(&[("grant_type", "authorization_code"), ("code", code)]).await
+    }
+
+    /// Trades a refresh token for new tokens; the old refresh token dies.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, ConnectorError> {
+        self.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Result<TokenSet, ConnectorError> {
+        let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
+        let resp = traced(self.http.post(&self.config.token_url))
+            .header("Authorization", format!("Basic {basic}"))
+            .header("enable-jwt", "1")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        if !status.is_success() {
+            return Err(error_from(status, &body));
+        }
+        let t: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| ConnectorError::Protocol { system: SYSTEM, message: format!("token answer: {e}") })?;
+        if t.token_type.as_deref().is_some_and(|tt| !tt.eq_ignore_ascii_case("bearer")) {
+            return Err(ConnectorError::Protocol { system: SYSTEM, message: "token type is not bearer".into() });
+        }
+        Ok(TokenSet {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token.filter(|r| !r.is_empty()),
+            expires_in: Duration::from_secs(t.expires_in.unwrap_or(21_600)),
+        })
+    }
+}
+
+/// On whose behalf a call is made: the account whose budget it spends, how urgent it is, and
+/// the bearer token.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    /// The Bling `companyId` (or the tenant, before the account is known).
+    pub account: &'a str,
+    pub priority: Priority,
+    pub token: &'a str,
+}
+
+/// The API side of Bling for one account: every call takes a slot from the account's shared
+/// budget first.
+#[derive(Clone)]
+pub struct BlingApi {
+    http: reqwest::Client,
+    base: String,
+    limiter: Arc<dyn RateLimiter>,
+    quota: Quota,
+    max_wait: Duration,
+}
+
+impl BlingApi {
+    pub fn new(http: reqwest::Client, base: &str, limiter: Arc<dyn RateLimiter>, quota: Quota) -> Self {
+        Self { http, base: base.trim_end_matches('/').to_owned(), limiter, quota, max_wait: Duration::from_secs(60) }
+    }
+
+    /// Sends one request, after taking a slot from the caller's account budget.
+    pub async fn send(
+        &self,
+        caller: Caller<'_>,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<bytes::Bytes, ConnectorError> {
+        ratelimit::acquire(
+            &*self.limiter,
+            &format!("bling:{}", caller.account),
+            self.quota,
+            caller.priority,
+            self.max_wait,
+        )
+        .await
+        .map_err(|e| match e {
+            RateLimitError::DailyExhausted { renews_in, .. } => ConnectorError::BudgetExhausted {
+                system: SYSTEM,
+                message: "the account's 120,000 daily requests are spent".into(),
+                renews_in: Some(renews_in),
+            },
+            other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
+        })?;
+        let mut req = traced(self.http.request(method, format!("{}{path}", self.base)))
+            .bearer_auth(caller.token)
+            .header("enable-jwt", "1")
+            .query(query);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        if status.is_success() { Ok(bytes) } else { Err(error_from(status, &bytes)) }
+    }
+
+    /// GET returning `{"data": T}`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        caller: Caller<'_>,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ConnectorError> {
+        let bytes = self.send(caller, Method::GET, path, query, None).await?;
+        let data: Data<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| ConnectorError::Protocol { system: SYSTEM, message: format!("GET {path}: {e}") })?;
+        Ok(data.data)
+    }
+
+    /// The account behind the caller's token, spending the caller's budget and priority.
+    pub async fn dados_basicos_for(&self, caller: Caller<'_>) -> Result<EmpresaDadosBasicos, ConnectorError> {
+        self.get(caller, "/empresas/me/dados-basicos", &[]).await
+    }
+
+    /// The account behind a token; its `id` is the `companyId` of its webhooks.
+    pub async fn dados_basicos(&self, account: &str, token: &str) -> Result<EmpresaDadosBasicos, ConnectorError> {
+        self.get(Caller { account, priority: Priority::Live, token }, "/empresas/me/dados-basicos", &[]).await
+    }
+}
+
+/// Bling's largest page.
+pub const PAGE_SIZE: u32 = 100;
+
+/// Query pairs for an array filter: `idsProdutos[]=1&idsProdutos[]=2`.
+pub fn array_filter(
+    name: &'static str,
+    values: impl IntoIterator<Item = impl ToString>,
+) -> Vec<(&'static str, String)> {
+    values.into_iter().map(|v| (name, v.to_string())).collect()
+}
+
+impl BlingApi {
+    async fn json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        caller: Caller<'_>,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, ConnectorError> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| ConnectorError::Protocol { system: SYSTEM, message: format!("encoding {path}: {e}") })?;
+        let bytes = self.send(caller, method, path, query, body.as_ref()).await?;
+        let data: Data<T> = serde_json::from_slice(&bytes)
+            .map_err(|e| ConnectorError::Protocol { system: SYSTEM, message: format!("{path}: {e}") })?;
+        Ok(data.data)
+    }
+
+    async fn no_content(&self, caller: Caller<'_>, method: Method, path: &str) -> Result<(), ConnectorError> {
+        self.send(caller, method, path, &[], None).await.map(|_| ())
+    }
+
+    /// Every page of a list, 100 at a time, until a short or empty page.
+    pub async fn all_pages<T: DeserializeOwned>(
+        &self,
+        caller: Caller<'_>,
+        path: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<T>, ConnectorError> {
+        let mut out = Vec::new();
+        for pagina in 1.. {
+            let mut q = filters.to_vec();
+            q.push(("pagina", pagina.to_string()));
+            q.push(("limite", PAGE_SIZE.to_string()));
+            let page: Vec<T> = self.get(caller, path, &q).await?;
+            let short = page.len() < PAGE_SIZE as usize;
+            out.extend(page);
+            if short {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of products. `criterio` 5 (all) unless the filters say otherwise: Bling's
+    /// default (1, "last added") hides most of a catalog.
+    pub async fn produtos_page(
+        &self,
+        caller: Caller<'_>,
+        pagina: u32,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<ProdutoResumo>, ConnectorError> {
+        let mut q = filters.to_vec();
+        if !q.iter().any(|(k, _)| *k == "criterio") {
+            q.push(("criterio", "5".into()));
+        }
+        q.push(("pagina", pagina.max(1).to_string()));
+        q.push(("limite", PAGE_SIZE.to_string()));
+        self.get(caller, "/produtos", &q).await
+    }
+
+    pub async fn produto(&self, caller: Caller<'_>, id: i64) -> Result<Produto, ConnectorError> {
+        self.get(caller, &format!("/produtos/{id}"), &[]).await
+    }
+
+    pub async fn create_produto(&self, caller: Caller<'_>, body: &serde_json::Value) -> Result<i64, ConnectorError> {
+        let saved: Saved = self.json(caller, Method::POST, "/produtos", &[], Some(body)).await?;
+        Ok(saved.id)
+    }
+
+    pub async fn update_produto(
+        &self,
+        caller: Caller<'_>,
+        id: i64,
+        body: &serde_json::Value,
+    ) -> Result<(), ConnectorError> {
+        let _: Saved = self.json(caller, Method::PUT, &format!("/produtos/{id}"), &[], Some(body)).await?;
+        Ok(())
+    }
+
+    /// A (active), I (inactive) or E (excluded).
+    pub async fn set_produto_situacao(
+        &self,
+        caller: Caller<'_>,
+        id: i64,
+        situacao: &str,
+    ) -> Result<(), ConnectorError> {
+        let body = serde_json::json!({"situacao": situacao});
+        self.send(caller, Method::PATCH, &format!("/produtos/{id}/situacoes"), &[], Some(&body)).await.map(|_| ())
+    }
+
+    /// The orders carrying a `numeroLoja` (how a retried post finds the order it made).
+    pub async fn pedidos_por_numero_loja(
+        &self,
+        caller: Caller<'_>,
+        numero_loja: &str,
+    ) -> Result<Vec<PedidoVenda>, ConnectorError> {
+        self.get(caller, "/pedidos/vendas", &array_filter("numerosLojas[]", [numero_loja])).await
+    }
+
+    pub async fn pedido(&self, caller: Caller<'_>, id: i64) -> Result<PedidoVenda, ConnectorError> {
+        self.get(caller, &format!("/pedidos/vendas/{id}"), &[]).await
+    }
+
+    /// Creates an order. Bling has no idempotency: look it up by `numeroLoja` before retrying.
+    pub async fn create_pedido(&self, caller: Caller<'_>, pedido: &NovoPedidoVenda) -> Result<i64, ConnectorError> {
+        let saved: Saved = self.json(caller, Method::POST, "/pedidos/vendas", &[], Some(pedido)).await?;
+        Ok(saved.id)
+    }
+
+    pub async fn mudar_situacao(&self, caller: Caller<'_>, pedido: i64, situacao: i64) -> Result<(), ConnectorError> {
+        self.no_content(caller, Method::PATCH, &format!("/pedidos/vendas/{pedido}/situacoes/{situacao}")).await
+    }
+
+    /// Writes the order's stock off (on `deposito`, or the account's default).
+    pub async fn lancar_estoque(
+        &self,
+        caller: Caller<'_>,
+        pedido: i64,
+        deposito: Option<i64>,
+    ) -> Result<(), ConnectorError> {
+        let path = match deposito {
+            Some(d) => format!("/pedidos/vendas/{pedido}/lancar-estoque/{d}"),
+            None => format!("/pedidos/vendas/{pedido}/lancar-estoque"),
+        };
+        self.no_content(caller, Method::POST, &path).await
+    }
+
+    pub async fn estornar_estoque(&self, caller: Caller<'_>, pedido: i64) -> Result<(), ConnectorError> {
+        self.no_content(caller, Method::POST, &format!("/pedidos/vendas/{pedido}/estornar-estoque")).await
+    }
+
+    pub async fn modulos(&self, caller: Caller<'_>) -> Result<Vec<Modulo>, ConnectorError> {
+        self.get(caller, "/situacoes/modulos", &[]).await
+    }
+
+    pub async fn situacoes(&self, caller: Caller<'_>, modulo: i64) -> Result<Vec<Situacao>, ConnectorError> {
+        self.get(caller, &format!("/situacoes/modulos/{modulo}"), &[]).await
+    }
+
+    /// Creates a custom situação (e.g. "Em romaneio") in a module.
+    pub async fn create_situacao(&self, caller: Caller<'_>, nova: &NovaSituacao) -> Result<i64, ConnectorError> {
+        let saved: Saved = self.json(caller, Method::POST, "/situacoes", &[], Some(nova)).await?;
+        Ok(saved.id)
+    }
+
+    pub async fn formas_pagamento(&self, caller: Caller<'_>) -> Result<Vec<FormaPagamento>, ConnectorError> {
+        self.all_pages(caller, "/formas-pagamentos", &[]).await
+    }
+
+    pub async fn depositos(&self, caller: Caller<'_>) -> Result<Vec<Deposito>, ConnectorError> {
+        self.all_pages(caller, "/depositos", &[]).await
+    }
+
+    pub async fn canais_venda(&self, caller: Caller<'_>) -> Result<Vec<CanalVenda>, ConnectorError> {
+        self.all_pages(caller, "/canais-venda", &[]).await
+    }
+
+    /// The "consumidor final" contact anonymous sales are posted to.
+    pub async fn consumidor_final(&self, caller: Caller<'_>) -> Result<Contato, ConnectorError> {
+        self.get(caller, "/contatos/consumidor-final", &[]).await
+    }
+
+    /// Stock balances of products. Bling's default filter hides products with no positive
+    /// balance, so zero, positive and negative balances are asked for and merged.
+    pub async fn saldos(&self, caller: Caller<'_>, ids: &[i64]) -> Result<Vec<Saldo>, ConnectorError> {
+        let mut out: Vec<Saldo> = Vec::new();
+        for chunk in ids.chunks(PAGE_SIZE as usize) {
+            for filtro in ["0", "1", "2"] {
+                let mut q = array_filter("idsProdutos[]", chunk);
+                q.push(("filtroSaldoEstoque", filtro.into()));
+                let page: Vec<Saldo> = self.get(caller, "/estoques/saldos", &q).await?;
+                for s in page {
+                    if !out.iter().any(|o| o.produto.id == s.produto.id) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn movimentar_estoque(&self, caller: Caller<'_>, m: &MovimentoEstoque) -> Result<i64, ConnectorError> {
+        let saved: Saved = self.json(caller, Method::POST, "/estoques", &[], Some(m)).await?;
+        Ok(saved.id)
+    }
+}
+
+fn describe_fields(fields: &[FieldError], prefix: &str, out: &mut Vec<String>) {
+    for f in fields {
+        let element = f.element.clone().unwrap_or_default();
+        let path = if prefix.is_empty() { element } else { format!("{prefix}.{element}") };
+        out.push(format!("{path}: {} (code {})", f.msg, f.code));
+        describe_fields(&f.collection, &path, out);
+    }
+}
+
+/// Classifies a non-2xx answer from its status and body.
+pub fn error_from(status: StatusCode, body: &[u8]) -> ConnectorError {
+    let code = status.as_u16();
+    if let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) {
+        let e = env.error;
+        let message =
+            if e.description.is_empty() { e.message.clone() } else { format!("{}: {}", e.message, e.description) };
+        let kind = e.kind.as_str();
+        if code == 429 || kind == "TOO_MANY_REQUESTS" {
+            return if e.period.as_deref() == Some("day") {
+                ConnectorError::BudgetExhausted { system: SYSTEM, message, renews_in: None }
+            } else {
+                ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None }
+            };
+        }
+        match kind {
+            "invalid_token" => return ConnectorError::InvalidToken { system: SYSTEM, message },
+            "invalid_grant" | "UNAUTHORIZED_ERROR" => return ConnectorError::InvalidGrant { system: SYSTEM, message },
+            // A reused authorization code revokes the grant.
+            "VALIDATION_ERROR" if e.message.contains("authorization code") => {
+                return ConnectorError::InvalidGrant { system: SYSTEM, message };
+            }
+            _ => {}
+        }
+        if code == 404 {
+            return ConnectorError::NotFound { system: SYSTEM, message };
+        }
+        if status.is_server_error() {
+            return ConnectorError::Unavailable { system: SYSTEM, message: format!("{code}: {message}") };
+        }
+        let mut fields = Vec::new();
+        describe_fields(&e.fields, "", &mut fields);
+        return ConnectorError::Rejected { system: SYSTEM, status: code, message, fields };
+    }
+    if let Ok(flat) = serde_json::from_slice::<FlatOAuthError>(body) {
+        let message = format!("{}: {}", flat.error, flat.error_description);
+        return match flat.error.as_str() {
+            "invalid_grant" => ConnectorError::InvalidGrant { system: SYSTEM, message },
+            "invalid_token" => ConnectorError::InvalidToken { system: SYSTEM, message },
+            _ => ConnectorError::Rejected { system: SYSTEM, status: code, message, fields: vec![] },
+        };
+    }
+    match code {
+        429 => ConnectorError::RateLimited { system: SYSTEM, message: "429 without a body".into(), retry_after: None },
+        401 => ConnectorError::InvalidToken { system: SYSTEM, message: "401 without a body".into() },
+        404 => ConnectorError::NotFound { system: SYSTEM, message: "404".into() },
+        500..=599 => ConnectorError::Unavailable { system: SYSTEM, message: format!("{code} without an error body") },
+        _ => ConnectorError::Protocol { system: SYSTEM, message: format!("{code} with an unreadable body") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_error_bodies_are_classified() {
+        let per_second = r#"{"error":{"type":"TOO_MANY_REQUESTS","message":"Limite de requisições atingido.","description":"O limite de requisições por segundo foi atingido, tente novamente mais tarde.","limit":3,"period":"second"}}"#.as_bytes();
+        assert!(matches!(
+            error_from(StatusCode::TOO_MANY_REQUESTS, per_second),
+            ConnectorError::RateLimited { retry_after: None, .. }
+        ));
+        let per_day = r#"{"error":{"type":"TOO_MANY_REQUESTS","message":"Limite de requisições atingido.","description":"O limite de requisições por dia foi atingido, tente novamente amanhã.","limit":120000,"period":"day"}}"#.as_bytes();
+        assert!(matches!(error_from(StatusCode::TOO_MANY_REQUESTS, per_day), ConnectorError::BudgetExhausted { .. }));
+        let expired = br#"{"error":{"type":"invalid_token","message":"invalid_token","description":"The access token provided has expired"}}"#;
+        assert!(matches!(error_from(StatusCode::UNAUTHORIZED, expired), ConnectorError::InvalidToken { .. }));
+        let grant = br#"{"error":{"type":"invalid_grant","message":"invalid_grant","description":"The authorization code has expired"}}"#;
+        assert!(matches!(error_from(StatusCode::BAD_REQUEST, grant), ConnectorError::InvalidGrant { .. }));
+        let reused = br#"{"error":{"type":"VALIDATION_ERROR","message":"Invalid authorization code","description":"This authorization code has already been used"}}"#;
+        assert!(matches!(error_from(StatusCode::BAD_REQUEST, reused), ConnectorError::InvalidGrant { .. }));
+        let flat = br#"{"error":"invalid_grant","error_description":"expired"}"#;
+        assert!(matches!(error_from(StatusCode::BAD_REQUEST, flat), ConnectorError::InvalidGrant { .. }));
+        let server = r#"{"error":{"type":"SERVER_ERROR","message":"Não foi possível executar a operação","description":"Um erro interno ocorreu."}}"#.as_bytes();
+        assert!(matches!(error_from(StatusCode::INTERNAL_SERVER_ERROR, server), ConnectorError::Unavailable { .. }));
+        assert!(matches!(error_from(StatusCode::BAD_GATEWAY, b"<html>"), ConnectorError::Unavailable { .. }));
+    }
+
+    #[test]
+    fn validation_errors_keep_their_fields_with_paths() {
+        let body = r#"{"error":{"type":"VALIDATION_ERROR","message":"Não foi possível salvar a venda","description":"A venda não pode ser salva, pois ocorreram problemas em sua validação.","fields":[{"code":49,"msg":"Uma ou mais parcelas da venda possuem erros de validação","element":"parcelas","namespace":"VENDAS","collection":[{"index":1,"code":12,"msg":"Id da forma de pagamento inválido.","element":"formaPagamento","namespace":"VENDAS"}]}]}}"#;
+        let ConnectorError::Rejected { status, fields, .. } = error_from(StatusCode::BAD_REQUEST, body.as_bytes())
+        else {
+            panic!("not a rejection");
+        };
+        assert_eq!(status, 400);
+        assert_eq!(
+            fields,
+            [
+                "parcelas: Uma ou mais parcelas da venda possuem erros de validação (code 49)",
+                "parcelas.formaPagamento: Id da forma de pagamento inválido. (code 12)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_authorize_url_carries_client_and_state() {
+        let oauth = BlingOAuth::new(reqwest::Client::new(), BlingConfig::at("http://127.0.0.1:9/Api/v3", "cid", "sec"));
+        let url = url::Url::parse(&oauth.authorize_url("st&ate")).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "cid");
+        assert_eq!(q["state"], "st&ate");
+        assert!(!format!("{:?}", oauth.config()).contains("sec\""));
+    }
+}

@@ -1,0 +1,11 @@
+//! Bling ERP, API v3: OAuth 2.0 (authorization code, rotating refresh tokens), the account
+//! identity and the resources the flows use. Wire types in [`types`] and [`resources`]; the
+//! HTTP glue in [`client`].
+
+pub mod client;
+pub mod resources;
+pub mod types;
+
+pub use client::{BlingApi, BlingConfig, BlingOAuth, Caller, TokenSet};
+
+pub(crate) const SYSTEM: &str = "Bling";

@@ -1,0 +1,413 @@
+//! Bling's resources as the flows use them: products (with variations), sales orders,
+//! situações, formas de pagamento, depósitos, stock, sales channels and contacts. Only the
+//! fields ponte reads or writes are typed; the rest of a product is kept as JSON where a
+//! mapping may need any field.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::json::{decimal, decimal_opt};
+
+/// A reference to another resource: `{"id": 123}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct IdRef {
+    pub id: i64,
+}
+
+/// A product as `GET /produtos` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProdutoResumo {
+    pub id: i64,
+    /// Set when the item is a variation.
+    #[serde(default)]
+    pub id_produto_pai: Option<i64>,
+    #[serde(default)]
+    pub nome: String,
+    /// The SKU; may be empty.
+    #[serde(default)]
+    pub codigo: String,
+    #[serde(default, with = "decimal_opt")]
+    pub preco: Option<Decimal>,
+    /// P produto, S serviço, N …
+    #[serde(default)]
+    pub tipo: String,
+    /// A ativo, I inativo.
+    #[serde(default)]
+    pub situacao: String,
+    /// S simples, V com variações, E com composição.
+    #[serde(default)]
+    pub formato: String,
+}
+
+/// A variation's place in its grid: `{"nome": "Tamanho:G;Cor:Verde", "produtoPai": {"id"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Variacao {
+    #[serde(default)]
+    pub nome: String,
+    #[serde(default)]
+    pub ordem: Option<i64>,
+    #[serde(default)]
+    pub produto_pai: Option<IdRef>,
+}
+
+impl Variacao {
+    /// The attributes of a variation name: "Tamanho:G;Cor:Verde" → [("Tamanho","G"), ("Cor","Verde")].
+    pub fn atributos(&self) -> Vec<(String, String)> {
+        self.nome
+            .split(';')
+            .filter_map(|kv| kv.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .filter(|(k, _)| !k.is_empty())
+            .collect()
+    }
+}
+
+/// A product as `GET /produtos/{id}` returns it; the full JSON stays in `extra`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Produto {
+    pub id: i64,
+    #[serde(default)]
+    pub nome: String,
+    #[serde(default)]
+    pub codigo: String,
+    #[serde(default, with = "decimal_opt")]
+    pub preco: Option<Decimal>,
+    #[serde(default)]
+    pub situacao: String,
+    #[serde(default)]
+    pub formato: String,
+    #[serde(default)]
+    pub tipo: String,
+    #[serde(default)]
+    pub unidade: String,
+    #[serde(default)]
+    pub gtin: String,
+    #[serde(default)]
+    pub variacoes: Vec<Produto>,
+    #[serde(default)]
+    pub variacao: Option<Variacao>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Produto {
+    pub fn is_active(&self) -> bool {
+        self.situacao == "A"
+    }
+
+    /// The parent's id when this product is a variation.
+    pub fn parent_id(&self) -> Option<i64> {
+        self.variacao.as_ref().and_then(|v| v.produto_pai).map(|p| p.id)
+    }
+}
+
+/// `POST|PUT|PATCH /produtos` answer.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Saved {
+    pub id: i64,
+}
+
+/// Contact on an order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContatoRef {
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nome: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tipo_pessoa: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub numero_documento: String,
+}
+
+/// `situacao` of an order: the account's situação id and Bling's normalized value.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SituacaoRef {
+    pub id: i64,
+    #[serde(default)]
+    pub valor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemPedido {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub codigo: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unidade: String,
+    #[serde(with = "decimal")]
+    pub quantidade: Decimal,
+    /// Percent.
+    #[serde(default, with = "decimal_opt", skip_serializing_if = "Option::is_none")]
+    pub desconto: Option<Decimal>,
+    /// Unit price.
+    #[serde(with = "decimal")]
+    pub valor: Decimal,
+    #[serde(default)]
+    pub descricao: String,
+    pub produto: IdRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Parcela {
+    /// YYYY-MM-DD.
+    pub data_vencimento: String,
+    #[serde(with = "decimal")]
+    pub valor: Decimal,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub observacoes: String,
+    pub forma_pagamento: IdRef,
+}
+
+/// A sales order's discount.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Desconto {
+    #[serde(with = "decimal")]
+    pub valor: Decimal,
+    /// REAL or PERCENTUAL.
+    pub unidade: String,
+}
+
+/// `POST /pedidos/vendas` body (also the PUT body: PUT replaces the whole order).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NovoPedidoVenda {
+    pub contato: IdRef,
+    /// YYYY-MM-DD.
+    pub data: String,
+    pub data_saida: String,
+    pub data_prevista: String,
+    /// ponte's idempotency marker: the point of sale's sale id.
+    pub numero_loja: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loja: Option<IdRef>,
+    pub itens: Vec<ItemPedido>,
+    pub parcelas: Vec<Parcela>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desconto: Option<Desconto>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub observacoes: String,
+}
+
+/// A sales order as read back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PedidoVenda {
+    pub id: i64,
+    #[serde(default)]
+    pub numero: i64,
+    #[serde(default)]
+    pub numero_loja: String,
+    #[serde(default)]
+    pub data: String,
+    #[serde(default, with = "decimal_opt")]
+    pub total: Option<Decimal>,
+    #[serde(default)]
+    pub contato: ContatoRef,
+    #[serde(default)]
+    pub situacao: SituacaoRef,
+    #[serde(default)]
+    pub loja: Option<IdRef>,
+    #[serde(default)]
+    pub itens: Vec<ItemPedido>,
+    #[serde(default)]
+    pub parcelas: Vec<Parcela>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A module of situações (`GET /situacoes/modulos`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Modulo {
+    pub id: i64,
+    #[serde(default)]
+    pub nome: String,
+    #[serde(default)]
+    pub descricao: String,
+    #[serde(default)]
+    pub criar_situacoes: Option<bool>,
+}
+
+/// A situação of a module.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Situacao {
+    pub id: i64,
+    #[serde(default)]
+    pub nome: String,
+    #[serde(default)]
+    pub id_herdado: Option<i64>,
+    #[serde(default)]
+    pub cor: String,
+}
+
+/// `POST /situacoes`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NovaSituacao {
+    pub id_modulo_sistema: i64,
+    pub nome: String,
+    pub id_herdado: i64,
+    pub cor: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FormaPagamento {
+    pub id: i64,
+    #[serde(default)]
+    pub descricao: String,
+    #[serde(default)]
+    pub tipo_pagamento: Option<i64>,
+    /// 1 active, 0 inactive.
+    #[serde(default)]
+    pub situacao: Option<i64>,
+    #[serde(default)]
+    pub padrao: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Deposito {
+    pub id: i64,
+    #[serde(default)]
+    pub descricao: String,
+    #[serde(default)]
+    pub situacao: Option<i64>,
+    #[serde(default)]
+    pub padrao: Option<bool>,
+    #[serde(default)]
+    pub desconsiderar_saldo: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SaldoDeposito {
+    pub id: i64,
+    #[serde(default, with = "decimal_opt")]
+    pub saldo_fisico: Option<Decimal>,
+    #[serde(default, with = "decimal_opt")]
+    pub saldo_virtual: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProdutoCodigo {
+    pub id: i64,
+    #[serde(default)]
+    pub codigo: String,
+}
+
+/// `GET /estoques/saldos` item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Saldo {
+    pub produto: ProdutoCodigo,
+    #[serde(default, with = "decimal_opt")]
+    pub saldo_fisico_total: Option<Decimal>,
+    #[serde(default, with = "decimal_opt")]
+    pub saldo_virtual_total: Option<Decimal>,
+    #[serde(default)]
+    pub depositos: Vec<SaldoDeposito>,
+}
+
+/// `POST /estoques`: B balanço, E entrada, S saída.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MovimentoEstoque {
+    pub produto: IdRef,
+    pub deposito: IdRef,
+    pub operacao: String,
+    #[serde(with = "decimal")]
+    pub quantidade: Decimal,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub observacoes: String,
+}
+
+/// A sales channel ("loja").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CanalVenda {
+    pub id: i64,
+    #[serde(default)]
+    pub descricao: String,
+    #[serde(default)]
+    pub tipo: String,
+    #[serde(default)]
+    pub situacao: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Contato {
+    pub id: i64,
+    #[serde(default)]
+    pub nome: String,
+    #[serde(default)]
+    pub codigo: String,
+    #[serde(default)]
+    pub situacao: String,
+    #[serde(default)]
+    pub numero_documento: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variation_reads_its_parent_and_attributes() {
+        let p: Produto = serde_json::from_value(serde_json::json!({
+            "id": 16059781281_i64, "nome": "Camiseta Verde G", "codigo": "CAM-VD-G", "preco": 59.9,
+            "situacao": "A", "formato": "S", "tipo": "P",
+            "variacao": {"nome": "Tamanho:G;Cor:Verde", "ordem": 1, "produtoPai": {"id": 16059781200_i64}},
+            "estoque": {"minimo": 1}
+        }))
+        .unwrap();
+        assert_eq!(p.parent_id(), Some(16059781200));
+        assert_eq!(
+            p.variacao.unwrap().atributos(),
+            [("Tamanho".to_owned(), "G".to_owned()), ("Cor".to_owned(), "Verde".to_owned())]
+        );
+        assert_eq!(p.extra["estoque"]["minimo"], 1);
+        assert_eq!(p.preco, Some(Decimal::new(599, 1)));
+    }
+
+    #[test]
+    fn an_order_body_serializes_as_bling_expects() {
+        let o = NovoPedidoVenda {
+            contato: IdRef { id: 1 },
+            data: "2026-03-02".into(),
+            data_saida: "2026-03-02".into(),
+            data_prevista: "2026-03-02".into(),
+            numero_loja: "V-000123".into(),
+            loja: Some(IdRef { id: 204 }),
+            itens: vec![ItemPedido {
+                codigo: "CAM-AZ-M".into(),
+                unidade: String::new(),
+                quantidade: Decimal::from(2),
+                desconto: None,
+                valor: Decimal::new(5990, 2),
+                descricao: "Camiseta azul M".into(),
+                produto: IdRef { id: 77 },
+            }],
+            parcelas: vec![Parcela {
+                data_vencimento: "2026-03-02".into(),
+                valor: Decimal::new(11980, 2),
+                observacoes: String::new(),
+                forma_pagamento: IdRef { id: 11010299 },
+            }],
+            desconto: None,
+            observacoes: String::new(),
+        };
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["numeroLoja"], "V-000123");
+        assert_eq!(v["parcelas"][0]["formaPagamento"]["id"], 11010299);
+        assert_eq!(v["itens"][0]["valor"], 59.9);
+        assert!(v.get("desconto").is_none());
+    }
+}

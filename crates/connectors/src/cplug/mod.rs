@@ -1,0 +1,13 @@
+//! CPLUG point of sale, as ponte's contract defines it (`contracts/cplug.md`): the password
+//! grant, products served to the point of sale (upsert, bulk of up to 500, list, delete), and
+//! the sale webhooks it pushes. Wire types in [`types`]; the HTTP glue in [`client`].
+
+pub mod client;
+pub mod types;
+
+pub use client::{CplugClient, CplugCredentials, CplugToken};
+
+pub(crate) const SYSTEM: &str = "CPLUG";
+
+/// The most products one bulk upsert may carry.
+pub const BULK_LIMIT: usize = 500;

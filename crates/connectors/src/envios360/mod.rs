@@ -1,0 +1,10 @@
+//! 360Envios, as ponte's contract defines it (`contracts/envios360.md`): products (awaiting the
+//! hub's approval) and orders, cancellation, the forward-only status life cycle and its
+//! signed webhooks. Wire types in [`types`]; the HTTP glue in [`client`].
+
+pub mod client;
+pub mod types;
+
+pub use client::Envios360Client;
+
+pub(crate) const SYSTEM: &str = "360Envios";

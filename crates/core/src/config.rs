@@ -1,0 +1,280 @@
+//! Configuration read from the environment (`PONTE_*`, `DATABASE_URL`, `REDIS_URL`, `OTEL_*`),
+//! validated at start. Every problem is reported as one [`ConfigError`] naming the variable.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+/// A configuration value that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: String,
+    /// What is wrong with it, and what was expected.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(var: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { var: var.into(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A view of the environment. Tests build one from pairs instead of mutating the process's.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The current process environment.
+    pub fn from_process() -> Self {
+        Self { vars: std::env::vars().collect() }
+    }
+
+    /// An environment made of the given pairs only.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// The same environment with `var` set to `value`.
+    pub fn with(mut self, var: &str, value: &str) -> Self {
+        self.vars.insert(var.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The raw value; an empty or blank value counts as unset.
+    pub fn get(&self, var: &str) -> Option<&str> {
+        self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// A value that must be present.
+    pub fn required(&self, var: &str, expected: &str) -> Result<String, ConfigError> {
+        self.get(var)
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::new(var, format!("is not set (expected {expected})")))
+    }
+
+    /// A value parsed with `FromStr`, or `default` when unset.
+    pub fn parse_or<T: FromStr>(&self, var: &str, default: T, expected: &str) -> Result<T, ConfigError> {
+        Ok(self.parse_opt(var, expected)?.unwrap_or(default))
+    }
+
+    /// A value parsed with `FromStr`, or `None` when unset.
+    pub fn parse_opt<T: FromStr>(&self, var: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(raw) => raw.parse().map(Some).map_err(|_| ConfigError::new(var, format!("'{raw}' is not {expected}"))),
+        }
+    }
+
+    /// A boolean (`true/false`, `1/0`, `yes/no`, `on/off`).
+    pub fn bool_or(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::new(var, format!("'{other}' is not a boolean (expected true or false)"))),
+        }
+    }
+
+    /// A socket address such as `0.0.0.0:50051`.
+    pub fn addr_or(&self, var: &str, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        self.parse_or(var, default, "a socket address such as 0.0.0.0:50051")
+    }
+
+    /// A whole number of seconds, at least `min`.
+    pub fn seconds_or(&self, var: &str, default: u64, min: u64) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse_or(var, default, "a whole number of seconds")?;
+        if secs < min {
+            return Err(ConfigError::new(var, format!("{secs} is below the minimum of {min} seconds")));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    /// An absolute `http://` or `https://` URL.
+    pub fn http_url_or(&self, var: &str, default: &str) -> Result<String, ConfigError> {
+        let raw = self.get(var).unwrap_or(default);
+        check_url(var, raw, &["http", "https"])?;
+        Ok(raw.trim_end_matches('/').to_owned())
+    }
+}
+
+/// Checks that `raw` is an absolute URL with one of `schemes`; the error never echoes a password.
+pub fn check_url(var: &str, raw: &str, schemes: &[&str]) -> Result<url::Url, ConfigError> {
+    let url =
+        url::Url::parse(raw).map_err(|e| ConfigError::new(var, format!("'{}' is not a URL ({e})", redact_url(raw))))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::new(
+            var,
+            format!("scheme '{}' is not supported (expected {})", url.scheme(), schemes.join(" or ")),
+        ));
+    }
+    Ok(url)
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparseable>".to_owned(),
+    }
+}
+
+/// Where the other ponte services are, for the gRPC clients a service needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers {
+    pub auth_token: String,
+    pub mapping: String,
+    pub catalog_sync: String,
+    pub sales_ingest: String,
+    pub shipping_status: String,
+}
+
+impl Peers {
+    /// `PONTE_<SERVICE>_URL`, defaulting to the Kubernetes service names of `k8s/`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth_token: env.http_url_or("PONTE_AUTH_TOKEN_URL", "http://ponte-auth-token:50051")?,
+            mapping: env.http_url_or("PONTE_MAPPING_URL", "http://ponte-mapping:50051")?,
+            catalog_sync: env.http_url_or("PONTE_CATALOG_SYNC_URL", "http://ponte-catalog-sync:50051")?,
+            sales_ingest: env.http_url_or("PONTE_SALES_INGEST_URL", "http://ponte-sales-ingest:50051")?,
+            shipping_status: env.http_url_or("PONTE_SHIPPING_STATUS_URL", "http://ponte-shipping-status:50051")?,
+        })
+    }
+
+    /// Every service on 127.0.0.1, on consecutive ports from `base` (the `ponte dev` layout).
+    pub fn local(base: u16) -> Self {
+        let at = |i: u16| format!("http://127.0.0.1:{}", base + i);
+        Self { auth_token: at(0), mapping: at(1), catalog_sync: at(2), sales_ingest: at(3), shipping_status: at(4) }
+    }
+}
+
+/// What every `ponte serve` process needs, whichever service it runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// `PONTE_GRPC_ADDR`: where the gRPC server listens.
+    pub grpc_addr: SocketAddr,
+    /// `PONTE_HTTP_ADDR`: where the gateway's HTTP server listens.
+    pub http_addr: SocketAddr,
+    /// `DATABASE_URL`: `postgres://…` (production) or `sqlite:…`.
+    pub database_url: String,
+    /// `PONTE_METRICS_ADDR`: where a service other than the gateway serves `/metrics`.
+    pub metrics_addr: SocketAddr,
+    /// `PONTE_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// `REDIS_URL`: `redis://…` or `rediss://…`.
+    pub redis_url: String,
+    /// `PONTE_REDIS_PREFIX`: prepended to every Redis key, so several deployments can share a server.
+    pub redis_prefix: String,
+    /// `PONTE_MIGRATE_ON_START`: apply the service's migrations before serving.
+    pub migrate_on_start: bool,
+    /// `PONTE_STARTUP_TIMEOUT_SECONDS`: how long to wait for the database and Redis at start.
+    pub startup_timeout: Duration,
+    /// `PONTE_SHUTDOWN_GRACE_SECONDS`: how long in-flight calls may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub peers: Peers,
+}
+
+impl ServeConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let database_url = env.required("DATABASE_URL", "a postgres:// or sqlite: URL")?;
+        check_database_url(&database_url)?;
+        let redis_url = env.required("REDIS_URL", "a redis:// URL")?;
+        check_url("REDIS_URL", &redis_url, &["redis", "rediss"])?;
+        let db_max_connections: u32 = env.parse_or("PONTE_DB_MAX_CONNECTIONS", 10, "a whole number of connections")?;
+        if db_max_connections == 0 {
+            return Err(ConfigError::new("PONTE_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let redis_prefix = env.get("PONTE_REDIS_PREFIX").unwrap_or("ponte:").to_owned();
+        Ok(Self {
+            grpc_addr: env.addr_or("PONTE_GRPC_ADDR", ([0, 0, 0, 0], 50051).into())?,
+            http_addr: env.addr_or("PONTE_HTTP_ADDR", ([0, 0, 0, 0], 8080).into())?,
+            metrics_addr: env.addr_or("PONTE_METRICS_ADDR", ([0, 0, 0, 0], 9090).into())?,
+            database_url,
+            db_max_connections,
+            redis_url,
+            redis_prefix,
+            migrate_on_start: env.bool_or("PONTE_MIGRATE_ON_START", true)?,
+            startup_timeout: env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?,
+            shutdown_grace: env.seconds_or("PONTE_SHUTDOWN_GRACE_SECONDS", 20, 0)?,
+            peers: Peers::from_env(env)?,
+        })
+    }
+}
+
+/// `DATABASE_URL` must name PostgreSQL or SQLite.
+pub fn check_database_url(raw: &str) -> Result<(), ConfigError> {
+    if raw.starts_with("sqlite:") {
+        return Ok(());
+    }
+    check_url("DATABASE_URL", raw, &["postgres", "postgresql"]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![("DATABASE_URL", "postgres://u:secret@db:5432/ponte"), ("REDIS_URL", "redis://127.0.0.1:6379")]
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_urls_are_set() {
+        let cfg = ServeConfig::from_env(&Env::from_pairs(base())).unwrap();
+        assert_eq!(cfg.grpc_addr.port(), 50051);
+        assert_eq!(cfg.redis_prefix, "ponte:");
+        assert!(cfg.migrate_on_start);
+        assert_eq!(cfg.peers.mapping, "http://ponte-mapping:50051");
+    }
+
+    #[test]
+    fn a_missing_database_url_names_the_variable() {
+        let err = ServeConfig::from_env(&Env::from_pairs([("REDIS_URL", "redis://x")])).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(err.to_string().starts_with("DATABASE_URL: is not set"), "{err}");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_and_the_expectation() {
+        for (var, value, expect) in [
+            ("PONTE_GRPC_ADDR", "nope", "socket address"),
+            ("PONTE_DB_MAX_CONNECTIONS", "-3", "whole number"),
+            ("PONTE_MIGRATE_ON_START", "maybe", "boolean"),
+            ("PONTE_MAPPING_URL", "ftp://x", "scheme 'ftp'"),
+            ("REDIS_URL", "http://x", "scheme 'http'"),
+            ("PONTE_STARTUP_TIMEOUT_SECONDS", "0", "minimum"),
+        ] {
+            let mut pairs = base();
+            pairs.retain(|(k, _)| *k != var);
+            pairs.push((var, value));
+            let err = ServeConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.problem.contains(expect), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn database_errors_never_echo_the_password() {
+        let err = check_url("DATABASE_URL", "mysql://u:hunter2@h/d", &["postgres"]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(redact_url("postgres://u:hunter2@h/d"), "postgres://u:***@h/d");
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let env = Env::from_pairs([("A", "  ")]);
+        assert_eq!(env.get("A"), None);
+        assert_eq!(env.parse_or("A", 7u32, "n").unwrap(), 7);
+    }
+}

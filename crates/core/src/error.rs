@@ -1,0 +1,132 @@
+//! The one error type every ponte service answers with, and its mapping to `tonic::Status`.
+//! Caller mistakes name the field; internal failures are logged with detail and answered
+//! without it, so no secret or stack of internals reaches a caller.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+/// Metadata key carrying how long a caller should wait before retrying, in milliseconds.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller sent a bad value; `field` names it (`sale.items[2].sku`).
+    #[error("{field}: {message}")]
+    InvalidArgument { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is valid but the state does not allow it (e.g. a reused OAuth state).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A dependency is down or rate-limited; retrying later will work.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: Option<Duration> },
+    #[error("{0}")]
+    Unimplemented(String),
+    /// Anything else: logged in full, answered as "internal error".
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.into(), message: message.into() }
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        Self::Unavailable { message: message.into(), retry_after }
+    }
+
+    /// Requires a non-empty string field.
+    pub fn require<'a>(field: &str, value: &'a str) -> Result<&'a str, Self> {
+        let v = value.trim();
+        if v.is_empty() { Err(Self::invalid(field, "is required")) } else { Ok(v) }
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::unavailable("the database is unavailable", Some(Duration::from_secs(1)))
+            }
+            _ => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            ServiceError::NotFound(m) => Status::not_found(m),
+            ServiceError::AlreadyExists(m) => Status::already_exists(m),
+            ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
+            ServiceError::Unimplemented(m) => Status::unimplemented(m),
+            ServiceError::Unavailable { message, retry_after } => {
+                let mut status = Status::unavailable(message);
+                if let Some(wait) = retry_after
+                    && let Ok(v) = wait.as_millis().to_string().parse()
+                {
+                    status.metadata_mut().insert(RETRY_AFTER_MS, v);
+                }
+                status
+            }
+            ServiceError::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                Status::new(Code::Internal, "internal error")
+            }
+        }
+    }
+}
+
+/// The wait a status asks for through [`RETRY_AFTER_MS`], if any.
+pub fn retry_after(status: &Status) -> Option<Duration> {
+    status
+        .metadata()
+        .get(RETRY_AFTER_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+}
+
+/// Whether a failed gRPC call may succeed when tried again.
+pub fn is_retriable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_the_field() {
+        let s: Status = ServiceError::invalid("sale.items[0].sku", "is required").into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "sale.items[0].sku: is required");
+    }
+
+    #[test]
+    fn unavailable_carries_the_wait() {
+        let s: Status = ServiceError::unavailable("bling rate limit", Some(Duration::from_millis(340))).into();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(retry_after(&s), Some(Duration::from_millis(340)));
+        assert!(is_retriable(&s));
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let s: Status = ServiceError::Internal(anyhow::anyhow!("token abc123 rejected")).into();
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("abc123"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Shared foundations of every ponte service: configuration from the environment,
+//! telemetry (logs and OpenTelemetry traces), storage, idempotency keys, the error type
+//! every service answers with, and the gRPC server scaffolding (health, reflection,
+//! trace propagation, graceful shutdown).
+
+pub mod access;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod idempotency;
+pub mod lock;
+pub mod metrics;
+pub mod ratelimit;
+pub mod retry;
+pub mod service;
+pub mod structs;
+pub mod telemetry;
+pub mod tenants;
+pub mod time;
+
+pub use config::{ConfigError, Env};
+pub use error::ServiceError;

@@ -1,0 +1,107 @@
+//! What a ponte service is to the process that runs it: a name, a database schema with its
+//! migrations, the gRPC services it registers, and how to build them from shared dependencies.
+//! The `ponte` binary runs any [`ServiceSpec`] the same way, alone (`serve`) or all together (`dev`).
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::service::Routes;
+
+use crate::{
+    config::{ConfigError, Env, Peers},
+    db::{Database, Migrations},
+    grpc::{TracedChannel, channel},
+    idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency},
+    lock::{Locks, MemoryLocks, RedisLocks},
+    ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
+};
+
+/// Everything a service is built from.
+#[derive(Clone)]
+pub struct Deps {
+    pub db: Database,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The shared request budgets of the outside systems.
+    pub limiter: Arc<dyn RateLimiter>,
+    pub locks: Arc<dyn Locks>,
+    pub peers: Peers,
+    /// The environment, for the settings only one service reads (e.g. `PONTE_BLING_CLIENT_ID`).
+    pub env: Env,
+}
+
+/// The process-wide parts of [`Deps`] kept in Redis, or in memory for `ponte dev`.
+#[derive(Clone)]
+pub struct Shared {
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub locks: Arc<dyn Locks>,
+}
+
+impl Shared {
+    /// Everything in Redis under `prefix`, shared by every replica.
+    pub fn redis(conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        Self {
+            idempotency: Arc::new(RedisIdempotency::new(conn.clone(), prefix)),
+            limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
+            locks: Arc::new(RedisLocks::new(conn, prefix)),
+        }
+    }
+
+    /// Everything in this process's memory (a single replica).
+    pub fn memory() -> Self {
+        Self {
+            idempotency: Arc::new(MemoryIdempotency::default()),
+            limiter: Arc::new(MemoryRateLimiter::default()),
+            locks: Arc::new(MemoryLocks::default()),
+        }
+    }
+
+    pub fn deps(&self, db: Database, peers: Peers, env: Env) -> Deps {
+        Deps {
+            db,
+            idempotency: self.idempotency.clone(),
+            limiter: self.limiter.clone(),
+            locks: self.locks.clone(),
+            peers,
+            env,
+        }
+    }
+}
+
+impl Deps {
+    /// A traced channel to the auth-token service.
+    pub fn auth_token_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_AUTH_TOKEN_URL", &self.peers.auth_token)
+    }
+
+    pub fn mapping_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_MAPPING_URL", &self.peers.mapping)
+    }
+
+    pub fn catalog_sync_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_CATALOG_SYNC_URL", &self.peers.catalog_sync)
+    }
+
+    pub fn sales_ingest_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_SALES_INGEST_URL", &self.peers.sales_ingest)
+    }
+
+    pub fn shipping_status_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_SHIPPING_STATUS_URL", &self.peers.shipping_status)
+    }
+}
+
+/// A service as the binary sees it.
+pub struct ServiceSpec {
+    /// The name used on the command line and in logs, e.g. "auth-token".
+    pub name: &'static str,
+    /// Its PostgreSQL schema (and SQLite file name), e.g. "auth_token".
+    pub schema: &'static str,
+    /// The fully qualified gRPC services it serves (reported by health).
+    pub grpc_services: &'static [&'static str],
+    pub migrations: &'static Migrations,
+    /// Builds the gRPC routes.
+    pub routes: fn(&Deps) -> Result<Routes, ConfigError>,
+}
+
+/// How long a tenant id known to exist is trusted without asking auth-token again.
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);

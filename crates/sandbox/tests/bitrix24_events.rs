@@ -1,0 +1,197 @@
+//! Outbound events of the Bitrix24 portal: form-encoded posts in PHP-array notation with
+//! `auth[application_token]`, raised by changes made by a person in the CRM and through the
+//! API, sent once (no retries), to the outgoing webhook and to handlers bound by the app.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
+use ponte_sandbox::bitrix24::{self, Config};
+use serde_json::{Value, json};
+
+/// One post: its content type and its form fields.
+type Post = (String, BTreeMap<String, String>);
+
+/// A handler that records what it receives and answers `status`.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<Post>>>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> (Self, String) {
+        let r = Self::default();
+        let seen = r.seen.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+                    seen.lock().unwrap().push((ct, form));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Post> {
+        for _ in 0..200 {
+            if self.seen.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_person_editing_a_product_posts_a_form_encoded_event() {
+    let (rx, url) = Receiver::start(200).await;
+    let cfg = Config { event_url: Some(url), ..Config::for_tests() };
+    let portal = bitrix24::spawn(cfg.clone()).await.unwrap();
+    let id = portal.seed_product(json!({"NAME": "Caneca", "XML_ID": "bling-9"})).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(rx.seen.lock().unwrap().is_empty(), "seeding raises no event");
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/__admin/ui/crm.product.update", portal.base_url))
+        .json(&json!({"id": id, "fields": {"NAME": "Caneca 2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = rx.wait_for(1).await;
+    assert_eq!(seen.len(), 1);
+    let (ct, form) = &seen[0];
+    assert_eq!(ct, "application/x-www-form-urlencoded");
+    assert_eq!(form["event"], "ONCRMPRODUCTUPDATE");
+    assert_eq!(form["data[FIELDS][ID]"], id.to_string());
+    assert_eq!(form["auth[application_token]"], cfg.application_token);
+    assert_eq!(form["auth[domain]"], cfg.domain);
+    assert_eq!(form["auth[member_id]"], cfg.member_id);
+    assert_eq!(form["auth[client_endpoint]"], portal.client_endpoint());
+    assert!(form.get("auth[access_token]").is_none(), "an outgoing webhook gets no tokens");
+    assert!(form["ts"].parse::<i64>().is_ok());
+    assert_eq!(portal.product(id).unwrap()["NAME"], "Caneca 2");
+
+    // The helper does the same.
+    let new = portal.create_product_in_ui(json!({"NAME": "Prato"})).unwrap();
+    let seen = rx.wait_for(2).await;
+    assert_eq!(
+        (seen[1].1["event"].as_str(), seen[1].1["data[FIELDS][ID]"].clone()),
+        ("ONCRMPRODUCTADD", new.to_string())
+    );
+}
+
+#[tokio::test]
+async fn api_changes_raise_events_unless_switched_off() {
+    let (rx, url) = Receiver::start(200).await;
+    let portal = bitrix24::spawn(Config { event_url: Some(url.clone()), ..Config::for_tests() }).await.unwrap();
+    let http = reqwest::Client::new();
+    http.post(format!("{}crm.deal.add.json", portal.webhook_url))
+        .json(&json!({"fields": {"TITLE": "A"}}))
+        .send()
+        .await
+        .unwrap();
+    let seen = rx.wait_for(1).await;
+    assert_eq!(seen[0].1["event"], "ONCRMDEALADD");
+
+    let (quiet_rx, quiet_url) = Receiver::start(200).await;
+    let quiet =
+        bitrix24::spawn(Config { event_url: Some(quiet_url), events_on_api_changes: false, ..Config::for_tests() })
+            .await
+            .unwrap();
+    http.post(format!("{}crm.product.add.json", quiet.webhook_url))
+        .json(&json!({"fields": {"NAME": "A"}}))
+        .send()
+        .await
+        .unwrap();
+    quiet.edit_product_in_ui(1, json!({"NAME": "B"})).unwrap();
+    quiet_rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = quiet_rx.seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().map(|(_, f)| f["event"].clone()).collect::<Vec<_>>(), ["ONCRMPRODUCTUPDATE"]);
+}
+
+#[tokio::test]
+async fn a_failed_post_is_logged_never_resent_and_drops_can_be_injected() {
+    let (rx, url) = Receiver::start(500).await;
+    let portal = bitrix24::spawn(Config { event_url: Some(url), ..Config::for_tests() }).await.unwrap();
+    let id = portal.create_product_in_ui(json!({"NAME": "Copo"})).unwrap();
+    rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.seen.lock().unwrap().len(), 1, "Bitrix24 does not retry");
+    let log = portal.events();
+    assert_eq!((log.len(), log[0].status, log[0].id), (1, Some(500), id));
+
+    reqwest::Client::new()
+        .put(format!("{}/__admin/faults", portal.base_url))
+        .json(&json!({"webhook_drop_rate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    portal.edit_product_in_ui(id, json!({"NAME": "Copo 2"})).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.seen.lock().unwrap().len(), 1, "the event was dropped");
+    let log: Value = reqwest::get(format!("{}/__admin/events", portal.base_url)).await.unwrap().json().await.unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 2);
+    assert!(log[1]["status"].is_null());
+}
+
+#[tokio::test]
+async fn handlers_bound_by_the_app_get_events_with_its_tokens_and_install_hands_over_the_pair() {
+    let (rx, url) = Receiver::start(200).await;
+    let cfg = Config::for_tests();
+    let portal = bitrix24::spawn(cfg.clone()).await.unwrap();
+    let http = reqwest::Client::new();
+
+    let installed: Value = http
+        .post(format!("{}/__admin/install", portal.base_url))
+        .json(&json!({"handler": url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let install = rx.wait_for(1).await[0].1.clone();
+    assert_eq!(install["event"], "ONAPPINSTALL");
+    assert_eq!(install["auth[application_token]"], cfg.application_token);
+    assert_eq!(install["auth[refresh_token]"], installed["refresh_token"].as_str().unwrap());
+    let access = install["auth[access_token]"].clone();
+
+    let bind = |event: &str| {
+        http.post(format!("{}event.bind", portal.client_endpoint()))
+            .json(&json!({"auth": access, "event": event, "handler": url}))
+            .send()
+    };
+    let bound: Value = bind("ONCRMDEALUPDATE").await.unwrap().json().await.unwrap();
+    assert_eq!(bound["result"], true);
+    let again: Value = bind("ONCRMDEALUPDATE").await.unwrap().json().await.unwrap();
+    assert_eq!(again["error"], "ERROR_HANDLER_ALREADY_EXIST");
+
+    let deal = portal.seed_deal(json!({"TITLE": "A"})).unwrap();
+    portal.as_person("crm.deal.update", json!({"id": deal, "fields": {"STAGE_ID": "WON"}})).unwrap();
+    let seen = rx.wait_for(2).await;
+    let event = &seen[1].1;
+    assert_eq!(event["event"], "ONCRMDEALUPDATE");
+    assert_eq!(event["event_handler_id"], portal.bindings()[0].id.to_string());
+    let token = event["auth[access_token]"].clone();
+    let listed: Value = reqwest::get(format!("{}crm.deal.get?auth={token}&id={deal}", portal.client_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["result"]["STAGE_ID"], "WON", "the event's token works for re-reading the deal");
+}

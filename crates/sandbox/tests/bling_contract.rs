@@ -1,0 +1,192 @@
+//! The Bling sandbox behaves as the contract says, over real HTTP.
+
+use std::time::Duration;
+
+use ponte_sandbox::bling::{Bling, Config, DEPOSITO_GERAL};
+use serde_json::{Value, json};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cfg: Config,
+}
+
+impl Client {
+    async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .basic_auth(&self.cfg.client_id, Some(&self.cfg.client_secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value, bool) {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap();
+        let retry_after = r.headers().contains_key("retry-after");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null), retry_after)
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn start(cfg: Config) -> (ponte_sandbox::bling::Handle, Client) {
+    let h = Bling::new(cfg.clone()).spawn(None).await.unwrap();
+    let c = Client { http: reqwest::Client::new(), base: h.base_url.clone(), cfg };
+    (h, c)
+}
+
+async fn connect(h: &ponte_sandbox::bling::Handle, c: &Client) -> Value {
+    let url = format!("{}/oauth/authorize?response_type=code&client_id={}&state=s1", c.base, c.cfg.client_id);
+    let (code, state) = h.authorize(&url).await.unwrap();
+    assert_eq!(state, "s1");
+    let (status, body) = c.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_reuse_revokes_the_grant() {
+    let (h, c) = start(Config::default()).await;
+    let url = format!("{}/oauth/authorize?response_type=code&client_id={}&state=x", c.base, c.cfg.client_id);
+    let (code, _) = h.authorize(&url).await.unwrap();
+    let (s, tokens) = c.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(s, 200);
+    assert_eq!(tokens["expires_in"], 21600);
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(c.get(&access, "/empresas/me/dados-basicos").await.0, 200);
+
+    let (s, again) = c.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(s, 400);
+    assert_eq!(again["error"]["type"], "VALIDATION_ERROR");
+    // The grant is revoked: its token and refresh token stop working.
+    assert_eq!(c.get(&access, "/empresas/me/dados-basicos").await.0, 401);
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(c.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)]).await.0, 400);
+}
+
+#[tokio::test]
+async fn codes_expire_after_a_minute_and_clients_authenticate_with_basic_only() {
+    let (h, c) = start(Config::default()).await;
+    let url = format!("{}/oauth/authorize?response_type=code&client_id={}&state=x", c.base, c.cfg.client_id);
+    let (code, _) = h.authorize(&url).await.unwrap();
+    let in_body = c
+        .http
+        .post(format!("{}/oauth/token", c.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", c.cfg.client_id.as_str()),
+            ("client_secret", c.cfg.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_body.status(), 401);
+    assert_eq!(in_body.json::<Value>().await.unwrap()["error"]["type"], "invalid_client");
+    h.bling.advance(Duration::from_secs(61));
+    let (s, body) = c.token(&[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!((s, body["error"]["type"].as_str()), (400, Some("invalid_grant")));
+
+    h.bling.deny_next_authorization();
+    assert_eq!(h.authorize(&url).await.unwrap_err(), "access_denied");
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_access_tokens_expire() {
+    let (h, c) = start(Config::default()).await;
+    let first = connect(&h, &c).await;
+    let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (s, second) = c.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    assert_eq!(s, 200);
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(rt1, rt2);
+    let (s, used) = c.token(&[("grant_type", "refresh_token"), ("refresh_token", &rt1)]).await;
+    assert_eq!((s, used["error"]["type"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(h.bling.stats().stale_refresh_tokens, 1);
+
+    let access = second["access_token"].as_str().unwrap();
+    h.bling.advance(Duration::from_secs(21_601));
+    let (s, body, _) = c.get(access, "/empresas/me/dados-basicos").await;
+    assert_eq!((s, body["error"]["description"].as_str()), (401, Some("The access token provided has expired")));
+}
+
+#[tokio::test]
+async fn a_burst_gets_exactly_the_excess_rejected_with_the_documented_body() {
+    let (h, c) = start(Config::default()).await;
+    let token = connect(&h, &c).await["access_token"].as_str().unwrap().to_owned();
+    let calls = (0..10).map(|_| c.get(&token, "/empresas/me/dados-basicos"));
+    let results = futures::future::join_all(calls).await;
+    let limited: Vec<_> = results.iter().filter(|r| r.0 == 429).collect();
+    assert_eq!(limited.len(), 7, "3 per second are allowed");
+    let (_, body, retry_after) = limited[0];
+    assert_eq!(body["error"]["type"], "TOO_MANY_REQUESTS");
+    assert_eq!((body["error"]["limit"].as_i64(), body["error"]["period"].as_str()), (Some(3), Some("second")));
+    assert!(!retry_after, "Bling sends no Retry-After");
+    assert_eq!(h.bling.stats().rate_limited, 7);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_blocks_the_ip_after_twenty_calls_a_minute() {
+    let (_h, c) = start(Config::default()).await;
+    let mut statuses = Vec::new();
+    for _ in 0..22 {
+        statuses.push(c.token(&[("grant_type", "refresh_token"), ("refresh_token", "nope")]).await.0);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 400), "{statuses:?}");
+    assert_eq!(&statuses[20..], &[403, 403]);
+}
+
+#[tokio::test]
+async fn orders_validate_parcelas_and_move_stock() {
+    let cfg = Config { per_second: 1000, ..Config::default() };
+    let (h, c) = start(cfg).await;
+    let token = connect(&h, &c).await["access_token"].as_str().unwrap().to_owned();
+    let produto = h.bling.seed_product(json!({"nome": "Camiseta azul M", "codigo": "CAM-AZ-M", "preco": 59.9}));
+    h.bling.set_stock(produto, DEPOSITO_GERAL, 10.into());
+    let order = |parcela: f64| {
+        json!({"contato": {"id": 1}, "data": "2026-03-02", "dataSaida": "2026-03-02", "dataPrevista": "2026-03-02",
+               "numeroLoja": "V-1", "itens": [{"produto": {"id": produto}, "quantidade": 2, "valor": 59.9, "descricao": "Camiseta"}],
+               "parcelas": [{"dataVencimento": "2026-03-02", "valor": parcela, "formaPagamento": {"id": 11010299}}]})
+    };
+    let (s, bad) = c.post(&token, "/pedidos/vendas", order(100.0)).await;
+    assert_eq!(s, 400);
+    assert_eq!(bad["error"]["fields"][0]["code"], 22);
+    let (s, ok) = c.post(&token, "/pedidos/vendas", order(119.8)).await;
+    assert_eq!(s, 201, "{ok}");
+    let id = ok["data"]["id"].as_i64().unwrap();
+    let (_, found, _) = c.get(&token, "/pedidos/vendas?numerosLojas[]=V-1").await;
+    assert_eq!(found["data"][0]["id"].as_i64(), Some(id));
+    assert_eq!(c.post(&token, &format!("/pedidos/vendas/{id}/lancar-estoque"), json!({})).await.0, 204);
+    assert_eq!(h.bling.stock(produto, DEPOSITO_GERAL), 8.into());
+    assert_eq!(c.post(&token, &format!("/pedidos/vendas/{id}/lancar-estoque"), json!({})).await.0, 400, "posted twice");
+    assert_eq!(c.post(&token, &format!("/pedidos/vendas/{id}/estornar-estoque"), json!({})).await.0, 204);
+    assert_eq!(h.bling.stock(produto, DEPOSITO_GERAL), 10.into());
+}
+
+#[tokio::test]
+async fn default_filters_hide_what_the_contract_says_they_hide() {
+    let cfg = Config { per_second: 1000, ..Config::default() };
+    let (h, c) = start(cfg).await;
+    let old = h.bling.seed_product(json!({"nome": "Antigo", "codigo": "A"}));
+    h.bling.advance(Duration::from_secs(8 * 86_400));
+    let token = connect(&h, &c).await["access_token"].as_str().unwrap().to_owned();
+    let new = h.bling.seed_product(json!({"nome": "Novo", "codigo": "N"}));
+    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(ids(&c.get(&token, "/produtos").await.1), [new], "criterio 1 shows only recent products");
+    assert_eq!(ids(&c.get(&token, "/produtos?criterio=5").await.1), [old, new]);
+    h.bling.set_stock(new, DEPOSITO_GERAL, 3.into());
+    let q = format!("/estoques/saldos?idsProdutos[]={old}&idsProdutos[]={new}");
+    let default = c.get(&token, &q).await.1;
+    assert_eq!(default["data"].as_array().unwrap().len(), 1, "zero balances are hidden by default");
+    let zero = c.get(&token, &format!("{q}&filtroSaldoEstoque=0")).await.1;
+    assert_eq!(zero["data"][0]["produto"]["id"].as_i64(), Some(old));
+}

@@ -1,0 +1,94 @@
+//! The Bling sandbox's webhooks: v1 envelopes signed over the raw body with the client secret,
+//! retried until a 2xx, and a resource's hook switched off after failed deliveries.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, http::HeaderMap, http::StatusCode, routing::post};
+use ponte_sandbox::bling::{Bling, Config};
+use serde_json::{Value, json};
+
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<(String, Bytes)>>>,
+}
+
+/// Answers 503 to the first `failures` deliveries, 200 after.
+async fn receiver(failures: usize) -> Receiver {
+    let seen: Arc<Mutex<Vec<(String, Bytes)>>> = Arc::default();
+    let seen2 = seen.clone();
+    let app = Router::new().route(
+        "/webhooks/bling",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let seen = seen2.clone();
+            async move {
+                let sig =
+                    headers.get("x-bling-signature-256").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let mut s = seen.lock().unwrap();
+                s.push((sig, body));
+                if s.len() <= failures { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/bling", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, seen }
+}
+
+async fn wait_for(f: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn changes_are_signed_v1_events_retried_until_accepted() {
+    let r = receiver(2).await;
+    let cfg =
+        Config { webhook_url: Some(r.url.clone()), webhook_backoff: Duration::from_millis(20), ..Config::default() };
+    let bling = Bling::new(cfg.clone());
+    let id = bling.seed_product(json!({"nome": "Copo", "codigo": "COPO", "preco": 4.99}));
+    assert!(bling.edit_product_in_ui(id, json!({"preco": 5.49})));
+    wait_for(|| bling.stats().webhooks_delivered == 1).await;
+    let seen = r.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "two failures, then accepted");
+    for (sig, body) in &seen {
+        assert_eq!(sig, &format!("sha256={}", ponte_sandbox::cplug::sign(&cfg.client_secret, body)));
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!((v["event"].as_str(), v["version"].as_str()), (Some("product.updated"), Some("v1")));
+        assert_eq!(v["companyId"], cfg.company_id.as_str());
+        assert_eq!(v["data"]["id"].as_i64(), Some(id));
+        assert_eq!(v["data"]["preco"], 5.49);
+        assert_eq!(
+            v["eventId"],
+            serde_json::from_slice::<Value>(&seen[0].1).unwrap()["eventId"],
+            "retries keep the event id"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_hook_that_keeps_failing_is_switched_off() {
+    let r = receiver(usize::MAX).await;
+    let cfg = Config {
+        webhook_url: Some(r.url.clone()),
+        webhook_backoff: Duration::from_millis(10),
+        webhook_attempts: 3,
+        ..Config::default()
+    };
+    let bling = Bling::new(cfg);
+    let id = bling.seed_product(json!({"nome": "Copo"}));
+    bling.edit_product_in_ui(id, json!({"nome": "Copo 2"}));
+    wait_for(|| !bling.stats().hooks_disabled.is_empty()).await;
+    assert_eq!(bling.stats().hooks_disabled, ["product"]);
+    assert_eq!(r.seen.lock().unwrap().len(), 3);
+    bling.edit_product_in_ui(id, json!({"nome": "Copo 3"}));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(r.seen.lock().unwrap().len(), 3, "a switched-off hook sends nothing");
+}

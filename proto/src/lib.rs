@@ -1,0 +1,20 @@
+//! ponte's gRPC contracts: the generated `ponte.v1` messages, clients and servers,
+//! and the encoded descriptor set that server reflection serves.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("ponte.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every `ponte.v1` proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ponte_descriptor.bin"));
+
+/// The fully qualified gRPC service names, as health and reflection report them.
+pub mod service_names {
+    pub const AUTH_TOKEN: &str = "ponte.v1.AuthTokenService";
+    pub const MAPPING: &str = "ponte.v1.MappingService";
+    pub const CATALOG_SYNC: &str = "ponte.v1.CatalogSyncService";
+    pub const SALES_INGEST: &str = "ponte.v1.SalesIngestService";
+    pub const SHIPPING_STATUS: &str = "ponte.v1.ShippingStatusService";
+    pub const INBOX: &str = "ponte.v1.InboxService";
+}

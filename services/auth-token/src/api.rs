@@ -1,0 +1,217 @@
+//! The gRPC surface of auth-token.
+
+use ponte_core::error::ServiceError;
+use ponte_proto::v1::{
+    CompleteAuthorizationRequest, CompleteAuthorizationResponse, ConnectionState, CreateTenantRequest,
+    CreateTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
+    GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, ListConnectionsRequest,
+    ListConnectionsResponse, ListTenantsRequest, ListTenantsResponse, Provider, ResolveTenantRequest,
+    ResolveTenantResponse, RevokeConnectionRequest, RevokeConnectionResponse, SetApiCredentialsRequest,
+    SetApiCredentialsResponse, StartAuthorizationRequest, StartAuthorizationResponse,
+    auth_token_service_server::AuthTokenService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    AuthToken,
+    connections::{self, Field, provider_from, provider_name},
+    credentials, oauth, tenants,
+    tenants::validate_tenant_id,
+};
+
+impl AuthToken {
+    async fn require_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
+        validate_tenant_id("tenant_id", tenant_id)?;
+        match tenants::get(&self.db, tenant_id).await? {
+            Some(_) => Ok(()),
+            None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist"))),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AuthTokenService for AuthToken {
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn create_tenant(&self, req: Request<CreateTenantRequest>) -> Result<Response<CreateTenantResponse>, Status> {
+        let req = req.into_inner();
+        let tenant = tenants::create(&self.db, &req.tenant_id, &req.display_name).await?;
+        Ok(Response::new(CreateTenantResponse { tenant: Some(tenant) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn get_tenant(&self, req: Request<GetTenantRequest>) -> Result<Response<GetTenantResponse>, Status> {
+        let tenant_id = req.into_inner().tenant_id;
+        validate_tenant_id("tenant_id", &tenant_id)?;
+        match tenants::get(&self.db, &tenant_id).await? {
+            Some(tenant) => Ok(Response::new(GetTenantResponse { tenant: Some(tenant) })),
+            None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist")).into()),
+        }
+    }
+
+    async fn list_tenants(&self, req: Request<ListTenantsRequest>) -> Result<Response<ListTenantsResponse>, Status> {
+        let req = req.into_inner();
+        Ok(Response::new(tenants::list(&self.db, req.page_size, &req.page_token).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn start_authorization(
+        &self,
+        req: Request<StartAuthorizationRequest>,
+    ) -> Result<Response<StartAuthorizationResponse>, Status> {
+        let req = req.into_inner();
+        self.require_tenant(&req.tenant_id).await?;
+        let provider = provider_from("provider", req.provider)?;
+        let authorize = match provider {
+            Provider::Bling => {
+                let bling = self.bling()?;
+                let (state, expire) = oauth::new_state(&self.db, &req.tenant_id, provider).await?;
+                (bling.oauth.authorize_url(&state), state, expire)
+            }
+            Provider::Bitrix24 => {
+                let app = self.bitrix24()?;
+                let portal = oauth::portal_domain("bitrix24_domain", &req.bitrix24_domain)?;
+                let (state, expire) = oauth::new_state(&self.db, &req.tenant_id, provider).await?;
+                (app.authorize_url(&portal, &state), state, expire)
+            }
+            other => {
+                return Err(ServiceError::invalid(
+                    "provider",
+                    format!("{} connects with API credentials (SetApiCredentials), not OAuth", provider_name(other)),
+                )
+                .into());
+            }
+        };
+        let (authorize_url, state, expire) = authorize;
+        Ok(Response::new(StartAuthorizationResponse {
+            authorize_url,
+            state,
+            expire_time: Some(ponte_core::time::to_timestamp(expire)),
+        }))
+    }
+
+    async fn complete_authorization(
+        &self,
+        req: Request<CompleteAuthorizationRequest>,
+    ) -> Result<Response<CompleteAuthorizationResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        let row = match provider {
+            Provider::Bling => self.complete_bling(&req.code, &req.state, &req.error).await?,
+            Provider::Bitrix24 => self.complete_bitrix24(&req).await?,
+            other => {
+                return Err(ServiceError::invalid(
+                    "provider",
+                    format!("{} connects with API credentials, not OAuth", provider_name(other)),
+                )
+                .into());
+            }
+        };
+        Ok(Response::new(CompleteAuthorizationResponse { connection: Some(row.to_proto()) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn set_api_credentials(
+        &self,
+        req: Request<SetApiCredentialsRequest>,
+    ) -> Result<Response<SetApiCredentialsResponse>, Status> {
+        let req = req.into_inner();
+        self.require_tenant(&req.tenant_id).await?;
+        let row = credentials::store(self, &req.tenant_id, req.credentials).await?;
+        Ok(Response::new(SetApiCredentialsResponse { connection: Some(row.to_proto()) }))
+    }
+
+    async fn revoke_connection(
+        &self,
+        req: Request<RevokeConnectionRequest>,
+    ) -> Result<Response<RevokeConnectionResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        connections::require(&self.db, &req.tenant_id, provider).await?;
+        connections::set_state(
+            &self.db,
+            &req.tenant_id,
+            provider,
+            ConnectionState::Revoked,
+            "revoked by an operator",
+            true,
+        )
+        .await?;
+        tracing::info!(tenant_id = req.tenant_id, provider = provider_name(provider), "connection revoked");
+        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        Ok(Response::new(RevokeConnectionResponse { connection: Some(row.to_proto()) }))
+    }
+
+    async fn get_connection(
+        &self,
+        req: Request<GetConnectionRequest>,
+    ) -> Result<Response<GetConnectionResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        validate_tenant_id("tenant_id", &req.tenant_id)?;
+        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        Ok(Response::new(GetConnectionResponse { connection: Some(row.to_proto()) }))
+    }
+
+    async fn list_connections(
+        &self,
+        req: Request<ListConnectionsRequest>,
+    ) -> Result<Response<ListConnectionsResponse>, Status> {
+        let tenant_id = req.into_inner().tenant_id;
+        self.require_tenant(&tenant_id).await?;
+        let rows = connections::list(&self.db, &tenant_id).await?;
+        Ok(Response::new(ListConnectionsResponse { connections: rows.iter().map(|r| r.to_proto()).collect() }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id, provider = req.get_ref().provider))]
+    async fn get_access_token(
+        &self,
+        req: Request<GetAccessTokenRequest>,
+    ) -> Result<Response<GetAccessTokenResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        validate_tenant_id("tenant_id", &req.tenant_id)?;
+        Ok(Response::new(self.access_token(&req.tenant_id, provider, req.rejected_token_version).await?))
+    }
+
+    async fn resolve_tenant(
+        &self,
+        req: Request<ResolveTenantRequest>,
+    ) -> Result<Response<ResolveTenantResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        let account = ServiceError::require("external_account_id", &req.external_account_id)?;
+        match connections::resolve(&self.db, provider, account).await? {
+            Some(tenant_id) => Ok(Response::new(ResolveTenantResponse { tenant_id })),
+            None => Err(ServiceError::NotFound(format!(
+                "no tenant has connected {} account '{account}'",
+                provider_name(provider)
+            ))
+            .into()),
+        }
+    }
+
+    async fn get_webhook_secret(
+        &self,
+        req: Request<GetWebhookSecretRequest>,
+    ) -> Result<Response<GetWebhookSecretResponse>, Status> {
+        let req = req.into_inner();
+        let provider = provider_from("provider", req.provider)?;
+        validate_tenant_id("tenant_id", &req.tenant_id)?;
+        if provider == Provider::Bling {
+            return Err(ServiceError::invalid(
+                "provider",
+                "Bling signs webhooks with the app's client secret, not a per-tenant one",
+            )
+            .into());
+        }
+        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        let secret = row.open(&self.sealer, Field::WebhookSecret)?.ok_or_else(|| {
+            ServiceError::FailedPrecondition(format!(
+                "the {} connection of tenant '{}' has no webhook secret",
+                provider_name(provider),
+                req.tenant_id
+            ))
+        })?;
+        Ok(Response::new(GetWebhookSecretResponse { secret }))
+    }
+}

@@ -1,0 +1,140 @@
+//! auth-token: tenants and their connections to Bling, Bitrix24, 360Envios and CPLUG, and the
+//! short-lived access tokens every other service calls those systems with. It alone owns
+//! tenants and secrets: tokens and credentials are sealed at rest (AES-256-GCM) and leave the
+//! service only as access tokens handed to ponte's own services.
+
+mod api;
+mod connections;
+mod credentials;
+pub mod keys;
+mod oauth;
+mod tenants;
+mod tokens;
+
+use std::{sync::Arc, time::Duration};
+
+use ponte_connectors::{
+    bitrix24::{Bitrix24AppConfig, Bitrix24OAuth},
+    bling::{BlingApi, BlingConfig, BlingOAuth},
+    cplug::CplugClient,
+};
+use ponte_core::{
+    config::{ConfigError, Env},
+    crypto::Sealer,
+    db::{Database, Migrations},
+    error::ServiceError,
+    lock::Locks,
+    ratelimit::{Quota, RateLimiter},
+    service::{Deps, ServiceSpec},
+};
+use ponte_proto::{service_names, v1::auth_token_service_server::AuthTokenServiceServer};
+use sqlx::migrate::Migrator;
+use tonic::service::Routes;
+
+pub use tenants::validate_tenant_id;
+
+static PG: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
+
+/// The auth-token service as the binary runs it.
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "auth-token",
+    schema: "auth_token",
+    grpc_services: &[service_names::AUTH_TOKEN],
+    migrations: &MIGRATIONS,
+    routes,
+};
+
+fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    let svc = AuthToken::from_deps(deps)?;
+    let refresher = svc.clone();
+    let ahead = deps.env.seconds_or("PONTE_TOKEN_REFRESH_AHEAD_SECONDS", 1800, 60)?;
+    tokio::spawn(async move {
+        // The first pass waits a period: a replica starting (or restarting) must not add a
+        // burst of token calls on top of the running ones.
+        let period = Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            refresher.refresh_expiring(ahead).await;
+        }
+    });
+    Ok(Routes::new(AuthTokenServiceServer::new(svc)))
+}
+
+#[derive(Clone)]
+pub(crate) struct Bling {
+    pub oauth: BlingOAuth,
+    pub api: BlingApi,
+}
+
+/// Where the providers without OAuth live.
+#[derive(Clone, Debug)]
+pub(crate) struct ProviderUrls {
+    pub envios360: String,
+    pub cplug: String,
+}
+
+/// The gRPC implementation.
+#[derive(Clone)]
+pub struct AuthToken {
+    db: Database,
+    sealer: Sealer,
+    bling: Option<Bling>,
+    bitrix24: Option<Bitrix24OAuth>,
+    cplug: CplugClient,
+    urls: ProviderUrls,
+    limiter: Arc<dyn RateLimiter>,
+    locks: Arc<dyn Locks>,
+    token_quota: Quota,
+    /// A token expiring sooner than this is renewed before it is handed out.
+    handout_margin: Duration,
+}
+
+impl AuthToken {
+    /// Builds the service from shared dependencies and `PONTE_SEALING_KEYS`, `PONTE_BLING_*`,
+    /// `PONTE_BITRIX24_*`,
+    /// `PONTE_ENVIOS360_API_URL`, `PONTE_CPLUG_API_URL`.
+    pub fn from_deps(deps: &Deps) -> Result<Self, ConfigError> {
+        let env: &Env = &deps.env;
+        let http = ponte_connectors::http::client();
+        let bling = BlingConfig::from_env(env)?.map(|cfg| Bling {
+            api: BlingApi::new(http.clone(), &cfg.api_url, deps.limiter.clone(), Quota::bling()),
+            oauth: BlingOAuth::new(http.clone(), cfg),
+        });
+        let urls = ProviderUrls {
+            envios360: env.http_url_or("PONTE_ENVIOS360_API_URL", "https://api.360envios.com.br/v1")?,
+            cplug: env.http_url_or("PONTE_CPLUG_API_URL", "https://api.connectplug.com.br/api/v3")?,
+        };
+        Ok(Self {
+            db: deps.db.clone(),
+            sealer: Sealer::from_env(env)?,
+            bling,
+            bitrix24: Bitrix24AppConfig::from_env(env)?.map(|cfg| Bitrix24OAuth::new(http.clone(), cfg)),
+            cplug: CplugClient::new(http.clone(), &urls.cplug),
+            urls,
+            limiter: deps.limiter.clone(),
+            locks: deps.locks.clone(),
+            // Bling blocks an IP for an hour after 20 token calls in 60 s: stay at 15 in any minute.
+            token_quota: Quota { interval: Duration::from_secs(5), burst: 3, daily: None },
+            handout_margin: env.seconds_or("PONTE_TOKEN_REFRESH_MARGIN_SECONDS", 300, 0)?,
+        })
+    }
+
+    pub(crate) fn bitrix24(&self) -> Result<&Bitrix24OAuth, ServiceError> {
+        self.bitrix24.as_ref().ok_or_else(|| {
+            ServiceError::FailedPrecondition(
+                "no Bitrix24 app is configured (set PONTE_BITRIX24_CLIENT_ID and PONTE_BITRIX24_CLIENT_SECRET)".into(),
+            )
+        })
+    }
+
+    pub(crate) fn bling(&self) -> Result<&Bling, ServiceError> {
+        self.bling.as_ref().ok_or_else(|| {
+            ServiceError::FailedPrecondition(
+                "no Bling app is configured (set PONTE_BLING_CLIENT_ID and PONTE_BLING_CLIENT_SECRET)".into(),
+            )
+        })
+    }
+}

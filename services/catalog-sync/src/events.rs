@@ -1,0 +1,185 @@
+//! Events the gateway delivers (`HandleEvent`): validated, checked against the newest event
+//! already accepted for the same entity (webhooks arrive duplicated and out of order; an older
+//! one must not undo a newer change), and recorded in an append-only ledger (`event_log`).
+//!
+//! What an accepted event does to Bitrix24 is not built yet: such events are answered SKIPPED
+//! saying so, never APPLIED.
+
+use ponte_core::{
+    db::Database,
+    error::ServiceError,
+    time::{from_timestamp, now_millis, to_datetime},
+};
+use ponte_proto::v1::{
+    CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, InboundEvent, Provider,
+};
+
+/// The detail of an accepted event while the writes to Bitrix24 are missing.
+pub const NOT_BUILT: &str = "the Bitrix24 write is not built yet";
+
+const BLING_TYPES: &[&str] =
+    &["product.created", "product.updated", "product.deleted", "order.created", "order.updated", "order.deleted"];
+const BITRIX24_TYPES: &[&str] = &[
+    "ONCRMPRODUCTADD",
+    "ONCRMPRODUCTUPDATE",
+    "ONCRMPRODUCTDELETE",
+    "CATALOG.PRODUCT.ON.ADD",
+    "CATALOG.PRODUCT.ON.UPDATE",
+    "CATALOG.PRODUCT.ON.DELETE",
+];
+
+/// The checked parts of an event.
+struct Checked<'a> {
+    event: &'a InboundEvent,
+    source: &'static str,
+    occurred: i64,
+}
+
+fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
+    ServiceError::require("event.event_id", &event.event_id)?;
+    ServiceError::require("event.tenant_id", &event.tenant_id)?;
+    let (source, known) = match Provider::try_from(event.source) {
+        Ok(Provider::Bling) => ("bling", BLING_TYPES),
+        Ok(Provider::Bitrix24) => ("bitrix24", BITRIX24_TYPES),
+        _ => return Err(ServiceError::invalid("event.source", "catalog-sync handles events from Bling and Bitrix24")),
+    };
+    ServiceError::require("event.event_type", &event.event_type)?;
+    if !known.contains(&event.event_type.as_str()) {
+        return Err(ServiceError::invalid(
+            "event.event_type",
+            format!("catalog-sync does not handle '{}' events from {source}", event.event_type),
+        ));
+    }
+    match event.entity_key.split_once(':') {
+        Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {}
+        _ => {
+            return Err(ServiceError::invalid("event.entity_key", "must be '<kind>:<id>', e.g. 'product:16059781281'"));
+        }
+    }
+    let occurred = event.occurred_at.as_ref().map(from_timestamp).ok_or_else(|| {
+        ServiceError::invalid("event.occurred_at", "is required (it orders the events of one entity)")
+    })?;
+    Ok(Checked { event, source, occurred })
+}
+
+fn outcome_name(o: EventOutcome) -> &'static str {
+    match o {
+        EventOutcome::Applied => "applied",
+        EventOutcome::Skipped => "skipped",
+        EventOutcome::Stale => "stale",
+        EventOutcome::Parked => "parked",
+        EventOutcome::Unspecified => "unspecified",
+    }
+}
+
+/// Handles one delivered event: STALE when a newer event of the entity was already accepted,
+/// otherwise accepted as the entity's newest (and SKIPPED until the Bitrix24 write exists).
+pub async fn handle(
+    db: &Database,
+    req: CatalogSyncServiceHandleEventRequest,
+) -> Result<CatalogSyncServiceHandleEventResponse, ServiceError> {
+    let event = req.event.ok_or_else(|| ServiceError::invalid("event", "is required"))?;
+    let c = check(&event)?;
+    let e = c.event;
+    let now = now_millis();
+    let mut tx = db.pool().begin().await?;
+    // Equal times are accepted: Bling dates have one-second resolution, and the gateway hands
+    // over the events of one entity one at a time, in order.
+    let accepted = sqlx::query(
+        "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
+         event_id = excluded.event_id, update_time = excluded.update_time \
+         WHERE entity_versions.version_time <= excluded.version_time",
+    )
+    .bind(&e.tenant_id)
+    .bind(&e.entity_key)
+    .bind(c.occurred)
+    .bind(&e.event_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let (outcome, detail) = if accepted {
+        (EventOutcome::Skipped, NOT_BUILT.to_owned())
+    } else {
+        let newest: i64 =
+            sqlx::query_scalar("SELECT version_time FROM entity_versions WHERE tenant_id = $1 AND entity_key = $2")
+                .bind(&e.tenant_id)
+                .bind(&e.entity_key)
+                .fetch_one(&mut *tx)
+                .await?;
+        (
+            EventOutcome::Stale,
+            format!(
+                "{} already has an event from {}; this one is from {}",
+                e.entity_key,
+                to_datetime(newest).to_rfc3339(),
+                to_datetime(c.occurred).to_rfc3339()
+            ),
+        )
+    };
+    sqlx::query(
+        "INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, event_type, \
+         occurred_time, attempt, outcome, detail, handle_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&e.tenant_id)
+    .bind(&e.entity_key)
+    .bind(&e.event_id)
+    .bind(c.source)
+    .bind(&e.source_event_id)
+    .bind(&e.event_type)
+    .bind(c.occurred)
+    .bind(i64::from(e.attempt))
+    .bind(outcome_name(outcome))
+    .bind(&detail)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome_name(outcome), "event handled");
+    Ok(CatalogSyncServiceHandleEventResponse { outcome: outcome as i32, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> InboundEvent {
+        InboundEvent {
+            event_id: "0193-e".into(),
+            tenant_id: "loja".into(),
+            source: Provider::Bling as i32,
+            source_event_id: "b-1".into(),
+            event_type: "product.updated".into(),
+            entity_key: "product:16059781281".into(),
+            occurred_at: Some(ponte_core::time::to_timestamp(1_700_000_000_000)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bad_events_name_the_field() {
+        for (mutate, field) in [
+            (Box::new(|e: &mut InboundEvent| e.tenant_id.clear()) as Box<dyn Fn(&mut InboundEvent)>, "event.tenant_id"),
+            (Box::new(|e: &mut InboundEvent| e.source = Provider::Cplug as i32), "event.source"),
+            (Box::new(|e: &mut InboundEvent| e.event_type = "stock.updated".into()), "event.event_type"),
+            (Box::new(|e: &mut InboundEvent| e.entity_key = "product".into()), "event.entity_key"),
+            (Box::new(|e: &mut InboundEvent| e.occurred_at = None), "event.occurred_at"),
+        ] {
+            let mut e = event();
+            mutate(&mut e);
+            let err = check(&e).err().unwrap_or_else(|| panic!("{field} accepted"));
+            assert!(err.to_string().starts_with(field), "{err}");
+        }
+        assert!(check(&event()).is_ok());
+        let b = InboundEvent {
+            source: Provider::Bitrix24 as i32,
+            event_type: "ONCRMPRODUCTUPDATE".into(),
+            entity_key: "bitrix24_product:759".into(),
+            ..event()
+        };
+        assert!(check(&b).is_ok());
+    }
+}

@@ -1,0 +1,104 @@
+//! The per-tenant sync switches. A tenant that never saved any gets the defaults the merchant
+//! expects from the Bitrix24 app: creation and changes in Bling reach Bitrix24; export back to
+//! Bling, orders as deals and the CPLUG catalog are opt-in.
+
+use ponte_core::{db::Database, error::ServiceError, time::now_millis};
+use ponte_proto::v1::{
+    CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, GetSyncSettingsRequest,
+    GetSyncSettingsResponse, SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse,
+    catalog_sync_service_server::CatalogSyncService,
+};
+use sqlx::Row;
+use tonic::{Request, Response, Status};
+
+use crate::CatalogSync;
+
+pub fn defaults(tenant_id: &str) -> SyncSettings {
+    SyncSettings {
+        tenant_id: tenant_id.to_owned(),
+        bling_create_creates_in_bitrix24: true,
+        bling_update_updates_bitrix24: true,
+        bitrix24_export_to_bling: false,
+        orders_to_bitrix24: false,
+        catalog_to_cplug: false,
+        cplug_grid_enabled: false,
+    }
+}
+
+pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
+    let row = sqlx::query(
+        "SELECT bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, bitrix24_export_to_bling, \
+         orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled FROM sync_settings WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(defaults(tenant_id)) };
+    Ok(SyncSettings {
+        tenant_id: tenant_id.to_owned(),
+        bling_create_creates_in_bitrix24: row.try_get(0)?,
+        bling_update_updates_bitrix24: row.try_get(1)?,
+        bitrix24_export_to_bling: row.try_get(2)?,
+        orders_to_bitrix24: row.try_get(3)?,
+        catalog_to_cplug: row.try_get(4)?,
+        cplug_grid_enabled: row.try_get(5)?,
+    })
+}
+
+pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO sync_settings (tenant_id, bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, \
+         bitrix24_export_to_bling, orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled, update_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (tenant_id) DO UPDATE SET \
+         bling_create_creates_in_bitrix24 = excluded.bling_create_creates_in_bitrix24, \
+         bling_update_updates_bitrix24 = excluded.bling_update_updates_bitrix24, \
+         bitrix24_export_to_bling = excluded.bitrix24_export_to_bling, \
+         orders_to_bitrix24 = excluded.orders_to_bitrix24, catalog_to_cplug = excluded.catalog_to_cplug, \
+         cplug_grid_enabled = excluded.cplug_grid_enabled, update_time = excluded.update_time",
+    )
+    .bind(&s.tenant_id)
+    .bind(s.bling_create_creates_in_bitrix24)
+    .bind(s.bling_update_updates_bitrix24)
+    .bind(s.bitrix24_export_to_bling)
+    .bind(s.orders_to_bitrix24)
+    .bind(s.catalog_to_cplug)
+    .bind(s.cplug_grid_enabled)
+    .bind(now_millis())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl CatalogSyncService for CatalogSync {
+    async fn handle_event(
+        &self,
+        req: Request<CatalogSyncServiceHandleEventRequest>,
+    ) -> Result<Response<CatalogSyncServiceHandleEventResponse>, Status> {
+        Ok(Response::new(crate::events::handle(&self.db, req.into_inner()).await?))
+    }
+
+    async fn get_sync_settings(
+        &self,
+        req: Request<GetSyncSettingsRequest>,
+    ) -> Result<Response<GetSyncSettingsResponse>, Status> {
+        let tenant_id = req.into_inner().tenant_id;
+        self.tenants.require(&tenant_id).await?;
+        let settings = load(&self.db, &tenant_id).await?;
+        Ok(Response::new(GetSyncSettingsResponse { settings: Some(settings) }))
+    }
+
+    async fn update_sync_settings(
+        &self,
+        req: Request<UpdateSyncSettingsRequest>,
+    ) -> Result<Response<UpdateSyncSettingsResponse>, Status> {
+        let settings = req.into_inner().settings.ok_or_else(|| ServiceError::invalid("settings", "is required"))?;
+        self.tenants.require(&settings.tenant_id).await.map_err(|e| match e {
+            ServiceError::InvalidArgument { message, .. } => ServiceError::invalid("settings.tenant_id", message),
+            other => other,
+        })?;
+        store(&self.db, &settings).await?;
+        Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
+    }
+}

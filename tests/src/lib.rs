@@ -1,0 +1,305 @@
+//! Test harness for ponte's end-to-end tests: a fresh PostgreSQL database per test, a Redis key
+//! prefix per test, the mesh's own services started in-process on ephemeral ports (real gRPC
+//! over TCP), and a TCP proxy that can cut a dependency off mid-test.
+//!
+//! `PONTE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! `PONTE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) name the servers; `scripts/test.sh`
+//! starts them when none is running.
+
+pub mod webhooks;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use ponte_core::{
+    config::Env,
+    config::Peers,
+    db::Database,
+    grpc::{self, Readiness},
+    idempotency::{RedisTimeouts, connect_redis},
+    service::{ServiceSpec, Shared},
+};
+use sqlx::{Connection, Executor};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+pub fn admin_database_url() -> String {
+    std::env::var("PONTE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("PONTE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("ponte-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_database_url();
+    let name = format!("ponte_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for tests (see scripts/test.sh)");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("PONTE_TEST_DATABASE_URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// The mesh's services, in-process, against real PostgreSQL and Redis.
+pub struct Mesh {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    /// The services' own settings, which a gateway started with [`Mesh::start_gateway_http`]
+    /// gets too.
+    pub env: Env,
+    pub peers: Peers,
+    addrs: Vec<(&'static str, SocketAddr)>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Mesh {
+    /// Starts `specs` (each on its own port) sharing one fresh database and Redis prefix.
+    /// Services not started are unreachable peers.
+    pub async fn start(specs: &[&'static ServiceSpec]) -> Self {
+        Self::start_with(specs, &redis_url(), Env::default()).await
+    }
+
+    /// As [`Mesh::start`], with Redis reached at `redis_url` (e.g. through a [`TcpProxy`]) and
+    /// the services' own settings (`PONTE_BLING_*`, `PONTE_SEALING_KEYS`, …) from `env`.
+    pub async fn start_with(specs: &[&'static ServiceSpec], redis_url: &str, env: Env) -> Self {
+        Self::start_on(specs, redis_url, env, fresh_database().await).await
+    }
+
+    /// As [`Mesh::start_with`], on an existing database (a restart of the same deployment).
+    pub async fn start_on(specs: &[&'static ServiceSpec], redis_url: &str, env: Env, database_url: String) -> Self {
+        Self::start_shared(specs, redis_url, env, database_url, unique_prefix()).await
+    }
+
+    /// Another replica of this deployment: same database, same Redis prefix.
+    pub async fn replica(&self, specs: &[&'static ServiceSpec], env: Env) -> Self {
+        Self::start_shared(specs, &redis_url(), env, self.database_url.clone(), self.redis_prefix.clone()).await
+    }
+
+    async fn start_shared(
+        specs: &[&'static ServiceSpec],
+        redis_url: &str,
+        env: Env,
+        database_url: String,
+        redis_prefix: String,
+    ) -> Self {
+        let env = if env.get("PONTE_SEALING_KEYS").is_some() {
+            env
+        } else {
+            env.with("PONTE_SEALING_KEYS", &ponte_core::crypto::generate_key_entry("test"))
+        };
+        let mut listeners = Vec::new();
+        for spec in specs {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            listeners.push((*spec, l));
+        }
+        let addr_of = |name: &str| {
+            listeners
+                .iter()
+                .find(|(s, _)| s.name == name)
+                .map(|(_, l)| format!("http://{}", l.local_addr().expect("addr")))
+                .unwrap_or_else(|| "http://127.0.0.1:1".into())
+        };
+        let peers = Peers {
+            auth_token: addr_of("auth-token"),
+            mapping: addr_of("mapping"),
+            catalog_sync: addr_of("catalog-sync"),
+            sales_ingest: addr_of("sales-ingest"),
+            shipping_status: addr_of("shipping-status"),
+        };
+        let shared = test_shared(redis_url, &redis_prefix).await;
+        let (stop, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut addrs = Vec::new();
+        for (spec, listener) in listeners {
+            let db = Database::connect(&database_url, spec.schema, 5, Duration::from_secs(5)).await.expect("connect");
+            db.migrate(spec.migrations).await.expect("migrate");
+            let deps = shared.deps(db.clone(), peers.clone(), env.clone());
+            let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+            addrs.push((spec.name, listener.local_addr().expect("addr")));
+            let mut rx = stop.subscribe();
+            let routes = (spec.routes)(&deps).expect("routes");
+            tasks.spawn(grpc::serve(spec.grpc_services, routes, listener, readiness, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }));
+        }
+        Self { database_url, redis_url: redis_url.to_owned(), redis_prefix, env, peers, addrs, stop, tasks }
+    }
+
+    /// Starts a gateway's HTTP side (webhook routes, inbox writers, dispatcher) against this
+    /// mesh's database, Redis and services, configured by `env` (start from `mesh.env` to share
+    /// the services' settings, e.g. `PONTE_BLING_CLIENT_SECRET`). Call it twice for two replicas.
+    pub async fn start_gateway_http(&self, env: Env) -> GatewayHttp {
+        self.start_gateway_http_with(env, self.peers.clone(), None).await
+    }
+
+    /// As [`Mesh::start_gateway_http`], delivering to `peers` (e.g. a service behind a
+    /// [`TcpProxy`]) and serving on `listener` when given (so a sender can be told the URL first).
+    pub async fn start_gateway_http_with(&self, env: Env, peers: Peers, listener: Option<TcpListener>) -> GatewayHttp {
+        let spec = &ponte_gateway::SPEC;
+        let db = Database::connect(&self.database_url, spec.schema, 10, Duration::from_secs(5)).await.expect("connect");
+        db.migrate(spec.migrations).await.expect("migrate");
+        let shared = test_shared(&self.redis_url, &self.redis_prefix).await;
+        let deps = shared.deps(db.clone(), peers, env);
+        let readiness = Readiness::new().database(db.clone()).idempotency(shared.idempotency.clone());
+        let (router, running) = ponte_gateway::build(&deps, readiness).expect("gateway settings");
+        let listener = match listener {
+            Some(l) => l,
+            None => TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        };
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        GatewayHttp { addr, db, running: Some(running), server }
+    }
+
+    /// The address a service listens on.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap_or_else(|| panic!("{name} not started"))
+    }
+
+    /// A plain channel to a service.
+    pub async fn channel(&self, name: &str) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(name)))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Stops every service and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while let Some(r) = self.tasks.join_next().await {
+            r.expect("join").expect("service ended with an error");
+        }
+    }
+}
+
+async fn test_shared(redis_url: &str, prefix: &str) -> Shared {
+    let redis = connect_redis(
+        redis_url,
+        RedisTimeouts { connect: Duration::from_millis(300), response: Duration::from_millis(300) },
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("Redis for tests (see scripts/test.sh)");
+    Shared::redis(redis, prefix)
+}
+
+/// A gateway's HTTP side in this process. Dropping it stops it at once.
+pub struct GatewayHttp {
+    pub addr: SocketAddr,
+    /// The gateway's own database pool (schema `gateway`), for asserting on the inbox.
+    pub db: Database,
+    running: Option<ponte_gateway::Running>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl GatewayHttp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops it abruptly, as a killed process: nothing finishes, claimed deliveries stay
+    /// claimed until their lease expires.
+    pub fn kill(mut self) {
+        self.server.abort();
+        drop(self.running.take());
+    }
+}
+
+impl Drop for GatewayHttp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A TCP listener that accepts connections and never answers: a peer that hangs.
+pub async fn black_hole() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+/// Waits until `f` returns true, polling every 50 ms, for at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP proxy in front of a server that a test can cut (existing connections are dropped and
+/// new ones refused until it is restored) to simulate an outage.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: watch::Sender<u64>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = watch::channel(0_u64);
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropping the socket refuses the connection
+                }
+                let mut cut = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, generation }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,95 @@
+//! Helpers for the gateway's tests and benchmark: signed Bling webhook bodies, and a mesh with
+//! a merchant whose Bling account is connected through the Bling sandbox (so its `companyId`
+//! resolves to a tenant the way it does in production).
+
+use ponte_core::config::Env;
+use ponte_proto::v1::{
+    CompleteAuthorizationRequest, CreateTenantRequest, Provider, StartAuthorizationRequest,
+    auth_token_service_client::AuthTokenServiceClient,
+};
+use ponte_sandbox::bling::{Bling, Config, Handle};
+use serde_json::{Value, json};
+
+use crate::{Mesh, redis_url};
+
+/// The tenant every gateway test connects.
+pub const TENANT: &str = "loja";
+
+/// `sha256=<hex>` of `body` under `secret`, as Bling, 360Envios and CPLUG sign.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", ponte_sandbox::cplug::sign(secret, body))
+}
+
+/// A Bling v1 webhook body.
+pub fn bling_body(event_id: &str, event: &str, company_id: &str, date: &str, data: Value) -> String {
+    json!({"eventId": event_id, "date": date, "version": "v1", "event": event, "companyId": company_id, "data": data})
+        .to_string()
+}
+
+/// An RFC 3339 time `secs` seconds after a fixed instant.
+pub fn date(secs: i64) -> String {
+    (chrono::DateTime::parse_from_rfc3339("2026-03-02T14:00:00Z").expect("fixed date")
+        + chrono::Duration::seconds(secs))
+    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The Bling sandbox, a mesh, and tenant [`TENANT`] connected to the sandbox's account.
+pub struct BlingWorld {
+    pub bling: Handle,
+    pub mesh: Mesh,
+}
+
+impl BlingWorld {
+    pub fn company_id(&self) -> String {
+        self.bling.bling.config().company_id.clone()
+    }
+
+    pub fn client_secret(&self) -> String {
+        self.bling.bling.config().client_secret.clone()
+    }
+
+    /// `specs` must include auth-token.
+    pub async fn start(specs: &[&'static ponte_core::service::ServiceSpec]) -> Self {
+        Self::start_with(specs, Config::default(), &redis_url()).await
+    }
+
+    pub async fn start_with(
+        specs: &[&'static ponte_core::service::ServiceSpec],
+        config: Config,
+        redis_url: &str,
+    ) -> Self {
+        let bling = Bling::new(config).spawn(None).await.expect("Bling sandbox");
+        let cfg = bling.bling.config();
+        let env = Env::default()
+            .with("PONTE_BLING_CLIENT_ID", &cfg.client_id)
+            .with("PONTE_BLING_CLIENT_SECRET", &cfg.client_secret)
+            .with("PONTE_BLING_API_URL", &bling.base_url)
+            .with("PONTE_BLING_AUTHORIZE_URL", &format!("{}/oauth/authorize", bling.base_url))
+            .with("PONTE_BLING_TOKEN_URL", &format!("{}/oauth/token", bling.base_url));
+        let mesh = Mesh::start_with(specs, redis_url, env).await;
+        let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
+        auth.create_tenant(CreateTenantRequest { tenant_id: TENANT.into(), display_name: "Loja".into() })
+            .await
+            .expect("create tenant");
+        let url = auth
+            .start_authorization(StartAuthorizationRequest {
+                tenant_id: TENANT.into(),
+                provider: Provider::Bling as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("start authorization")
+            .into_inner()
+            .authorize_url;
+        let (code, state) = bling.authorize(&url).await.expect("authorize at the sandbox");
+        auth.complete_authorization(CompleteAuthorizationRequest {
+            provider: Provider::Bling as i32,
+            code,
+            state,
+            ..Default::default()
+        })
+        .await
+        .expect("complete authorization");
+        Self { bling, mesh }
+    }
+}

@@ -1,0 +1,284 @@
+//! The gateway's dispatcher against real PostgreSQL, Redis and catalog-sync over gRPC: retries
+//! until a service is back, dead letters and replay, restarts and killed replicas, two replicas
+//! at once, order per entity and coalescing.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use ponte_core::{config::Env, db::Database};
+use ponte_proto::v1::{
+    DeadLetterFilter, ListDeadLettersRequest, ReplayRequest, inbox_service_client::InboxServiceClient,
+    replay_request::Target,
+};
+use ponte_tests::{
+    GatewayHttp, TcpProxy, black_hole, eventually,
+    webhooks::{BlingWorld, bling_body, date, sign},
+};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+const SPECS: &[&ponte_core::service::ServiceSpec] =
+    &[&ponte_auth_token::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
+
+/// Fast retries, a short poll: what a test can wait for.
+fn fast(w: &BlingWorld) -> Env {
+    w.mesh
+        .env
+        .clone()
+        .with("PONTE_DISPATCH_BACKOFF_MS", "50")
+        .with("PONTE_DISPATCH_MAX_BACKOFF_SECONDS", "1")
+        .with("PONTE_DISPATCH_POLL_MS", "200")
+}
+
+async fn send(w: &BlingWorld, gw: &GatewayHttp, event_id: &str, event: &str, secs: i64, id: i64) -> Value {
+    let body = bling_body(event_id, event, &w.company_id(), &date(secs), json!({"id": id, "nome": "Produto"}));
+    let resp = reqwest::Client::new()
+        .post(gw.url("/webhooks/bling"))
+        .header("content-type", "application/json")
+        .header("X-Bling-Signature-256", sign(&w.client_secret(), body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn catalog_db(w: &BlingWorld) -> Database {
+    Database::connect(&w.mesh.database_url, "catalog_sync", 2, Duration::from_secs(5)).await.unwrap()
+}
+
+/// What catalog-sync handled, in order: (source event id, entity, occurred ms, outcome).
+async fn log(db: &Database) -> Vec<(String, String, i64, String)> {
+    sqlx::query("SELECT source_event_id, entity_key, occurred_time, outcome FROM event_log ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+async fn count(db: &Database, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.unwrap()
+}
+
+/// Waits until no event of the inbox is waiting for a delivery.
+async fn settled(gw: &GatewayHttp, within: Duration) -> bool {
+    let ok = eventually(within, || async {
+        count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state IN ('pending', 'received')").await == 0
+    })
+    .await;
+    if !ok {
+        let rows: Vec<(String, String, String, i64, String, i64)> = sqlx::query_as(
+            "SELECT event_id, subscriber, state, attempts, last_error, next_attempt_time FROM inbox_deliveries ORDER BY create_time",
+        )
+        .fetch_all(gw.db.pool())
+        .await
+        .unwrap();
+        eprintln!("not settled; now {}: {rows:#?}", ponte_core::time::now_millis());
+    }
+    ok
+}
+
+#[tokio::test]
+async fn a_service_that_is_down_gets_its_events_when_it_is_back_and_dead_letters_replay() {
+    let w = BlingWorld::start(SPECS).await;
+    let proxy = TcpProxy::start(w.mesh.addr("catalog-sync")).await;
+    let peers = ponte_core::config::Peers { catalog_sync: format!("http://{}", proxy.addr), ..w.mesh.peers.clone() };
+    proxy.cut();
+    let gw = w.mesh.start_gateway_http_with(fast(&w), peers.clone(), None).await;
+    send(&w, &gw, "down-1", "product.created", 0, 501).await;
+    // It fails while catalog-sync is unreachable, and is retried.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&gw.db, "SELECT COUNT(*) FROM inbox_deliveries WHERE attempts >= 2 AND state = 'pending'").await == 1
+        })
+        .await
+    );
+    let error: String =
+        sqlx::query_scalar("SELECT last_error FROM inbox_deliveries").fetch_one(gw.db.pool()).await.unwrap();
+    // Refused or cut off, depending on when the proxy dropped the connection.
+    assert!(error.starts_with("catalog-sync: Unavailable") || error.starts_with("catalog-sync: Cancelled"), "{error}");
+    proxy.restore();
+    assert!(settled(&gw, Duration::from_secs(15)).await, "not delivered after catalog-sync came back");
+    let cs = catalog_db(&w).await;
+    assert_eq!(log(&cs).await.len(), 1);
+    assert_eq!(count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'delivered'").await, 1);
+    drop(gw);
+
+    // Out of attempts: a dead letter that names the service and the error; replayed, delivered.
+    proxy.cut();
+    let gw = w.mesh.start_gateway_http_with(fast(&w).with("PONTE_DISPATCH_MAX_ATTEMPTS", "3"), peers, None).await;
+    let stored = send(&w, &gw, "down-2", "product.created", 1, 502).await;
+    let event_id = stored["eventId"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'dead'").await == 1
+        })
+        .await
+    );
+    let mut inbox = InboxServiceClient::new(w.mesh.channel("gateway").await);
+    let dead = inbox
+        .list_dead_letters(ListDeadLettersRequest {
+            filter: Some(DeadLetterFilter { reason_contains: "gave up after 3 attempts".into(), ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dead.events.len(), 1, "{dead:?}");
+    assert_eq!(dead.events[0].event_id, event_id);
+    assert!(dead.events[0].dead_reason.starts_with("catalog-sync: "), "{}", dead.events[0].dead_reason);
+    assert_eq!(dead.events[0].deliveries[0].attempts, 3);
+    proxy.restore();
+    let replayed = inbox
+        .replay(ReplayRequest { target: Some(Target::Filter(DeadLetterFilter::default())) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.event_ids, std::slice::from_ref(&event_id));
+    assert!(settled(&gw, Duration::from_secs(15)).await);
+    assert_eq!(count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'delivered'").await, 2);
+    assert_eq!(log(&cs).await.len(), 2);
+    let again = inbox.replay(ReplayRequest { target: Some(Target::EventId(event_id)) }).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "a delivered event was replayed");
+}
+
+#[tokio::test]
+async fn events_stored_before_a_crash_are_delivered_after_the_restart() {
+    let w = BlingWorld::start(SPECS).await;
+    // Stored, then the process dies before its dispatcher got to them.
+    let gw = w.mesh.start_gateway_http(fast(&w).with("PONTE_DISPATCH_ENABLED", "false")).await;
+    for i in 0..10 {
+        send(&w, &gw, &format!("crash-{i}"), "product.created", i, 600 + i).await;
+    }
+    gw.kill();
+    let cs = catalog_db(&w).await;
+    assert!(log(&cs).await.is_empty());
+
+    // Killed in the middle of a delivery: its claim is held by a process that is gone.
+    let hang =
+        ponte_core::config::Peers { catalog_sync: format!("http://{}", black_hole().await), ..w.mesh.peers.clone() };
+    let env = fast(&w).with("PONTE_DISPATCH_DEADLINE_SECONDS", "2").with("PONTE_DISPATCH_LEASE_SECONDS", "3");
+    let gw = w.mesh.start_gateway_http_with(env.clone(), hang, None).await;
+    send(&w, &gw, "crash-mid", "product.created", 20, 700).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            count(&gw.db, "SELECT COUNT(*) FROM inbox_deliveries WHERE state = 'in_flight'").await >= 1
+        })
+        .await
+    );
+    gw.kill();
+
+    let gw = w.mesh.start_gateway_http(env).await;
+    assert!(settled(&gw, Duration::from_secs(20)).await, "events stored before the crash were not delivered");
+    let handled = log(&cs).await;
+    assert_eq!(handled.len(), 11, "{handled:?}");
+    let ids: HashSet<_> = handled.iter().map(|h| h.0.clone()).collect();
+    assert_eq!(ids.len(), 11);
+    assert!(ids.contains("crash-mid"));
+}
+
+#[tokio::test]
+async fn two_replicas_deliver_each_event_once_and_each_entity_in_order() {
+    let w = BlingWorld::start(SPECS).await;
+    let a = w.mesh.start_gateway_http(fast(&w)).await;
+    let b = w.mesh.start_gateway_http(fast(&w)).await;
+    // 20 products, 5 updates each; each round of updates reaches the two replicas alternately.
+    for round in 0..5_i64 {
+        let sends = (0..20_i64).map(|p| {
+            let gw = if (p + round) % 2 == 0 { &a } else { &b };
+            let id = format!("rep-{p}-{round}");
+            let w = &w;
+            async move { send(w, gw, &id, "product.updated", round, 800 + p).await }
+        });
+        futures::future::join_all(sends).await;
+    }
+    assert!(settled(&a, Duration::from_secs(30)).await);
+    let cs = catalog_db(&w).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let handled = log(&cs).await;
+    let ids: HashSet<_> = handled.iter().map(|h| h.0.clone()).collect();
+    assert_eq!(ids.len(), handled.len(), "an event was delivered twice");
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (id, entity, occurred, outcome) in &handled {
+        assert_eq!(outcome, "skipped", "{id} was {outcome}: events of one entity arrived out of order");
+        if let Some(prev) = last.insert(entity.clone(), *occurred) {
+            assert!(*occurred > prev, "{entity}: {id} handled after a newer event");
+        }
+    }
+    assert_eq!(last.len(), 20);
+    let newest = chrono::DateTime::parse_from_rfc3339(&date(4)).unwrap().timestamp_millis();
+    assert!(last.values().all(|t| *t == newest), "an entity's newest update was not handled");
+    // What was not delivered was replaced by a newer update of its product.
+    let (delivered, coalesced) = (
+        count(&a.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'delivered'").await,
+        count(&a.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'coalesced'").await,
+    );
+    assert_eq!((delivered + coalesced, delivered), (100, handled.len() as i64));
+}
+
+#[tokio::test]
+async fn five_updates_of_one_product_are_applied_in_order_or_coalesced_to_the_last() {
+    let w = BlingWorld::start(&[
+        &ponte_auth_token::SPEC,
+        &ponte_catalog_sync::SPEC,
+        &ponte_shipping_status::SPEC,
+        &ponte_gateway::SPEC,
+    ])
+    .await;
+    let proxy = TcpProxy::start(w.mesh.addr("catalog-sync")).await;
+    let peers = ponte_core::config::Peers { catalog_sync: format!("http://{}", proxy.addr), ..w.mesh.peers.clone() };
+    let gw = w.mesh.start_gateway_http_with(fast(&w), peers, None).await;
+    let cs = catalog_db(&w).await;
+
+    // Sent one after another while catalog-sync answers: each is handled, in order.
+    for i in 0..5 {
+        send(&w, &gw, &format!("p1-{i}"), "product.updated", i, 901).await;
+    }
+    assert!(settled(&gw, Duration::from_secs(10)).await);
+    let handled: Vec<_> = log(&cs).await.into_iter().filter(|h| h.1 == "product:901").collect();
+    assert!(!handled.is_empty());
+    assert!(handled.windows(2).all(|p| p[0].2 < p[1].2), "{handled:?}");
+    assert_eq!(handled.last().unwrap().0, "p1-4");
+    assert!(handled.iter().all(|h| h.3 == "skipped"), "{handled:?}");
+
+    // Queued while catalog-sync is unreachable: the five collapse into the last one. Order
+    // events go to shipping-status too, where every one is delivered on its own.
+    proxy.cut();
+    for i in 0..5 {
+        send(&w, &gw, &format!("p2-{i}"), "product.updated", 10 + i, 902).await;
+        send(&w, &gw, &format!("o-{i}"), "order.updated", 10 + i, 77).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    assert!(settled(&gw, Duration::from_secs(20)).await);
+    let handled: Vec<_> = log(&cs).await.into_iter().filter(|h| h.1 != "product:901").collect();
+    let product: Vec<_> = handled.iter().filter(|h| h.1 == "product:902").collect();
+    assert_eq!(product.len(), 1, "{handled:?}");
+    assert_eq!(product[0].0, "p2-4");
+    let order: Vec<_> = handled.iter().filter(|h| h.1 == "order:77").collect();
+    assert_eq!(order.len(), 1, "{handled:?}");
+    assert_eq!(order[0].0, "o-4");
+    assert_eq!(
+        count(
+            &gw.db,
+            "SELECT COUNT(*) FROM inbox_deliveries WHERE subscriber = 'catalog-sync' AND state = 'coalesced' \
+             AND lane IN ('loja|product:902', 'loja|order:77')"
+        )
+        .await,
+        8
+    );
+    assert_eq!(
+        count(
+            &gw.db,
+            "SELECT COUNT(*) FROM inbox_deliveries WHERE subscriber = 'shipping-status' AND state <> 'coalesced'"
+        )
+        .await,
+        5,
+        "order events to shipping-status must not be coalesced"
+    );
+}
