@@ -102,7 +102,7 @@ async fn one_event_sent_fifty_times_at_once_is_stored_and_delivered_once() {
     let (attempts, detail): (i64, String) =
         sqlx::query_as("SELECT attempts, detail FROM inbox_deliveries").fetch_one(gw.db.pool()).await.unwrap();
     assert_eq!(attempts, 1);
-    assert_eq!(detail, "the Bitrix24 write is not built yet");
+    assert_eq!(detail, "Bitrix24 is not connected");
 
     // The same event again, long after: still a duplicate (Redis), and nothing new is stored.
     let again = post_bling(&w, &gw, body).await;

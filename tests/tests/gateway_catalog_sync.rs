@@ -1,6 +1,6 @@
 //! catalog-sync's side of event delivery, over gRPC against real PostgreSQL: bad events are
 //! refused naming the field, an event older than the newest accepted one of its entity is
-//! STALE, and nothing claims to be APPLIED while the Bitrix24 write is missing.
+//! STALE, and an event whose switch is off is SKIPPED saying which.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn event(id: &str, entity: &str, at_ms: i64) -> InboundEvent {
         tenant_id: "loja".into(),
         source: Provider::Bling as i32,
         source_event_id: format!("bling-{id}"),
-        event_type: "product.updated".into(),
+        event_type: "order.updated".into(),
         entity_key: entity.into(),
         occurred_at: Some(to_timestamp(at_ms)),
         received_at: Some(to_timestamp(at_ms + 5)),
@@ -36,15 +36,15 @@ async fn older_events_are_stale_newer_ones_are_accepted_and_every_one_is_logged(
         let mut cs = cs.clone();
         async move { cs.handle_event(CatalogSyncServiceHandleEventRequest { event: Some(e) }).await }
     };
-    let newer = handle(event("e2", "product:1", 2_000)).await.unwrap().into_inner();
+    let newer = handle(event("e2", "order:1", 2_000)).await.unwrap().into_inner();
     assert_eq!(newer.outcome(), EventOutcome::Skipped);
-    assert_eq!(newer.detail, "the Bitrix24 write is not built yet");
-    let older = handle(event("e1", "product:1", 1_000)).await.unwrap().into_inner();
+    assert_eq!(newer.detail, "orders are not sent to Bitrix24 (switch off)");
+    let older = handle(event("e1", "order:1", 1_000)).await.unwrap().into_inner();
     assert_eq!(older.outcome(), EventOutcome::Stale);
-    assert!(older.detail.contains("product:1"), "{}", older.detail);
+    assert!(older.detail.contains("order:1"), "{}", older.detail);
     // The same time again is not older; another entity is independent.
-    assert_eq!(handle(event("e3", "product:1", 2_000)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
-    assert_eq!(handle(event("e4", "product:2", 500)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
+    assert_eq!(handle(event("e3", "order:1", 2_000)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
+    assert_eq!(handle(event("e4", "order:2", 500)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
 
     let db = Database::connect(&mesh.database_url, "catalog_sync", 1, Duration::from_secs(5)).await.unwrap();
     let log: Vec<(String, String)> = sqlx::query("SELECT event_id, outcome FROM event_log ORDER BY seq")
@@ -56,7 +56,7 @@ async fn older_events_are_stale_newer_ones_are_accepted_and_every_one_is_logged(
         .collect();
     let expected = [("e2", "skipped"), ("e1", "stale"), ("e3", "skipped"), ("e4", "skipped")];
     assert_eq!(log, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
-    let newest: String = sqlx::query_scalar("SELECT event_id FROM entity_versions WHERE entity_key = 'product:1'")
+    let newest: String = sqlx::query_scalar("SELECT event_id FROM entity_versions WHERE entity_key = 'order:1'")
         .fetch_one(db.pool())
         .await
         .unwrap();

@@ -47,6 +47,9 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// How a missing connection's error starts.
+const NOT_CONNECTED: &str = "not connected";
+
 /// A cache of access tokens in front of auth-token.
 #[derive(Clone)]
 pub struct AccessTokens {
@@ -70,6 +73,20 @@ impl AccessTokens {
         self.fetch(tenant_id, provider, 0).await
     }
 
+    /// As [`AccessTokens::get`], but `None` when the tenant has no connection to `provider` at
+    /// all (a flow the merchant does not use), rather than an error.
+    pub async fn get_if_connected(
+        &self,
+        tenant_id: &str,
+        provider: Provider,
+    ) -> Result<Option<AccessToken>, ServiceError> {
+        match self.get(tenant_id, provider).await {
+            Ok(t) => Ok(Some(t)),
+            Err(ServiceError::FailedPrecondition(m)) if m.starts_with(NOT_CONNECTED) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The provider refused `refused`: get a renewed token (auth-token renews it once).
     pub async fn refused(
         &self,
@@ -91,7 +108,8 @@ impl AccessTokens {
             .await
             .map_err(|s| match s.code() {
                 // The merchant must act (connect, re-authorize): the caller parks its work.
-                Code::NotFound | Code::FailedPrecondition => ServiceError::FailedPrecondition(s.message().to_owned()),
+                Code::NotFound => ServiceError::FailedPrecondition(format!("{NOT_CONNECTED}: {}", s.message())),
+                Code::FailedPrecondition => ServiceError::FailedPrecondition(s.message().to_owned()),
                 Code::InvalidArgument => ServiceError::invalid("tenant_id", s.message()),
                 _ => ServiceError::unavailable(
                     format!("auth-token: {}", s.message()),

@@ -1,21 +1,28 @@
 //! Events the gateway delivers (`HandleEvent`): validated, checked against the newest event
 //! already accepted for the same entity (webhooks arrive duplicated and out of order; an older
-//! one must not undo a newer change), and recorded in an append-only ledger (`event_log`).
+//! one must not undo a newer change), acted on, and recorded in an append-only ledger
+//! (`event_log`, which also feeds the sync status).
 //!
-//! What an accepted event does to Bitrix24 is not built yet: such events are answered SKIPPED
-//! saying so, never APPLIED.
+//! Bling product events sync the product into Bitrix24 ([`crate::products`]). Orders as deals
+//! and the export of Bitrix24 products back to Bling are not built yet: such events are answered
+//! SKIPPED saying so (or naming the switch that is off), never APPLIED.
+//!
+//! An event's version is recorded only once it has been acted on: a sync that fails leaves the
+//! entity's newest version where it was, so the gateway's retry is not taken for stale.
 
+use crate::products::{Change, ProductSync};
 use ponte_core::{
     db::Database,
     error::ServiceError,
+    ratelimit::Priority,
     time::{from_timestamp, now_millis, to_datetime},
 };
 use ponte_proto::v1::{
     CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, InboundEvent, Provider,
 };
 
-/// The detail of an accepted event while the writes to Bitrix24 are missing.
-pub const NOT_BUILT: &str = "the Bitrix24 write is not built yet";
+/// The detail of an accepted event whose action is not built yet.
+pub const NOT_BUILT: &str = "not built yet";
 
 const BLING_TYPES: &[&str] =
     &["product.created", "product.updated", "product.deleted", "order.created", "order.updated", "order.deleted"];
@@ -72,54 +79,116 @@ fn outcome_name(o: EventOutcome) -> &'static str {
     }
 }
 
+/// What an accepted event does, with the detail the ledger and the gateway keep.
+async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
+    let e = c.event;
+    let settings = crate::settings::load(db, &e.tenant_id).await?;
+    let (kind, id) = e.entity_key.split_once(':').unwrap_or_default();
+    match (c.source, kind) {
+        ("bling", "product") => {
+            let bling_id: i64 = id
+                .parse()
+                .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
+            let change = sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?;
+            Ok(match change {
+                Change::Created(id) => (EventOutcome::Applied, format!("created Bitrix24 product {id}")),
+                Change::Updated(id) => (EventOutcome::Applied, format!("updated Bitrix24 product {id}")),
+                Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated Bitrix24 product {id}")),
+                Change::Unchanged(id) => (EventOutcome::Skipped, format!("Bitrix24 product {id} already up to date")),
+                Change::Skipped(why) => (EventOutcome::Skipped, why.to_owned()),
+            })
+        }
+        ("bling", _) if !settings.orders_to_bitrix24 => {
+            Ok((EventOutcome::Skipped, "orders are not sent to Bitrix24 (switch off)".into()))
+        }
+        ("bling", _) => Ok((EventOutcome::Skipped, format!("Bling orders as Bitrix24 deals: {NOT_BUILT}"))),
+        (_, _) if !settings.bitrix24_export_to_bling => {
+            Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
+        }
+        (_, _) => Ok((EventOutcome::Skipped, format!("Bitrix24 products into Bling: {NOT_BUILT}"))),
+    }
+}
+
 /// Handles one delivered event: STALE when a newer event of the entity was already accepted,
-/// otherwise accepted as the entity's newest (and SKIPPED until the Bitrix24 write exists).
+/// otherwise acted on and recorded as the entity's newest.
 pub async fn handle(
     db: &Database,
+    sync: &ProductSync,
     req: CatalogSyncServiceHandleEventRequest,
 ) -> Result<CatalogSyncServiceHandleEventResponse, ServiceError> {
     let event = req.event.ok_or_else(|| ServiceError::invalid("event", "is required"))?;
     let c = check(&event)?;
     let e = c.event;
-    let now = now_millis();
-    let mut tx = db.pool().begin().await?;
+    let newest: Option<i64> =
+        sqlx::query_scalar("SELECT version_time FROM entity_versions WHERE tenant_id = $1 AND entity_key = $2")
+            .bind(&e.tenant_id)
+            .bind(&e.entity_key)
+            .fetch_optional(db.pool())
+            .await?;
     // Equal times are accepted: Bling dates have one-second resolution, and the gateway hands
     // over the events of one entity one at a time, in order.
-    let accepted = sqlx::query(
-        "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
-         event_id = excluded.event_id, update_time = excluded.update_time \
-         WHERE entity_versions.version_time <= excluded.version_time",
-    )
-    .bind(&e.tenant_id)
-    .bind(&e.entity_key)
-    .bind(c.occurred)
-    .bind(&e.event_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let (outcome, detail) = if accepted {
-        (EventOutcome::Skipped, NOT_BUILT.to_owned())
-    } else {
-        let newest: i64 =
-            sqlx::query_scalar("SELECT version_time FROM entity_versions WHERE tenant_id = $1 AND entity_key = $2")
-                .bind(&e.tenant_id)
-                .bind(&e.entity_key)
-                .fetch_one(&mut *tx)
-                .await?;
-        (
-            EventOutcome::Stale,
-            format!(
-                "{} already has an event from {}; this one is from {}",
-                e.entity_key,
-                to_datetime(newest).to_rfc3339(),
-                to_datetime(c.occurred).to_rfc3339()
-            ),
-        )
+    if let Some(newest) = newest.filter(|n| *n > c.occurred) {
+        let detail = format!(
+            "{} already has an event from {}; this one is from {}",
+            e.entity_key,
+            to_datetime(newest).to_rfc3339(),
+            to_datetime(c.occurred).to_rfc3339()
+        );
+        record(db, &c, EventOutcome::Stale, &detail, false).await?;
+        return Ok(CatalogSyncServiceHandleEventResponse { outcome: EventOutcome::Stale as i32, detail });
+    }
+    let (outcome, detail) = match act(db, sync, &c).await {
+        Ok(done) => done,
+        Err(err) => {
+            // Kept for the sync status; the gateway retries or parks the event by the error.
+            if let Err(log_err) = log(db.pool(), &c, "failed", &err.to_string()).await {
+                tracing::warn!(error = %log_err, "could not record a failed event");
+            }
+            return Err(err);
+        }
     };
+    record(db, &c, outcome, &detail, true).await?;
+    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome_name(outcome), "event handled");
+    Ok(CatalogSyncServiceHandleEventResponse { outcome: outcome as i32, detail })
+}
+
+/// Logs the event's outcome and, when it was acted on, makes it the entity's newest version
+/// (never over a newer one), in one transaction.
+async fn record(
+    db: &Database,
+    c: &Checked<'_>,
+    outcome: EventOutcome,
+    detail: &str,
+    acted: bool,
+) -> Result<(), ServiceError> {
+    let e = c.event;
+    let mut tx = db.pool().begin().await?;
+    if acted {
+        sqlx::query(
+            "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
+             event_id = excluded.event_id, update_time = excluded.update_time \
+             WHERE entity_versions.version_time <= excluded.version_time",
+        )
+        .bind(&e.tenant_id)
+        .bind(&e.entity_key)
+        .bind(c.occurred)
+        .bind(&e.event_id)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+    }
+    log(&mut *tx, c, outcome_name(outcome), detail).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn log<'e, E>(executor: E, c: &Checked<'_>, outcome: &str, detail: &str) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let e = c.event;
     sqlx::query(
         "INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, event_type, \
          occurred_time, attempt, outcome, detail, handle_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -132,14 +201,12 @@ pub async fn handle(
     .bind(&e.event_type)
     .bind(c.occurred)
     .bind(i64::from(e.attempt))
-    .bind(outcome_name(outcome))
-    .bind(&detail)
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(outcome)
+    .bind(detail)
+    .bind(now_millis())
+    .execute(executor)
     .await?;
-    tx.commit().await?;
-    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome_name(outcome), "event handled");
-    Ok(CatalogSyncServiceHandleEventResponse { outcome: outcome as i32, detail })
+    Ok(())
 }
 
 #[cfg(test)]

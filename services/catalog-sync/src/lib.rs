@@ -5,13 +5,20 @@ pub mod events;
 pub mod products;
 mod settings;
 
+use ponte_connectors::{bitrix24::Bitrix24Client, bling::BlingApi};
 use ponte_core::{
+    access::AccessTokens,
     config::ConfigError,
     db::{Database, Migrations},
+    ratelimit::Quota,
     service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
-use ponte_proto::{service_names, v1::catalog_sync_service_server::CatalogSyncServiceServer};
+use ponte_proto::{
+    service_names,
+    v1::{catalog_sync_service_server::CatalogSyncServiceServer, mapping_service_client::MappingServiceClient},
+};
+use products::ProductSync;
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
@@ -30,7 +37,16 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
-    Ok(Routes::new(CatalogSyncServiceServer::new(CatalogSync { db: deps.db.clone(), tenants })))
+    let http = ponte_connectors::http::client();
+    let bling_url = deps.env.http_url_or("PONTE_BLING_API_URL", "https://api.bling.com.br/Api/v3")?;
+    let sync = ProductSync::new(
+        AccessTokens::new(deps.auth_token_channel()?),
+        MappingServiceClient::new(deps.mapping_channel()?),
+        BlingApi::new(http.clone(), &bling_url, deps.limiter.clone(), Quota::bling()),
+        Bitrix24Client::new(http, deps.limiter.clone(), Quota::bitrix24()),
+        deps.locks.clone(),
+    );
+    Ok(Routes::new(CatalogSyncServiceServer::new(CatalogSync { db: deps.db.clone(), tenants, sync })))
 }
 
 /// The gRPC implementation.
@@ -38,4 +54,5 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
 pub struct CatalogSync {
     db: Database,
     tenants: TenantCheck,
+    sync: ProductSync,
 }

@@ -76,7 +76,7 @@ impl CatalogSyncService for CatalogSync {
         &self,
         req: Request<CatalogSyncServiceHandleEventRequest>,
     ) -> Result<Response<CatalogSyncServiceHandleEventResponse>, Status> {
-        Ok(Response::new(crate::events::handle(&self.db, req.into_inner()).await?))
+        Ok(Response::new(crate::events::handle(&self.db, &self.sync, req.into_inner()).await?))
     }
 
     async fn get_sync_settings(

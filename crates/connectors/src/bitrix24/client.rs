@@ -195,7 +195,7 @@ impl Bitrix24Client {
         }
     }
 
-    /// The product whose `XML_ID` (ponte keeps the Bling id there) is `xml_id`, if any.
+    /// The product whose `XML_ID` ("External code") is `xml_id`, if any.
     pub async fn find_product_by_xml_id(
         &self,
         auth: &Bitrix24Auth,
@@ -203,10 +203,56 @@ impl Bitrix24Client {
         priority: Priority,
         xml_id: &str,
     ) -> Result<Option<serde_json::Map<String, Value>>, ConnectorError> {
-        let params = json!({"filter": {"XML_ID": xml_id}, "select": ["*", "PROPERTY_*"]});
+        self.find_product_by(auth, portal, priority, "XML_ID", xml_id).await
+    }
+
+    /// The first product whose `field` (a plain field or a `PROPERTY_<n>`) holds `value`, with
+    /// its properties.
+    pub async fn find_product_by(
+        &self,
+        auth: &Bitrix24Auth,
+        portal: &str,
+        priority: Priority,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<serde_json::Map<String, Value>>, ConnectorError> {
+        let params = json!({"filter": {field: value}, "select": ["*", "PROPERTY_*"]});
         let page: Envelope<Vec<serde_json::Map<String, Value>>> =
             self.call(auth, portal, priority, "crm.product.list", &params).await?;
-        Ok(page.result.into_iter().find(|p| p.get("XML_ID").and_then(as_string).as_deref() == Some(xml_id)))
+        // The filter is applied by the portal; the check here guards against a portal that
+        // ignores an unknown filter key and answers every product.
+        Ok(page.result.into_iter().find(|p| field_values(p.get(field)).iter().any(|v| v == value)))
+    }
+
+    /// The `PROPERTY_<n>` key of the portal's product property with symbolic code `code`,
+    /// created (a string property named `name`) when the portal has none. `n` differs per
+    /// portal, so it is discovered, never configured.
+    pub async fn product_property_key(
+        &self,
+        auth: &Bitrix24Auth,
+        portal: &str,
+        priority: Priority,
+        code: &str,
+        name: &str,
+    ) -> Result<String, ConnectorError> {
+        let props = self.list_all(auth, portal, priority, "crm.product.property.list", &json!({})).await?;
+        let found = props.iter().find(|p| {
+            let is = |k: &str, want: &str| p.get(k).and_then(as_string).is_some_and(|v| v.eq_ignore_ascii_case(want));
+            is("CODE", code) || is("NAME", name)
+        });
+        let id = match found.and_then(|p| p.get("ID")).and_then(as_string) {
+            Some(id) => id,
+            None => {
+                let fields = json!({"NAME": name, "CODE": code, "ACTIVE": "Y", "PROPERTY_TYPE": "S", "MULTIPLE": "N"});
+                let env: Envelope<Value> =
+                    self.call(auth, portal, priority, "crm.product.property.add", &json!({"fields": fields})).await?;
+                as_string(&env.result).ok_or_else(|| ConnectorError::Protocol {
+                    system: SYSTEM,
+                    message: "crm.product.property.add returned no id".into(),
+                })?
+            }
+        };
+        Ok(format!("PROPERTY_{id}"))
     }
 
     /// Creates a product; returns its id.
@@ -265,6 +311,17 @@ impl Bitrix24Client {
             .call(auth, portal, priority, "crm.deal.productrows.set", &json!({"id": deal_id, "rows": rows}))
             .await?;
         Ok(())
+    }
+}
+
+/// A field's values as text: one for a plain field, each `value` of a product property (read
+/// back as `{"valueId": .., "value": ..}`, or a list of those when multiple).
+pub fn field_values(v: Option<&Value>) -> Vec<String> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().flat_map(|i| field_values(Some(i))).collect(),
+        Some(Value::Object(m)) => field_values(m.get("value")),
+        Some(other) => as_string(other).into_iter().collect(),
     }
 }
 

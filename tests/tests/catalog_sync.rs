@@ -1,0 +1,367 @@
+//! catalog-sync end to end: the Bling sandbox sends its webhooks to a real gateway, which
+//! stores and delivers them over gRPC to catalog-sync, which re-reads the product from Bling,
+//! translates it through the mapping service and writes the Bitrix24 sandbox. PostgreSQL,
+//! Redis, gRPC over TCP and HTTP are all real; only Bling and Bitrix24 are fakes.
+
+use std::time::Duration;
+
+use ponte_core::db::Database;
+use ponte_proto::v1::{
+    EntityKind, GetAccessTokenRequest, Provider, ResolveRequest, SetApiCredentialsRequest, SyncSettings,
+    UpdateSyncSettingsRequest, auth_token_service_client::AuthTokenServiceClient,
+    catalog_sync_service_client::CatalogSyncServiceClient, mapping_service_client::MappingServiceClient,
+    set_api_credentials_request::Credentials,
+};
+use ponte_sandbox::{
+    bitrix24::{self, Bitrix24},
+    bling,
+    common::FaultSettings,
+};
+use ponte_tests::{
+    GatewayHttp, eventually,
+    webhooks::{BlingWorld, TENANT, bling_body, date, sign},
+};
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use tokio::net::TcpListener;
+
+const SPECS: &[&ponte_core::service::ServiceSpec] =
+    &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
+
+/// The Bling sandbox sending webhooks to a gateway, the mesh, and a Bitrix24 portal connected
+/// to tenant [`TENANT`] through its incoming webhook.
+struct World {
+    w: BlingWorld,
+    portal: bitrix24::Handle,
+    gateway: GatewayHttp,
+}
+
+async fn world() -> World {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = listener.local_addr().unwrap();
+    let config = bling::Config {
+        webhook_url: Some(format!("http://{gateway_addr}/webhooks/bling")),
+        webhook_backoff: Duration::from_millis(200),
+        ..bling::Config::default()
+    };
+    let w = BlingWorld::start_with(SPECS, config, &ponte_tests::redis_url()).await;
+    let portal = Bitrix24::new(bitrix24::Config::default()).spawn(None).await.unwrap();
+    let mut auth = AuthTokenServiceClient::new(w.mesh.channel("auth-token").await);
+    auth.set_api_credentials(SetApiCredentialsRequest {
+        tenant_id: TENANT.into(),
+        credentials: Some(Credentials::Bitrix24Webhook(ponte_proto::v1::Bitrix24WebhookCredentials {
+            webhook_url: portal.webhook_url.clone(),
+            application_token: portal.portal.config().application_token.clone(),
+        })),
+    })
+    .await
+    .expect("connect Bitrix24");
+    let env = w
+        .mesh
+        .env
+        .clone()
+        .with("PONTE_DISPATCH_BACKOFF_MS", "50")
+        .with("PONTE_DISPATCH_MAX_BACKOFF_SECONDS", "2")
+        .with("PONTE_DISPATCH_MAX_ATTEMPTS", "40");
+    let gateway = w.mesh.start_gateway_http_with(env, w.mesh.peers.clone(), Some(listener)).await;
+    World { w, portal, gateway }
+}
+
+impl World {
+    /// Creates a product through Bling's API, as the merchant's Bling does; returns its id.
+    async fn create_in_bling(&self, product: Value) -> i64 {
+        let mut auth = AuthTokenServiceClient::new(self.w.mesh.channel("auth-token").await);
+        let token = auth
+            .get_access_token(GetAccessTokenRequest {
+                tenant_id: TENANT.into(),
+                provider: Provider::Bling as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // The account's 3 requests/s are shared with ponte's own calls: wait out a 429 as any
+        // Bling client must.
+        for _ in 0..20 {
+            let resp = reqwest::Client::new()
+                .post(format!("{}/produtos", token.base_url.trim_end_matches('/')))
+                .bearer_auth(&token.access_token)
+                .json(&product)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                continue;
+            }
+            assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+            let body: Value = resp.json().await.unwrap();
+            return body["data"]["id"].as_i64().expect("created id");
+        }
+        panic!("Bling kept answering 429")
+    }
+
+    /// The inbox state of each Bling webhook whose `eventId` starts with `prefix`.
+    async fn inbox_states(&self, prefix: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT state FROM inbox_events WHERE source_event_id LIKE $1 ORDER BY source_event_id")
+            .bind(format!("{prefix}%"))
+            .fetch_all(self.gateway.db.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn settings(&self, s: SyncSettings) {
+        let mut cs = CatalogSyncServiceClient::new(self.w.mesh.channel("catalog-sync").await);
+        cs.update_sync_settings(UpdateSyncSettingsRequest {
+            settings: Some(SyncSettings { tenant_id: TENANT.into(), ..s }),
+        })
+        .await
+        .unwrap();
+    }
+
+    /// The portal's products carrying Bling id `bling_id` in their "Bling ID" property.
+    fn in_bitrix24(&self, bling_id: i64) -> Vec<Map<String, Value>> {
+        let key = self.bling_id_key();
+        self.portal
+            .portal
+            .products()
+            .into_iter()
+            .filter(|p| key.as_ref().is_some_and(|k| property(p, k) == Some(bling_id.to_string())))
+            .collect()
+    }
+
+    fn bling_id_key(&self) -> Option<String> {
+        self.portal.portal.properties().into_iter().find(|p| p.code == "BLING_ID").map(|p| format!("PROPERTY_{}", p.id))
+    }
+
+    async fn catalog_db(&self) -> Database {
+        Database::connect(&self.w.mesh.database_url, "catalog_sync", 2, Duration::from_secs(5)).await.unwrap()
+    }
+
+    /// catalog-sync's ledger for `entity`: (outcome, detail) in the order handled, leaving out
+    /// attempts that failed and were retried (e.g. on Bling's rate limit, which this test's own
+    /// calls share).
+    async fn log(&self, entity: &str) -> Vec<(String, String)> {
+        let db = self.catalog_db().await;
+        sqlx::query("SELECT outcome, detail FROM event_log WHERE entity_key = $1 AND outcome <> 'failed' ORDER BY seq")
+            .bind(entity)
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    async fn post_bling(&self, body: String) -> u16 {
+        let sig = sign(&self.w.client_secret(), body.as_bytes());
+        reqwest::Client::new()
+            .post(self.gateway.url("/webhooks/bling"))
+            .header("content-type", "application/json")
+            .header("X-Bling-Signature-256", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+/// A property's value as text, however the portal returns it.
+fn property(p: &Map<String, Value>, key: &str) -> Option<String> {
+    ponte_connectors::bitrix24::client::field_values(p.get(key)).into_iter().next()
+}
+
+fn text(p: &Map<String, Value>, key: &str) -> String {
+    p.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+}
+
+async fn settle() {
+    // Long enough for a webhook that would arrive to be delivered and handled.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+#[tokio::test]
+async fn a_product_created_and_changed_in_bling_ends_in_bitrix24_with_the_mapped_fields() {
+    let world = world().await;
+    let id = world
+        .create_in_bling(json!({"nome": "Camiseta Azul M", "codigo": "CAM-AZ-M", "preco": 59.9, "tipo": "P",
+                                "situacao": "A", "formato": "S", "unidade": "UN"}))
+        .await;
+    assert!(eventually(Duration::from_secs(20), || async { world.in_bitrix24(id).len() == 1 }).await, "never synced");
+    let entity = format!("product:{id}");
+    assert!(
+        eventually(Duration::from_secs(20), || async { world.log(&entity).await.iter().any(|(o, _)| o == "applied") })
+            .await
+    );
+    let p = &world.in_bitrix24(id)[0];
+    assert_eq!(text(p, "NAME"), "Camiseta Azul M");
+    assert_eq!(text(p, "XML_ID"), "CAM-AZ-M", "the SKU goes to ID Externo");
+    assert_eq!(text(p, "PRICE").parse::<f64>().unwrap(), 59.9);
+    assert_eq!(text(p, "ACTIVE"), "Y");
+    let bitrix_id = text(p, "ID");
+
+    // The link registry knows the pair.
+    let mut mapping = MappingServiceClient::new(world.w.mesh.channel("mapping").await);
+    let linked = mapping
+        .resolve(ResolveRequest {
+            tenant_id: TENANT.into(),
+            kind: EntityKind::Product as i32,
+            from_system: Provider::Bling as i32,
+            from_id: id.to_string(),
+            to_system: Provider::Bitrix24 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(linked.id, bitrix_id);
+
+    // A change made in Bling's UI: price and situação (I → N).
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"preco": 64.5, "situacao": "I"})));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.in_bitrix24(id).first().is_some_and(|p| text(p, "ACTIVE") == "N")
+        })
+        .await,
+        "the change never reached Bitrix24: {:?}",
+        world.in_bitrix24(id)
+    );
+    let all = world.in_bitrix24(id);
+    assert_eq!(all.len(), 1, "updated in place, not created again");
+    assert_eq!(text(&all[0], "PRICE").parse::<f64>().unwrap(), 64.5);
+    assert_eq!(text(&all[0], "ID"), bitrix_id);
+    let log = world.log(&entity).await;
+    assert_eq!(log[0], ("applied".to_owned(), format!("created Bitrix24 product {bitrix_id}")), "{log:?}");
+    assert_eq!(log[1], ("applied".to_owned(), format!("updated Bitrix24 product {bitrix_id}")), "{log:?}");
+
+    // Deleted in Bling (situação E): deactivated, never removed.
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"situacao": "A"})));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.in_bitrix24(id).first().is_some_and(|p| text(p, "ACTIVE") == "Y")
+        })
+        .await
+    );
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"situacao": "E"})));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.in_bitrix24(id).first().is_some_and(|p| text(p, "ACTIVE") == "N")
+        })
+        .await
+    );
+    assert!(world.log(&format!("product:{id}")).await.iter().any(|(_, d)| d.starts_with("deactivated")));
+}
+
+#[tokio::test]
+async fn with_each_switch_off_nothing_is_written() {
+    let world = world().await;
+    let on = SyncSettings {
+        bling_create_creates_in_bitrix24: true,
+        bling_update_updates_bitrix24: true,
+        ..Default::default()
+    };
+
+    // "Criação no Bling cria produto no Bitrix24" off: a new product stays out of Bitrix24.
+    world.settings(SyncSettings { bling_create_creates_in_bitrix24: false, ..on.clone() }).await;
+    let skipped = world.create_in_bling(json!({"nome": "Boné", "codigo": "BON-1", "preco": 30, "tipo": "P"})).await;
+    let entity = format!("product:{skipped}");
+    assert!(eventually(Duration::from_secs(20), || async { !world.log(&entity).await.is_empty() }).await);
+    assert_eq!(
+        world.log(&entity).await,
+        [("skipped".to_owned(), "creation in Bling does not create in Bitrix24 (switch off)".to_owned())]
+    );
+    assert!(world.portal.portal.products().is_empty(), "{:?}", world.portal.portal.products());
+
+    // Creation on: the next product goes; then "Alterações no Bling atualizam o Bitrix24" off.
+    world.settings(on.clone()).await;
+    let id = world.create_in_bling(json!({"nome": "Meia", "codigo": "MEI-1", "preco": 12.5, "tipo": "P"})).await;
+    assert!(eventually(Duration::from_secs(20), || async { world.in_bitrix24(id).len() == 1 }).await);
+    world.settings(SyncSettings { bling_update_updates_bitrix24: false, ..on }).await;
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"preco": 99.0})));
+    let entity = format!("product:{id}");
+    assert!(eventually(Duration::from_secs(20), || async { world.log(&entity).await.len() == 2 }).await);
+    assert_eq!(world.log(&entity).await[1].1, "changes in Bling do not update Bitrix24 (switch off)");
+    settle().await;
+    assert_eq!(text(&world.in_bitrix24(id)[0], "PRICE").parse::<f64>().unwrap(), 12.5, "written with the switch off");
+    assert_eq!(world.portal.portal.products().len(), 1);
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_webhooks_leave_the_final_state() {
+    let world = world().await;
+    let id = world.create_in_bling(json!({"nome": "Calça", "codigo": "CAL-1", "preco": 100, "tipo": "P"})).await;
+    assert!(eventually(Duration::from_secs(20), || async { world.in_bitrix24(id).len() == 1 }).await);
+    // Bling's final state, changed without a webhook of its own; the webhooks below arrive
+    // late, twice each, and out of order.
+    world.w.bling.bling.faults().set(FaultSettings { webhook_drop_rate: 1.0, ..Default::default() });
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"preco": 130, "nome": "Calça Jeans"})));
+    let company = world.w.company_id();
+    let data = json!({"id": id, "nome": "Calça", "codigo": "CAL-1", "situacao": "A", "preco": 110});
+    let events: Vec<String> = [("late-3", 300), ("late-1", 100), ("late-2", 200)]
+        .iter()
+        .map(|(eid, secs)| bling_body(eid, "product.updated", &company, &date(*secs + 86_400 * 365), data.clone()))
+        .collect();
+    for body in events.iter().chain(events.iter()) {
+        assert_eq!(world.post_bling(body.clone()).await, 200);
+    }
+    let settled = || async {
+        let states = world.inbox_states("late-").await;
+        states.len() == 3 && states.iter().all(|s| s == "delivered" || s == "coalesced")
+    };
+    assert!(eventually(Duration::from_secs(30), settled).await, "{:?}", world.inbox_states("late-").await);
+    // One row per webhook: the copies were stopped at the gateway.
+    assert_eq!(world.inbox_states("late-").await.len(), 3);
+    // The older two were never applied after the newest: each was stale, or replaced in the
+    // queue by the newer one.
+    let db = world.catalog_db().await;
+    let applied_late: Vec<String> = sqlx::query_scalar(
+        "SELECT source_event_id FROM event_log WHERE outcome = 'applied' AND source_event_id LIKE 'late-%' ORDER BY seq",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert!(applied_late.iter().all(|e| e == "late-3"), "{applied_late:?}");
+    let all = world.in_bitrix24(id);
+    assert_eq!(all.len(), 1);
+    assert_eq!(text(&all[0], "NAME"), "Calça Jeans", "Bling's current state, not the webhook's copy");
+    assert_eq!(text(&all[0], "PRICE").parse::<f64>().unwrap(), 130.0);
+}
+
+#[tokio::test]
+async fn a_bitrix24_503_storm_delays_the_sync_but_loses_nothing() {
+    let world = world().await;
+    // Every Bitrix24 call fails for a while: the portal's own 503s, then its rate-limit answers.
+    world.portal.portal.faults().set(FaultSettings { error_rate: 1.0, ..Default::default() });
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            world
+                .create_in_bling(json!({"nome": format!("Produto {n}"), "codigo": format!("P-{n}"), "preco": 10 + n,
+                                        "tipo": "P"}))
+                .await,
+        );
+    }
+    let failed = || async {
+        let db = world.catalog_db().await;
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_log WHERE outcome = 'failed'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    };
+    assert!(eventually(Duration::from_secs(20), || async { failed().await >= 6 }).await, "no retries seen");
+    assert!(world.portal.portal.products().is_empty());
+    world.portal.portal.faults().set(FaultSettings { storm: 5, ..Default::default() });
+    for id in &ids {
+        assert!(
+            eventually(Duration::from_secs(40), || async { world.in_bitrix24(*id).len() == 1 }).await,
+            "product {id} lost after the storm"
+        );
+    }
+    assert_eq!(world.portal.portal.products().len(), 3, "nothing created twice");
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox_events WHERE state = 'dead'")
+        .fetch_one(world.gateway.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(dead, 0);
+}
