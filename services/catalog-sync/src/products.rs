@@ -83,7 +83,7 @@ pub struct ProductSync {
     properties: Arc<Mutex<HashMap<String, String>>>,
 }
 
-fn bitrix_auth(t: &AccessToken) -> Bitrix24Auth {
+pub(crate) fn bitrix_auth(t: &AccessToken) -> Bitrix24Auth {
     if t.token.is_empty() {
         Bitrix24Auth::Webhook { base: t.base_url.clone() }
     } else {
@@ -93,7 +93,7 @@ fn bitrix_auth(t: &AccessToken) -> Bitrix24Auth {
 
 /// Whether `current` (as Bitrix24 returns it: strings for numbers, properties as
 /// `{"valueId", "value"}`) already holds `wanted`.
-fn same_fields(wanted: &Map<String, Value>, current: &Map<String, Value>) -> bool {
+pub(crate) fn same_fields(wanted: &Map<String, Value>, current: &Map<String, Value>) -> bool {
     let text = |v: &Value| match v {
         Value::Bool(b) => (if *b { "Y" } else { "N" }).to_owned(),
         other => field_values(Some(other)).join("\u{1f}").trim().to_owned(),
@@ -108,7 +108,7 @@ fn same_fields(wanted: &Map<String, Value>, current: &Map<String, Value>) -> boo
 
 /// A failure on the Bitrix24 side of a sync: the portal's answer (a refused token is renewed
 /// and the write tried once more) or ponte's own.
-enum WriteError {
+pub(crate) enum WriteError {
     Portal(ConnectorError),
     Service(ServiceError),
 }
@@ -172,7 +172,7 @@ impl ProductSync {
     }
 
     /// The product as Bling has it now; `None` when Bling no longer has it.
-    async fn read_bling(
+    pub(crate) async fn read_bling(
         &self,
         tenant_id: &str,
         bling_id: i64,
@@ -199,7 +199,11 @@ impl ProductSync {
 
     /// The Bitrix24 fields of `product` under the tenant's mapping (the "Bling ID" property
     /// still under [`BLING_ID_FIELD`]).
-    async fn translate(&self, tenant_id: &str, product: &Produto) -> Result<Map<String, Value>, ServiceError> {
+    pub(crate) async fn translate(
+        &self,
+        tenant_id: &str,
+        product: &Produto,
+    ) -> Result<Map<String, Value>, ServiceError> {
         let bling_id = product.id;
         let source = serde_json::to_value(product).map_err(|e| ServiceError::Internal(e.into()))?;
         let mut mapping = self.mapping.clone();
@@ -225,7 +229,12 @@ impl ProductSync {
 
     /// The portal's `PROPERTY_<n>` for "Bling ID": cached, else discovered or created while
     /// holding a lease, so two replicas never create it twice.
-    async fn bling_id_key(&self, auth: &Bitrix24Auth, portal: &str, priority: Priority) -> Result<String, WriteError> {
+    pub(crate) async fn bling_id_key(
+        &self,
+        auth: &Bitrix24Auth,
+        portal: &str,
+        priority: Priority,
+    ) -> Result<String, WriteError> {
         if let Some(key) = self.properties.lock().get(portal) {
             return Ok(key.clone());
         }
@@ -257,7 +266,7 @@ impl ProductSync {
         Ok(key)
     }
 
-    async fn write_bitrix24(
+    pub(crate) async fn write_bitrix24(
         &self,
         tenant_id: &str,
         token: &AccessToken,
@@ -317,7 +326,7 @@ impl ProductSync {
         }
     }
 
-    async fn linked(&self, tenant_id: &str, bling_id: &str) -> Result<Option<String>, ServiceError> {
+    pub(crate) async fn linked(&self, tenant_id: &str, bling_id: &str) -> Result<Option<String>, ServiceError> {
         let mut mapping = self.mapping.clone();
         match mapping
             .resolve(ResolveRequest {
@@ -335,7 +344,7 @@ impl ProductSync {
         }
     }
 
-    async fn link(&self, tenant_id: &str, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
+    pub(crate) async fn link(&self, tenant_id: &str, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
         let mut mapping = self.mapping.clone();
         mapping
             .link(LinkRequest {
