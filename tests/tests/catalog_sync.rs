@@ -37,6 +37,12 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(false).await
+}
+
+/// With `crm_events`, the portal's outgoing webhook sends its product events to the gateway
+/// (ponte's own writes included, as on a real portal).
+async fn world_with(crm_events: bool) -> World {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway_addr = listener.local_addr().unwrap();
     let config = bling::Config {
@@ -45,7 +51,12 @@ async fn world() -> World {
         ..bling::Config::default()
     };
     let w = BlingWorld::start_with(SPECS, config, &ponte_tests::redis_url()).await;
-    let portal = Bitrix24::new(bitrix24::Config::default()).spawn(None).await.unwrap();
+    let portal_config = bitrix24::Config {
+        event_url: crm_events.then(|| format!("http://{gateway_addr}/webhooks/bitrix24/{TENANT}")),
+        outgoing_events: ["ONCRMPRODUCTADD", "ONCRMPRODUCTUPDATE", "ONCRMPRODUCTDELETE"].map(String::from).to_vec(),
+        ..bitrix24::Config::for_tests()
+    };
+    let portal = Bitrix24::new(portal_config).spawn(None).await.unwrap();
     let mut auth = AuthTokenServiceClient::new(w.mesh.channel("auth-token").await);
     auth.set_api_credentials(SetApiCredentialsRequest {
         tenant_id: TENANT.into(),
@@ -132,6 +143,25 @@ impl World {
 
     fn bling_id_key(&self) -> Option<String> {
         self.portal.portal.properties().into_iter().find(|p| p.code == "BLING_ID").map(|p| format!("PROPERTY_{}", p.id))
+    }
+
+    async fn inbox_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox_events").fetch_one(self.gateway.db.pool()).await.unwrap()
+    }
+
+    /// Waits until no new event has reached the inbox for a while (bounded): a loop between
+    /// the two systems would keep it growing.
+    async fn quiet(&self) -> bool {
+        let mut last = self.inbox_count().await;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let now = self.inbox_count().await;
+            if now == last {
+                return true;
+            }
+            last = now;
+        }
+        false
     }
 
     async fn catalog_db(&self) -> Database {
@@ -364,4 +394,67 @@ async fn a_bitrix24_503_storm_delays_the_sync_but_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(dead, 0);
+}
+
+#[tokio::test]
+async fn exported_crm_products_reach_bling_and_no_write_comes_back_as_a_loop() {
+    let world = world_with(true).await;
+    world
+        .settings(SyncSettings {
+            bling_create_creates_in_bitrix24: true,
+            bling_update_updates_bitrix24: true,
+            bitrix24_export_to_bling: true,
+            ..Default::default()
+        })
+        .await;
+    // A product made by a person in the CRM.
+    let crm_id = world
+        .portal
+        .portal
+        .create_product_in_ui(json!({"NAME": "Caneca Esmaltada", "XML_ID": "CAN-1", "PRICE": 35, "ACTIVE": "Y"}))
+        .unwrap();
+    let bling_id = || {
+        let key = world.bling_id_key()?;
+        let p = world.portal.portal.product(crm_id)?;
+        property(&p, &key)?.parse::<i64>().ok()
+    };
+    assert!(eventually(Duration::from_secs(20), || async { bling_id().is_some() }).await, "never exported");
+    let id = bling_id().unwrap();
+    let in_bling = world.w.bling.bling.product(id).expect("created in Bling");
+    assert_eq!(in_bling["nome"], "Caneca Esmaltada");
+    assert_eq!(in_bling["codigo"], "CAN-1");
+    assert_eq!(in_bling["situacao"], "A");
+    assert_eq!(in_bling["preco"].as_f64(), Some(35.0), "{in_bling}");
+    assert!(world.quiet().await, "events kept coming: a loop");
+    assert_eq!(world.portal.portal.products().len(), 1, "Bling's echo created a second CRM product");
+
+    // Changed in the CRM: the price reaches Bling, and it settles.
+    world.portal.portal.edit_product_in_ui(crm_id, json!({"PRICE": 42.5, "ACTIVE": "N"})).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.w.bling.bling.product(id).is_some_and(|p| p["preco"].as_f64() == Some(42.5) && p["situacao"] == "I")
+        })
+        .await,
+        "{:?}",
+        world.w.bling.bling.product(id)
+    );
+    assert!(world.quiet().await, "events kept coming: a loop");
+
+    // Changed in Bling: the CRM follows, and it settles too.
+    assert!(world.w.bling.bling.edit_product_in_ui(id, json!({"nome": "Caneca Esmaltada Azul"})));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            world.portal.portal.product(crm_id).is_some_and(|p| text(&p, "NAME") == "Caneca Esmaltada Azul")
+        })
+        .await
+    );
+    assert!(world.quiet().await, "events kept coming: a loop");
+    assert_eq!(world.portal.portal.products().len(), 1);
+    let entity = format!("bitrix24_product:{crm_id}");
+    let log = world.log(&entity).await;
+    assert_eq!(log.iter().filter(|(o, _)| o == "applied").count(), 2, "one create and one update in Bling: {log:?}");
+    assert!(log.iter().all(|(o, d)| o == "applied" || d.contains("already up to date")), "{log:?}");
+    let writes_to_bitrix: Vec<_> =
+        world.log(&format!("product:{id}")).await.into_iter().filter(|(o, _)| o == "applied").collect();
+    assert_eq!(writes_to_bitrix.len(), 1, "only the Bling edit was written to the CRM: {writes_to_bitrix:?}");
 }

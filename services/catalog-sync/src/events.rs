@@ -3,9 +3,10 @@
 //! one must not undo a newer change), acted on, and recorded in an append-only ledger
 //! (`event_log`, which also feeds the sync status).
 //!
-//! Bling product events sync the product into Bitrix24 ([`crate::products`]). Orders as deals
-//! and the export of Bitrix24 products back to Bling are not built yet: such events are answered
-//! SKIPPED saying so (or naming the switch that is off), never APPLIED.
+//! Bling product events sync the product into Bitrix24 ([`crate::products`]); Bitrix24 product
+//! events export it into Bling when the tenant turned that on ([`crate::export`]). Orders as
+//! deals are not built yet: such events are answered SKIPPED saying so (or naming the switch
+//! that is off), never APPLIED.
 //!
 //! An event's version is recorded only once it has been acted on: a sync that fails leaves the
 //! entity's newest version where it was, so the gateway's retry is not taken for stale.
@@ -79,6 +80,17 @@ fn outcome_name(o: EventOutcome) -> &'static str {
     }
 }
 
+/// A product change in `target` as the ledger and the gateway keep it.
+fn describe(change: Change, target: &str) -> (EventOutcome, String) {
+    match change {
+        Change::Created(id) => (EventOutcome::Applied, format!("created {target} product {id}")),
+        Change::Updated(id) => (EventOutcome::Applied, format!("updated {target} product {id}")),
+        Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated {target} product {id}")),
+        Change::Unchanged(id) => (EventOutcome::Skipped, format!("{target} product {id} already up to date")),
+        Change::Skipped(why) => (EventOutcome::Skipped, why.to_owned()),
+    }
+}
+
 /// What an accepted event does, with the detail the ledger and the gateway keep.
 async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
     let e = c.event;
@@ -90,13 +102,7 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
             let change = sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?;
-            Ok(match change {
-                Change::Created(id) => (EventOutcome::Applied, format!("created Bitrix24 product {id}")),
-                Change::Updated(id) => (EventOutcome::Applied, format!("updated Bitrix24 product {id}")),
-                Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated Bitrix24 product {id}")),
-                Change::Unchanged(id) => (EventOutcome::Skipped, format!("Bitrix24 product {id} already up to date")),
-                Change::Skipped(why) => (EventOutcome::Skipped, why.to_owned()),
-            })
+            Ok(describe(change, "Bitrix24"))
         }
         ("bling", _) if !settings.orders_to_bitrix24 => {
             Ok((EventOutcome::Skipped, "orders are not sent to Bitrix24 (switch off)".into()))
@@ -105,7 +111,10 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
         (_, _) if !settings.bitrix24_export_to_bling => {
             Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
         }
-        (_, _) => Ok((EventOutcome::Skipped, format!("Bitrix24 products into Bling: {NOT_BUILT}"))),
+        (_, _) => {
+            let change = sync.bitrix24_to_bling(&e.tenant_id, id, Priority::Live).await?;
+            Ok(describe(change, "Bling"))
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! the Bling catalog into CPLUG, full backfills, and the sync status a merchant looks at.
 
 pub mod events;
+mod export;
 pub mod products;
 mod settings;
 

@@ -204,14 +204,26 @@ impl ProductSync {
         tenant_id: &str,
         product: &Produto,
     ) -> Result<Map<String, Value>, ServiceError> {
-        let bling_id = product.id;
         let source = serde_json::to_value(product).map_err(|e| ServiceError::Internal(e.into()))?;
+        self.translate_fields(tenant_id, TranslateDirection::BlingToBitrix24, &product.id.to_string(), &source).await
+    }
+
+    /// `source` translated in `direction` through the tenant's mapping; `what` names the
+    /// product in errors.
+    pub(crate) async fn translate_fields(
+        &self,
+        tenant_id: &str,
+        direction: TranslateDirection,
+        what: &str,
+        source: &Value,
+    ) -> Result<Map<String, Value>, ServiceError> {
+        let bling_id = what;
         let mut mapping = self.mapping.clone();
         let translated = mapping
             .translate_product(TranslateProductRequest {
                 tenant_id: tenant_id.to_owned(),
-                direction: TranslateDirection::BlingToBitrix24 as i32,
-                fields: Some(to_struct(&source)),
+                direction: direction as i32,
+                fields: Some(to_struct(source)),
             })
             .await
             .map_err(|s| match s.code() {
@@ -327,14 +339,25 @@ impl ProductSync {
     }
 
     pub(crate) async fn linked(&self, tenant_id: &str, bling_id: &str) -> Result<Option<String>, ServiceError> {
+        self.resolve_link(tenant_id, Provider::Bling, bling_id, Provider::Bitrix24).await
+    }
+
+    /// The product's id in `to` behind `from`'s `id`, from the link registry.
+    pub(crate) async fn resolve_link(
+        &self,
+        tenant_id: &str,
+        from: Provider,
+        id: &str,
+        to: Provider,
+    ) -> Result<Option<String>, ServiceError> {
         let mut mapping = self.mapping.clone();
         match mapping
             .resolve(ResolveRequest {
                 tenant_id: tenant_id.to_owned(),
                 kind: EntityKind::Product as i32,
-                from_system: Provider::Bling as i32,
-                from_id: bling_id.to_owned(),
-                to_system: Provider::Bitrix24 as i32,
+                from_system: from as i32,
+                from_id: id.to_owned(),
+                to_system: to as i32,
             })
             .await
         {

@@ -93,6 +93,22 @@ pub struct Produto {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Top-level numeric fields of a Bling product (`ProdutosDadosDTO`, `ProdutosDadosBaseDTO`).
+const PRODUTO_NUMBERS: &[&str] =
+    &["id", "idProdutoPai", "preco", "precoCusto", "pesoLiquido", "pesoBruto", "volumes", "itensPorCaixa", "condicao"];
+
+/// Makes the numeric fields of a product body numbers where they came as numeric text (values
+/// read from systems that return every number as a string, such as Bitrix24).
+pub fn produto_numbers(body: &mut serde_json::Map<String, serde_json::Value>) {
+    for key in PRODUTO_NUMBERS {
+        if let Some(serde_json::Value::String(s)) = body.get(*key)
+            && let Ok(n) = s.trim().parse::<serde_json::Number>()
+        {
+            body.insert((*key).to_owned(), serde_json::Value::Number(n));
+        }
+    }
+}
+
 impl Produto {
     pub fn is_active(&self) -> bool {
         self.situacao == "A"
