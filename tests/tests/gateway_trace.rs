@@ -1,21 +1,27 @@
-//! One trace from the webhook to the service: the inbox row keeps the receipt's trace context,
-//! the delivery is its child, and the service's span is the delivery's child. Alone in its test
+//! One trace from the webhook to the Bitrix24 write: the inbox row keeps the receipt's trace
+//! context, the delivery is its child, the service's span is the delivery's child, and the
+//! service's calls to Bling and Bitrix24 are client spans under it. Alone in its test
 //! binary: it installs a tracing subscriber for its thread, and tracing's per-callsite caches
 //! are shared with whatever else runs in the process.
 
 use std::time::Duration;
 
+use ponte_proto::v1::{
+    Bitrix24WebhookCredentials, SetApiCredentialsRequest, auth_token_service_client::AuthTokenServiceClient,
+    set_api_credentials_request::Credentials,
+};
+use ponte_sandbox::bitrix24::{self, Bitrix24};
 use ponte_tests::{
     eventually,
-    webhooks::{BlingWorld, bling_body, date, sign},
+    webhooks::{BlingWorld, TENANT, bling_body, date, sign},
 };
 use serde_json::json;
 
 const SPECS: &[&ponte_core::service::ServiceSpec] =
-    &[&ponte_auth_token::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
+    &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
 
 #[tokio::test(flavor = "current_thread")]
-async fn the_delivery_continues_the_webhook_trace_into_the_service() {
+async fn the_whole_sync_is_one_trace_from_the_webhook_to_the_bitrix24_call() {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry::trace::TracerProvider as _;
@@ -46,9 +52,21 @@ async fn the_delivery_continues_the_webhook_trace_into_the_service() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let w = BlingWorld::start(SPECS).await;
+    let portal = Bitrix24::new(bitrix24::Config::for_tests()).spawn(None).await.unwrap();
+    AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
+        .set_api_credentials(SetApiCredentialsRequest {
+            tenant_id: TENANT.into(),
+            credentials: Some(Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
+                webhook_url: portal.webhook_url.clone(),
+                application_token: portal.portal.config().application_token.clone(),
+            })),
+        })
+        .await
+        .unwrap();
+    let product = w.bling.bling.seed_product(json!({"nome": "Copo", "codigo": "COPO-1", "preco": 12.5}));
     let gw = w.mesh.start_gateway_http(w.mesh.env.clone().with("PONTE_DISPATCH_POLL_MS", "200")).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let body = bling_body("traced-1", "product.updated", &w.company_id(), &date(0), json!({"id": 42}));
+    let body = bling_body("traced-1", "product.updated", &w.company_id(), &date(0), json!({"id": product}));
     let resp = reqwest::Client::new()
         .post(gw.url("/webhooks/bling"))
         .header("content-type", "application/json")
@@ -85,6 +103,11 @@ async fn the_delivery_continues_the_webhook_trace_into_the_service() {
             .collect::<Vec<_>>()
     );
     assert!(eventually(Duration::from_secs(5), || async { find("deliver ").is_some() }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { find("Bitrix24 crm.product.add").is_some() }).await,
+        "no Bitrix24 write in the webhook's trace: {:?}",
+        spans.0.lock().unwrap().iter().map(|s| s.name.to_string()).collect::<Vec<_>>()
+    );
     let receive = find("POST /webhooks/bling").expect("receive span");
     let deliver = find("deliver ").expect("delivery span");
     let handle = find("ponte.v1.CatalogSyncService/HandleEvent").expect("service span");
@@ -95,4 +118,28 @@ async fn the_delivery_continues_the_webhook_trace_into_the_service() {
         deliver.span_context.span_id(),
         "the service span is not a child of the delivery"
     );
+
+    // The client calls hang under the service's span, wherever they sit in its work.
+    let all = spans.0.lock().unwrap().clone();
+    let descends_from = |span: &SpanData, ancestor: &SpanData| {
+        let mut parent = span.parent_span_id;
+        while let Some(p) = all.iter().find(|s| s.span_context.span_id() == parent) {
+            if p.span_context.span_id() == ancestor.span_context.span_id() {
+                return true;
+            }
+            parent = p.parent_span_id;
+        }
+        false
+    };
+    let read = find("Bling GET").expect("the Bling read's span");
+    let write = find("Bitrix24 crm.product.add").expect("the Bitrix24 write's span");
+    assert!(descends_from(&read, &handle), "the Bling read is outside the service's span");
+    assert!(descends_from(&write, &handle), "the Bitrix24 write is outside the service's span");
+    let status = write.attributes.iter().find(|kv| kv.key.as_str() == "http.response.status_code");
+    assert_eq!(status.map(|kv| kv.value.to_string()), Some("200".to_owned()));
+    assert!(
+        write.attributes.iter().all(|kv| !kv.value.to_string().contains(&portal.webhook_url)),
+        "the webhook URL (a secret) is a span attribute"
+    );
+    assert_eq!(portal.portal.products().len(), 1);
 }

@@ -16,6 +16,7 @@ use super::{
     types::{BatchResult, Envelope, ErrorBody, as_string},
 };
 use crate::error::ConnectorError;
+use tracing::Instrument;
 
 /// How a portal is called.
 #[derive(Clone)]
@@ -121,12 +122,35 @@ impl Bitrix24Client {
         method: &str,
         params: &Value,
     ) -> Result<Envelope<T>, ConnectorError> {
+        // A client span per call (the URL is never recorded: a webhook URL holds its secret).
+        let span = tracing::info_span!(
+            "bitrix24.request",
+            otel.name = %format!("Bitrix24 {method}"),
+            otel.kind = "client",
+            rpc.method = %method,
+            ponte.portal = %portal,
+            http.response.status_code = tracing::field::Empty,
+            ponte.ratelimit.wait_ms = tracing::field::Empty,
+        );
+        self.call_in_span(auth, portal, priority, method, params).instrument(span).await
+    }
+
+    async fn call_in_span<T: DeserializeOwned>(
+        &self,
+        auth: &Bitrix24Auth,
+        portal: &str,
+        priority: Priority,
+        method: &str,
+        params: &Value,
+    ) -> Result<Envelope<T>, ConnectorError> {
+        let waited = std::time::Instant::now();
         ratelimit::acquire(&*self.limiter, &format!("bitrix24:{portal}"), self.quota, priority, self.max_wait)
             .await
             .map_err(|e| match e {
                 RateLimitError::Unavailable(m) => ConnectorError::Unavailable { system: SYSTEM, message: m },
                 other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
             })?;
+        tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
         let mut body = params.clone();
         if let (Bitrix24Auth::OAuth { access_token, .. }, Value::Object(m)) = (auth, &mut body) {
             m.insert("auth".into(), Value::String(access_token.clone()));
@@ -138,6 +162,7 @@ impl Bitrix24Client {
             .await
             .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         if !status.is_success() {
             return Err(error_from(status, &bytes, auth.is_webhook()));

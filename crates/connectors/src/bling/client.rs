@@ -22,6 +22,7 @@ use super::{
     types::{Data, EmpresaDadosBasicos, ErrorEnvelope, FieldError, FlatOAuthError, TokenResponse},
 };
 use crate::error::ConnectorError;
+use tracing::Instrument;
 
 /// The Bling app ponte runs as, and where Bling is.
 #[derive(Clone)]
@@ -191,6 +192,29 @@ impl BlingApi {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<bytes::Bytes, ConnectorError> {
+        // A client span per call: its time includes the wait for the account's budget
+        // (`ponte.ratelimit.wait_ms`), which is where a slow sync usually spends it.
+        let span = tracing::info_span!(
+            "bling.request",
+            otel.name = %format!("Bling {method}"),
+            otel.kind = "client",
+            http.request.method = %method,
+            url.path = %path,
+            http.response.status_code = tracing::field::Empty,
+            ponte.ratelimit.wait_ms = tracing::field::Empty,
+        );
+        self.send_in_span(caller, method, path, query, body).instrument(span).await
+    }
+
+    async fn send_in_span(
+        &self,
+        caller: Caller<'_>,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<bytes::Bytes, ConnectorError> {
+        let waited = std::time::Instant::now();
         ratelimit::acquire(
             &*self.limiter,
             &format!("bling:{}", caller.account),
@@ -207,6 +231,7 @@ impl BlingApi {
             },
             other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
         })?;
+        tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
         let mut req = traced(self.http.request(method, format!("{}{path}", self.base)))
             .bearer_auth(caller.token)
             .header("enable-jwt", "1")
@@ -216,6 +241,7 @@ impl BlingApi {
         }
         let resp = req.send().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         if status.is_success() { Ok(bytes) } else { Err(error_from(status, &bytes)) }
     }
