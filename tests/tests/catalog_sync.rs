@@ -81,6 +81,12 @@ async fn world_with(crm_events: bool) -> World {
 impl World {
     /// Creates a product through Bling's API, as the merchant's Bling does; returns its id.
     async fn create_in_bling(&self, product: Value) -> i64 {
+        let body = self.bling_api(reqwest::Method::POST, "/produtos", Some(product)).await;
+        body["data"]["id"].as_i64().expect("created id")
+    }
+
+    /// One call to Bling's API with the tenant's token; the JSON answer (null when empty).
+    async fn bling_api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut auth = AuthTokenServiceClient::new(self.w.mesh.channel("auth-token").await);
         let token = auth
             .get_access_token(GetAccessTokenRequest {
@@ -94,20 +100,20 @@ impl World {
         // The account's 3 requests/s are shared with ponte's own calls: wait out a 429 as any
         // Bling client must.
         for _ in 0..20 {
-            let resp = reqwest::Client::new()
-                .post(format!("{}/produtos", token.base_url.trim_end_matches('/')))
-                .bearer_auth(&token.access_token)
-                .json(&product)
-                .send()
-                .await
-                .unwrap();
+            let mut req = reqwest::Client::new()
+                .request(method.clone(), format!("{}{path}", token.base_url.trim_end_matches('/')))
+                .bearer_auth(&token.access_token);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.unwrap();
             if resp.status() == 429 {
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 continue;
             }
             assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-            let body: Value = resp.json().await.unwrap();
-            return body["data"]["id"].as_i64().expect("created id");
+            let text = resp.text().await.unwrap();
+            return if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
         }
         panic!("Bling kept answering 429")
     }
@@ -457,4 +463,63 @@ async fn exported_crm_products_reach_bling_and_no_write_comes_back_as_a_loop() {
     let writes_to_bitrix: Vec<_> =
         world.log(&format!("product:{id}")).await.into_iter().filter(|(o, _)| o == "applied").collect();
     assert_eq!(writes_to_bitrix.len(), 1, "only the Bling edit was written to the CRM: {writes_to_bitrix:?}");
+}
+
+#[tokio::test]
+async fn bling_orders_become_bitrix24_deals_with_product_rows_and_the_stage_of_their_situacao() {
+    let world = world().await;
+    world
+        .settings(SyncSettings {
+            bling_create_creates_in_bitrix24: true,
+            bling_update_updates_bitrix24: true,
+            orders_to_bitrix24: true,
+            ..Default::default()
+        })
+        .await;
+    let synced =
+        world.create_in_bling(json!({"nome": "Camiseta", "codigo": "CAM-1", "preco": 59.9, "tipo": "P"})).await;
+    assert!(eventually(Duration::from_secs(20), || async { world.in_bitrix24(synced).len() == 1 }).await);
+    let crm_product = text(&world.in_bitrix24(synced)[0], "ID");
+    // A product Bling has but ponte never synced (added before the app was connected).
+    let unsynced = world.w.bling.bling.seed_product(json!({"nome": "Brinde", "codigo": "BRI-1", "preco": 0}));
+
+    let order = world
+        .bling_api(
+            reqwest::Method::POST,
+            "/pedidos/vendas",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-22",
+                "itens": [{"produto": {"id": synced}, "quantidade": 2, "valor": 59.9, "descricao": "Camiseta"},
+                          {"produto": {"id": unsynced}, "quantidade": 1, "valor": 5, "desconto": 10, "descricao": "Brinde"}]})),
+        )
+        .await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let deal = || world.portal.portal.deals().into_iter().find(|d| text(d, "ORIGIN_ID") == order.to_string());
+    assert!(eventually(Duration::from_secs(20), || async { deal().is_some() }).await, "no deal for the order");
+    let d = deal().unwrap();
+    assert_eq!(text(&d, "ORIGINATOR_ID"), "bling");
+    assert_eq!(text(&d, "STAGE_ID"), "NEW", "Em aberto");
+    assert_eq!(text(&d, "OPPORTUNITY").parse::<f64>().unwrap(), 124.3);
+    let deal_id: u64 = text(&d, "ID").parse().unwrap();
+    // The rows follow the deal's creation.
+    let rows_set = || async { world.portal.portal.deal_rows(deal_id).len() == 2 };
+    assert!(eventually(Duration::from_secs(10), rows_set).await, "{:?}", world.portal.portal.deal_rows(deal_id));
+    let rows = world.portal.portal.deal_rows(deal_id);
+    assert_eq!(text(&rows[0], "PRODUCT_ID"), crm_product, "the synced product is named");
+    assert_eq!(text(&rows[0], "QUANTITY").parse::<f64>().unwrap(), 2.0);
+    assert_eq!(text(&rows[1], "PRODUCT_ID"), "0", "a product never synced is a free-text row");
+    assert_eq!(text(&rows[1], "PRODUCT_NAME"), "Brinde");
+    assert_eq!(text(&rows[1], "PRICE").parse::<f64>().unwrap(), 4.5, "the item's 10% discount");
+
+    // Atendido in Bling: the deal is won; still one deal.
+    world.bling_api(reqwest::Method::PATCH, &format!("/pedidos/vendas/{order}/situacoes/9"), None).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async { deal().is_some_and(|d| text(&d, "STAGE_ID") == "WON") }).await,
+        "{:?}",
+        deal()
+    );
+    assert_eq!(world.portal.portal.deals().len(), 1);
+    let log = world.log(&format!("order:{order}")).await;
+    assert_eq!(log[0].1, format!("created Bitrix24 deal {deal_id}"), "{log:?}");
+    assert_eq!(log.last().unwrap().1, format!("updated Bitrix24 deal {deal_id}"), "{log:?}");
 }

@@ -4,9 +4,9 @@
 //! (`event_log`, which also feeds the sync status).
 //!
 //! Bling product events sync the product into Bitrix24 ([`crate::products`]); Bitrix24 product
-//! events export it into Bling when the tenant turned that on ([`crate::export`]). Orders as
-//! deals are not built yet: such events are answered SKIPPED saying so (or naming the switch
-//! that is off), never APPLIED.
+//! events export it into Bling when the tenant turned that on ([`crate::export`]); Bling order
+//! events become Bitrix24 deals when the tenant turned that on ([`crate::orders`]). An event
+//! whose switch is off is answered SKIPPED naming the switch.
 //!
 //! An event's version is recorded only once it has been acted on: a sync that fails leaves the
 //! entity's newest version where it was, so the gateway's retry is not taken for stale.
@@ -21,9 +21,6 @@ use ponte_core::{
 use ponte_proto::v1::{
     CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, InboundEvent, Provider,
 };
-
-/// The detail of an accepted event whose action is not built yet.
-pub const NOT_BUILT: &str = "not built yet";
 
 const BLING_TYPES: &[&str] =
     &["product.created", "product.updated", "product.deleted", "order.created", "order.updated", "order.deleted"];
@@ -80,13 +77,13 @@ fn outcome_name(o: EventOutcome) -> &'static str {
     }
 }
 
-/// A product change in `target` as the ledger and the gateway keep it.
-fn describe(change: Change, target: &str) -> (EventOutcome, String) {
+/// A change to `what` (e.g. "Bitrix24 product") as the ledger and the gateway keep it.
+fn describe(change: Change, what: &str) -> (EventOutcome, String) {
     match change {
-        Change::Created(id) => (EventOutcome::Applied, format!("created {target} product {id}")),
-        Change::Updated(id) => (EventOutcome::Applied, format!("updated {target} product {id}")),
-        Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated {target} product {id}")),
-        Change::Unchanged(id) => (EventOutcome::Skipped, format!("{target} product {id} already up to date")),
+        Change::Created(id) => (EventOutcome::Applied, format!("created {what} {id}")),
+        Change::Updated(id) => (EventOutcome::Applied, format!("updated {what} {id}")),
+        Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated {what} {id}")),
+        Change::Unchanged(id) => (EventOutcome::Skipped, format!("{what} {id} already up to date")),
         Change::Skipped(why) => (EventOutcome::Skipped, why.to_owned()),
     }
 }
@@ -102,18 +99,24 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
             let change = sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?;
-            Ok(describe(change, "Bitrix24"))
+            Ok(describe(change, "Bitrix24 product"))
         }
         ("bling", _) if !settings.orders_to_bitrix24 => {
             Ok((EventOutcome::Skipped, "orders are not sent to Bitrix24 (switch off)".into()))
         }
-        ("bling", _) => Ok((EventOutcome::Skipped, format!("Bling orders as Bitrix24 deals: {NOT_BUILT}"))),
+        ("bling", _) => {
+            let order_id: i64 = id
+                .parse()
+                .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling order id")))?;
+            let change = sync.order_to_bitrix24(&e.tenant_id, order_id, Priority::Live).await?;
+            Ok(describe(change, "Bitrix24 deal"))
+        }
         (_, _) if !settings.bitrix24_export_to_bling => {
             Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
         }
         (_, _) => {
             let change = sync.bitrix24_to_bling(&e.tenant_id, id, Priority::Live).await?;
-            Ok(describe(change, "Bling"))
+            Ok(describe(change, "Bling product"))
         }
     }
 }

@@ -14,7 +14,7 @@ use ponte_connectors::{
     bling::{Caller, resources::produto_numbers},
 };
 use ponte_core::{access::AccessToken, error::ServiceError, ratelimit::Priority};
-use ponte_proto::v1::{Provider, TranslateDirection};
+use ponte_proto::v1::{EntityKind, Provider, TranslateDirection};
 use serde_json::{Map, Value, json};
 
 use crate::products::{BLING_ID_FIELD, Change, ProductSync, WriteError, bitrix_auth, same_fields, service_error};
@@ -58,7 +58,8 @@ impl ProductSync {
             Err(e) => return Err(e.into()),
         };
         let marked = field_values(product.get(&property)).into_iter().next().filter(|v| !v.is_empty());
-        let registered = self.resolve_link(tenant_id, Provider::Bitrix24, bitrix_id, Provider::Bling).await?;
+        let registered =
+            self.resolve_link(tenant_id, EntityKind::Product, Provider::Bitrix24, bitrix_id, Provider::Bling).await?;
         let in_registry = registered.is_some();
         let bling_id = registered.or(marked);
         // The mapping knows the property by its portal-independent name.

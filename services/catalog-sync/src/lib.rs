@@ -3,6 +3,7 @@
 
 pub mod events;
 mod export;
+pub mod orders;
 pub mod products;
 mod settings;
 

@@ -339,13 +339,14 @@ impl ProductSync {
     }
 
     pub(crate) async fn linked(&self, tenant_id: &str, bling_id: &str) -> Result<Option<String>, ServiceError> {
-        self.resolve_link(tenant_id, Provider::Bling, bling_id, Provider::Bitrix24).await
+        self.resolve_link(tenant_id, EntityKind::Product, Provider::Bling, bling_id, Provider::Bitrix24).await
     }
 
-    /// The product's id in `to` behind `from`'s `id`, from the link registry.
+    /// The `kind` entity's id in `to` behind `from`'s `id`, from the link registry.
     pub(crate) async fn resolve_link(
         &self,
         tenant_id: &str,
+        kind: EntityKind,
         from: Provider,
         id: &str,
         to: Provider,
@@ -354,7 +355,7 @@ impl ProductSync {
         match mapping
             .resolve(ResolveRequest {
                 tenant_id: tenant_id.to_owned(),
-                kind: EntityKind::Product as i32,
+                kind: kind as i32,
                 from_system: from as i32,
                 from_id: id.to_owned(),
                 to_system: to as i32,
@@ -368,12 +369,23 @@ impl ProductSync {
     }
 
     pub(crate) async fn link(&self, tenant_id: &str, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
+        self.link_entity(tenant_id, EntityKind::Product, bling_id, bitrix_id).await
+    }
+
+    /// Records that Bling's `kind` `bling_id` is Bitrix24's `bitrix_id`.
+    pub(crate) async fn link_entity(
+        &self,
+        tenant_id: &str,
+        kind: EntityKind,
+        bling_id: &str,
+        bitrix_id: &str,
+    ) -> Result<(), ServiceError> {
         let mut mapping = self.mapping.clone();
         mapping
             .link(LinkRequest {
                 link: Some(EntityLink {
                     tenant_id: tenant_id.to_owned(),
-                    kind: EntityKind::Product as i32,
+                    kind: kind as i32,
                     system_a: Provider::Bling as i32,
                     id_a: bling_id.to_owned(),
                     system_b: Provider::Bitrix24 as i32,
