@@ -58,9 +58,20 @@ impl BlingWorld {
         config: Config,
         redis_url: &str,
     ) -> Self {
+        Self::start_with_env(specs, config, redis_url, Env::default()).await
+    }
+
+    /// As [`BlingWorld::start_with`], the services also configured by `env` (e.g. where the
+    /// other sandboxes listen).
+    pub async fn start_with_env(
+        specs: &[&'static ponte_core::service::ServiceSpec],
+        config: Config,
+        redis_url: &str,
+        env: Env,
+    ) -> Self {
         let bling = Bling::new(config).spawn(None).await.expect("Bling sandbox");
         let cfg = bling.bling.config();
-        let env = Env::default()
+        let env = env
             .with("PONTE_BLING_CLIENT_ID", &cfg.client_id)
             .with("PONTE_BLING_CLIENT_SECRET", &cfg.client_secret)
             .with("PONTE_BLING_API_URL", &bling.base_url)

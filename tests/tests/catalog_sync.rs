@@ -523,3 +523,90 @@ async fn bling_orders_become_bitrix24_deals_with_product_rows_and_the_stage_of_t
     assert_eq!(log[0].1, format!("created Bitrix24 deal {deal_id}"), "{log:?}");
     assert_eq!(log.last().unwrap().1, format!("updated Bitrix24 deal {deal_id}"), "{log:?}");
 }
+
+#[tokio::test]
+async fn the_bling_catalog_reaches_cplug_with_changes_arriving_together_sharing_bulk_calls() {
+    let pos = ponte_sandbox::cplug::Cplug::new(ponte_sandbox::cplug::Config::for_tests()).spawn(None).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let env = ponte_core::config::Env::default().with("PONTE_CPLUG_API_URL", &pos.base_url);
+    let w = BlingWorld::start_with_env(SPECS, bling::Config::default(), &ponte_tests::redis_url(), env).await;
+    let cfg = pos.cplug.config().clone();
+    AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
+        .set_api_credentials(SetApiCredentialsRequest {
+            tenant_id: TENANT.into(),
+            credentials: Some(Credentials::Cplug(ponte_proto::v1::CplugCredentials {
+                client_id: cfg.client_id.clone(),
+                client_secret: cfg.client_secret.clone(),
+                username: cfg.username.clone(),
+                password: cfg.password.clone(),
+                webhook_secret: cfg.webhook_secret.clone(),
+            })),
+        })
+        .await
+        .unwrap();
+    let gateway = w.mesh.start_gateway_http_with(w.mesh.env.clone(), w.mesh.peers.clone(), Some(listener)).await;
+    CatalogSyncServiceClient::new(w.mesh.channel("catalog-sync").await)
+        .update_sync_settings(UpdateSyncSettingsRequest {
+            settings: Some(SyncSettings { tenant_id: TENANT.into(), catalog_to_cplug: true, ..Default::default() }),
+        })
+        .await
+        .unwrap();
+
+    // Twelve products and a variation (no grid module: it goes as a product of its own).
+    let mut ids: Vec<i64> = (0..12)
+        .map(|n| {
+            w.bling.bling.seed_product(json!({"nome": format!("Produto {n}"), "codigo": format!("P-{n}"),
+                "preco": 10.5 + f64::from(n), "unidade": "UN", "situacao": if n == 0 { "I" } else { "A" }}))
+        })
+        .collect();
+    let parent = ids[1];
+    ids.push(w.bling.bling.seed_product(json!({"nome": "Produto 1", "codigo": "P-1-AZ", "preco": 12,
+        "variacao": {"nome": "Cor:Azul;Tamanho:M", "produtoPai": {"id": parent}}})));
+    let before = pos.cplug.stats().api_requests;
+    let company = w.company_id();
+    // Each webhook carries the product as Bling sends it.
+    let sends = ids.iter().map(|id| {
+        let p = w.bling.bling.product(*id).unwrap();
+        let mut data = json!({"id": id, "nome": p["nome"], "codigo": p["codigo"], "preco": p["preco"],
+            "situacao": p["situacao"], "unidade": p["unidade"], "tipo": "P", "formato": "S"});
+        if let Some(pai) = p["variacao"]["produtoPai"]["id"].as_i64() {
+            data["idProdutoPai"] = json!(pai);
+        }
+        let body = bling_body(&format!("pos-{id}"), "product.updated", &company, &date(0), data);
+        let sig = sign(&w.client_secret(), body.as_bytes());
+        let url = gateway.url("/webhooks/bling");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("X-Bling-Signature-256", sig)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    for status in futures::future::join_all(sends).await {
+        assert_eq!(status, 200);
+    }
+    let held = || pos.cplug.products();
+    let delivered = eventually(Duration::from_secs(30), || async { held().len() == 13 }).await;
+    let errors: Vec<(String, String)> =
+        sqlx::query_as("SELECT lane, last_error FROM inbox_deliveries WHERE state <> 'delivered'")
+            .fetch_all(gateway.db.pool())
+            .await
+            .unwrap_or_default();
+    assert!(delivered, "{:?} {errors:?}", held().keys());
+    let products = held();
+    let first = &products[&ids[0].to_string()];
+    assert_eq!(
+        (first["sku"].as_str(), first["price"].as_f64(), first["active"].as_bool()),
+        (Some("P-0"), Some(10.5), Some(false))
+    );
+    let variation = &products[&ids[12].to_string()];
+    assert_eq!(variation["name"], "Produto 1 (Azul, M)", "{variation}");
+    assert!(variation["parent_external_id"].is_null() || variation["parent_external_id"] == "");
+    let calls = pos.cplug.stats().api_requests - before;
+    assert!(calls < 13, "{calls} CPLUG calls for 13 products: the upserts were not shared");
+}

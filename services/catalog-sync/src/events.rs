@@ -5,7 +5,8 @@
 //!
 //! Bling product events sync the product into Bitrix24 ([`crate::products`]); Bitrix24 product
 //! events export it into Bling when the tenant turned that on ([`crate::export`]); Bling order
-//! events become Bitrix24 deals when the tenant turned that on ([`crate::orders`]). An event
+//! events become Bitrix24 deals when the tenant turned that on ([`crate::orders`]); Bling product
+//! events also reach CPLUG when the tenant serves its catalog there ([`crate::cplug_sync`]). An event
 //! whose switch is off is answered SKIPPED naming the switch.
 //!
 //! An event's version is recorded only once it has been acted on: a sync that fails leaves the
@@ -98,8 +99,27 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
             let bling_id: i64 = id
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
-            let change = sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?;
-            Ok(describe(change, "Bitrix24 product"))
+            let crm = describe(
+                sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?,
+                "Bitrix24 product",
+            );
+            if !settings.catalog_to_cplug || e.event_type == "product.deleted" {
+                return Ok(crm);
+            }
+            let sent =
+                serde_json::from_slice::<serde_json::Value>(&e.payload).ok().and_then(|v| v.get("data").cloned());
+            // Both targets are written idempotently: a failure of either retries the event,
+            // and the other finds nothing left to change.
+            let pos = describe(
+                sync.bling_to_cplug(&e.tenant_id, bling_id, sent.as_ref(), &settings, Priority::Live).await?,
+                "CPLUG product",
+            );
+            let outcome = if crm.0 == EventOutcome::Applied || pos.0 == EventOutcome::Applied {
+                EventOutcome::Applied
+            } else {
+                EventOutcome::Skipped
+            };
+            Ok((outcome, format!("{}; {}", crm.1, pos.1)))
         }
         ("bling", _) if !settings.orders_to_bitrix24 => {
             Ok((EventOutcome::Skipped, "orders are not sent to Bitrix24 (switch off)".into()))

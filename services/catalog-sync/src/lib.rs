@@ -1,6 +1,7 @@
 //! catalog-sync: Bling products and orders into Bitrix24, Bitrix24 products back into Bling,
 //! the Bling catalog into CPLUG, full backfills, and the sync status a merchant looks at.
 
+pub mod cplug_sync;
 pub mod events;
 mod export;
 pub mod orders;
@@ -45,8 +46,9 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         AccessTokens::new(deps.auth_token_channel()?),
         MappingServiceClient::new(deps.mapping_channel()?),
         BlingApi::new(http.clone(), &bling_url, deps.limiter.clone(), Quota::bling()),
-        Bitrix24Client::new(http, deps.limiter.clone(), Quota::bitrix24()),
+        Bitrix24Client::new(http.clone(), deps.limiter.clone(), Quota::bitrix24()),
         deps.locks.clone(),
+        http,
     );
     Ok(Routes::new(CatalogSyncServiceServer::new(CatalogSync { db: deps.db.clone(), tenants, sync })))
 }

@@ -79,6 +79,9 @@ pub struct ProductSync {
     pub bling: BlingApi,
     pub bitrix: Bitrix24Client,
     pub locks: Arc<dyn Locks>,
+    pub http: reqwest::Client,
+    /// CPLUG upserts waiting to share a bulk call.
+    pub(crate) cplug: crate::cplug_sync::CplugBulks,
     /// Portal → the `PROPERTY_<n>` key of its "Bling ID" property.
     properties: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -141,8 +144,9 @@ impl ProductSync {
         bling: BlingApi,
         bitrix: Bitrix24Client,
         locks: Arc<dyn Locks>,
+        http: reqwest::Client,
     ) -> Self {
-        Self { tokens, mapping, bling, bitrix, locks, properties: Arc::default() }
+        Self { tokens, mapping, bling, bitrix, locks, http, cplug: Default::default(), properties: Arc::default() }
     }
 
     /// Syncs Bling product `bling_id` of `tenant_id` into Bitrix24 as `settings` allow.
