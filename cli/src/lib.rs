@@ -5,6 +5,7 @@ mod admin_cmd;
 mod dlq_cmd;
 mod mapping_cmd;
 mod run;
+mod status_cmd;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -90,6 +91,15 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: dlq_cmd::DlqCommand,
+    },
+    /// A tenant's sync status per flow (the merchant's "data sync" tab), through a running
+    /// catalog-sync.
+    Status {
+        #[arg(long)]
+        tenant: String,
+        /// catalog-sync's gRPC address (default: where `ponte dev` puts it).
+        #[arg(long, env = "PONTE_CATALOG_SYNC_URL", default_value = "http://127.0.0.1:50053")]
+        catalog_sync_url: String,
     },
     /// Applies every service's migrations to DATABASE_URL (each in its own schema) and exits.
     Migrate {
@@ -187,6 +197,7 @@ pub fn main() -> ExitCode {
             Command::Connections { command } => admin_cmd::connections(command).await,
             Command::Mapping { command } => mapping_cmd::mapping(command).await,
             Command::Dlq { command } => dlq_cmd::dlq(command).await,
+            Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
                 println!("{}", ponte_core::crypto::generate_key_entry(&id));
                 Ok(())

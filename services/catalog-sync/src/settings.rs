@@ -4,12 +4,15 @@
 
 use ponte_core::{db::Database, error::ServiceError, time::now_millis};
 use ponte_proto::v1::{
-    CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, GetSyncSettingsRequest,
-    GetSyncSettingsResponse, SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse,
+    CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
+    CatalogSyncServiceHandleEventResponse, GetBackfillRequest, GetBackfillResponse, GetSyncSettingsRequest,
+    GetSyncSettingsResponse, GetSyncStatusRequest, GetSyncStatusResponse, StartBackfillRequest, StartBackfillResponse,
+    SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse, WatchBackfillRequest, WatchBackfillResponse,
     catalog_sync_service_server::CatalogSyncService,
 };
 use sqlx::Row;
-use tonic::{Request, Response, Status};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, codegen::BoxStream};
 
 use crate::CatalogSync;
 
@@ -77,6 +80,50 @@ impl CatalogSyncService for CatalogSync {
         req: Request<CatalogSyncServiceHandleEventRequest>,
     ) -> Result<Response<CatalogSyncServiceHandleEventResponse>, Status> {
         Ok(Response::new(crate::events::handle(&self.db, &self.sync, req.into_inner()).await?))
+    }
+
+    async fn start_backfill(
+        &self,
+        req: Request<StartBackfillRequest>,
+    ) -> Result<Response<StartBackfillResponse>, Status> {
+        let req = req.into_inner();
+        ServiceError::require("tenant_id", &req.tenant_id)?;
+        self.tenants.require(req.tenant_id.trim()).await?;
+        let backfill = self.backfills.start(req).await?;
+        Ok(Response::new(StartBackfillResponse { backfill: Some(backfill) }))
+    }
+
+    async fn get_backfill(&self, req: Request<GetBackfillRequest>) -> Result<Response<GetBackfillResponse>, Status> {
+        let backfill = self.backfills.get(&req.into_inner().backfill_id).await?;
+        Ok(Response::new(GetBackfillResponse { backfill: Some(backfill) }))
+    }
+
+    async fn watch_backfill(
+        &self,
+        req: Request<WatchBackfillRequest>,
+    ) -> Result<Response<BoxStream<WatchBackfillResponse>>, Status> {
+        let updates = self.backfills.watch(&req.into_inner().backfill_id).await?;
+        let stream = ReceiverStream::new(updates).map(|b| Ok(WatchBackfillResponse { backfill: Some(b) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn cancel_backfill(
+        &self,
+        req: Request<CancelBackfillRequest>,
+    ) -> Result<Response<CancelBackfillResponse>, Status> {
+        let backfill = self.backfills.cancel(&req.into_inner().backfill_id).await?;
+        Ok(Response::new(CancelBackfillResponse { backfill: Some(backfill) }))
+    }
+
+    async fn get_sync_status(
+        &self,
+        req: Request<GetSyncStatusRequest>,
+    ) -> Result<Response<GetSyncStatusResponse>, Status> {
+        let tenant_id = req.into_inner().tenant_id;
+        ServiceError::require("tenant_id", &tenant_id)?;
+        self.tenants.require(tenant_id.trim()).await?;
+        let flows = crate::status::sync_status(&self.db, tenant_id.trim()).await?;
+        Ok(Response::new(GetSyncStatusResponse { flows }))
     }
 
     async fn get_sync_settings(
