@@ -213,20 +213,30 @@ pub enum Other {
 type Running = Box<dyn std::any::Any + Send>;
 
 /// Starts one sandbox; its handle and the lines that tell a person how to use it, and the
-/// environment the mesh needs to reach it.
-async fn start_other(which: Other, addr: SocketAddr) -> anyhow::Result<(Running, Vec<String>, Vec<(String, String)>)> {
+/// environment the mesh needs to reach it. With `gateway` (the mesh's HTTP address), the
+/// Bitrix24 app's installation path is the gateway's.
+async fn start_other(
+    which: Other,
+    addr: SocketAddr,
+    gateway: Option<SocketAddr>,
+) -> anyhow::Result<(Running, Vec<String>, Vec<(String, String)>)> {
     let listener = bind(addr, "--bling-port").await?;
     Ok(match which {
         Other::Bitrix24 => {
-            let h = ponte_sandbox::bitrix24::Bitrix24::new(Default::default()).spawn(Some(listener)).await?;
+            let install_url = gateway.map(|g| format!("http://{g}/install/bitrix24"));
+            let config = ponte_sandbox::bitrix24::Config { install_url, ..Default::default() };
+            let h = ponte_sandbox::bitrix24::Bitrix24::new(config).spawn(Some(listener)).await?;
             let c = h.portal.config().clone();
-            let lines = vec![
+            let mut lines = vec![
                 format!("  {:<16} {}  (sandbox; incoming webhook)", "bitrix24", h.webhook_url),
                 format!(
                     "  {:<16} PONTE_BITRIX24_WEBHOOK_URL={} PONTE_BITRIX24_APPLICATION_TOKEN={}",
                     "", h.webhook_url, c.application_token
                 ),
             ];
+            if let Some(url) = &c.install_url {
+                lines.push(format!("  {:<16} POST {}/__admin/install installs the app at {url}", "", h.base_url));
+            }
             let env = vec![
                 ("PONTE_BITRIX24_CLIENT_ID".to_owned(), c.client_id.clone()),
                 ("PONTE_BITRIX24_CLIENT_SECRET".to_owned(), c.client_secret.clone()),
@@ -258,7 +268,7 @@ async fn start_other(which: Other, addr: SocketAddr) -> anyhow::Result<(Running,
 
 /// `ponte sandbox bitrix24|envios360|cplug`.
 pub async fn sandbox_other(which: Other, addr: SocketAddr) -> anyhow::Result<()> {
-    let (_handle, lines, env) = start_other(which, addr).await?;
+    let (_handle, lines, env) = start_other(which, addr, None).await?;
     for line in lines {
         println!("{line}");
     }
@@ -319,7 +329,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         let mut port = addr.port();
         for which in [Other::Bitrix24, Other::Envios360, Other::Cplug] {
             port = port.checked_add(1).context("--bling-port is too high for four sandboxes")?;
-            let (handle, lines, vars) = start_other(which, SocketAddr::new(addr.ip(), port)).await?;
+            let (handle, lines, vars) = start_other(which, SocketAddr::new(addr.ip(), port), Some(opts.http)).await?;
             sandbox_lines.extend(lines);
             for (k, v) in vars {
                 if env.get(&k).is_none() {

@@ -162,7 +162,7 @@ async fn receive<S: WebhookSource>(st: HttpState, tenant: String, headers: Heade
 }
 
 /// Whether the request's media type is `expected` (parameters such as charset are ignored).
-fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -170,7 +170,7 @@ fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(expected))
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Problem> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Problem> {
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -196,8 +196,32 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Prob
     }
 }
 
-/// The key `S`'s requests must be signed with.
-async fn signing_key<S: WebhookSource>(ingest: &Ingest, tenant: &str) -> Result<Secret, Problem> {
+/// Whether the request was signed with `S`'s key (for `tenant`). A tenant's secret can change
+/// (a Bitrix24 re-install, new credentials) while this gateway still holds the old one: a
+/// request that a cached secret does not verify, or that found none, is checked again against
+/// the current one, fetched at most once a second.
+async fn verified<S: WebhookSource>(
+    ingest: &Ingest,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<bool, Problem> {
+    let cached = signing_key::<S>(ingest, tenant, false).await;
+    if let Ok(key) = &cached
+        && S::verify(key.expose(), headers, body)
+    {
+        return Ok(true);
+    }
+    if S::TENANCY == Tenancy::Account {
+        return cached.map(|_| false);
+    }
+    let key = signing_key::<S>(ingest, tenant, true).await?;
+    Ok(S::verify(key.expose(), headers, body))
+}
+
+/// The key `S`'s requests must be signed with; with `recheck`, a cached secret over a second
+/// old is asked for again.
+async fn signing_key<S: WebhookSource>(ingest: &Ingest, tenant: &str, recheck: bool) -> Result<Secret, Problem> {
     match S::TENANCY {
         Tenancy::Account => ingest.bling_secret.clone().ok_or_else(|| {
             Problem::unavailable("Bling webhooks are not configured here (PONTE_BLING_CLIENT_SECRET is not set)", None)
@@ -209,7 +233,12 @@ async fn signing_key<S: WebhookSource>(ingest: &Ingest, tenant: &str) -> Result<
             if !well_formed {
                 return Err(Problem::unauthorized(format!("no {} webhook secret is known for this URL", S::NAME)));
             }
-            match ingest.lookups.webhook_secret(tenant, S::PROVIDER).await {
+            let lookup = if recheck {
+                ingest.lookups.recheck_webhook_secret(tenant, S::PROVIDER).await
+            } else {
+                ingest.lookups.webhook_secret(tenant, S::PROVIDER).await
+            };
+            match lookup {
                 Lookup::Found(secret) => Ok(secret),
                 // The same answer as a bad signature: a caller learns nothing about which
                 // tenants exist.
@@ -261,8 +290,7 @@ async fn pipeline<S: WebhookSource>(
         ));
     }
     let body = read_body(headers, body).await?;
-    let key = signing_key::<S>(ingest, &tenant).await?;
-    if !S::verify(key.expose(), headers, &body) {
+    if !verified::<S>(ingest, &tenant, headers, &body).await? {
         return Err(Problem::unauthorized(format!("the {} signature is missing or does not match the body", S::NAME)));
     }
     let event = S::parse(&body);

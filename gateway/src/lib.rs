@@ -1,12 +1,14 @@
 //! gateway: the only HTTP entry to ponte. Webhooks from Bling, 360Envios, CPLUG and Bitrix24
 //! are verified, deduplicated and stored in the inbox before they are acknowledged; a
 //! dispatcher delivers them to the owning services over gRPC. It also serves the OAuth
-//! callbacks, `/healthz`, `/readyz`, `/metrics`, and the inbox's operator API over gRPC.
+//! callbacks, the Bitrix24 app's installation path, `/healthz`, `/readyz`, `/metrics`, and the
+//! inbox's operator API over gRPC.
 
 mod api;
 pub mod dispatcher;
 pub mod inbox;
 mod ingest;
+mod install;
 mod lookups;
 mod metrics;
 mod oauth;
@@ -146,6 +148,7 @@ pub fn build(deps: &Deps, readiness: Readiness) -> Result<(Router, Running), Con
         .route("/readyz", get(readyz))
         .route("/metrics", get(serve_metrics))
         .route("/oauth/{provider}/callback", get(oauth::callback))
+        .route("/install/bitrix24", post(install::bitrix24))
         .route("/webhooks/bling", post(ingest::bling))
         .route("/webhooks/envios360/{tenant}", post(ingest::envios360))
         .route("/webhooks/cplug/{tenant}", post(ingest::cplug))

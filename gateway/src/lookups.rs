@@ -1,7 +1,9 @@
 //! What the gateway asks auth-token, cached: which tenant connected a sender's account (Bling
 //! `companyId`) and a tenant's webhook secret. A burst of webhooks makes one call per key
 //! (concurrent callers wait for the first), answers are kept briefly, and an unreachable
-//! auth-token is remembered for a second so a burst does not queue up behind it.
+//! auth-token is remembered for a second so a burst does not queue up behind it. A secret can
+//! change (a Bitrix24 re-install, new credentials): a caller whose request did not verify may
+//! ask for a fresher answer, which costs at most one call a second per key.
 
 use std::{
     collections::HashMap,
@@ -56,6 +58,16 @@ const UNAVAILABLE_TTL: Duration = Duration::from_secs(1);
 /// probing random names cannot grow it without bound.
 const MAX_KEYS: usize = 10_000;
 
+/// How long an answer is kept.
+fn ttl<T>(answer: &Lookup<T>) -> Duration {
+    match answer {
+        Lookup::Found(_) => FOUND_TTL,
+        Lookup::Missing(_) => MISSING_TTL,
+        Lookup::Unavailable { .. } => UNAVAILABLE_TTL,
+    }
+}
+
+/// The answer and when it was fetched.
 type Cell<T> = Arc<OnceCell<(Lookup<T>, Instant)>>;
 
 struct Cache<T> {
@@ -67,19 +79,22 @@ impl<T: Clone> Cache<T> {
         Self { cells: Mutex::new(HashMap::new()) }
     }
 
-    async fn get<F, Fut>(&self, key: &str, fetch: F) -> Lookup<T>
+    /// The cached answer for `key` if it was fetched less than `max_age` ago (and is within its
+    /// TTL), else `fetch`'s.
+    async fn get<F, Fut>(&self, key: &str, max_age: Duration, fetch: F) -> Lookup<T>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Lookup<T>>,
     {
         let now = Instant::now();
+        let within = |(answer, fetched): &(Lookup<T>, Instant), age: Duration| *fetched + ttl(answer).min(age) > now;
         let cell = {
             let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
             match cells.get(key) {
-                Some(c) if c.get().is_none_or(|(_, expires)| *expires > now) => c.clone(),
+                Some(c) if c.get().is_none_or(|entry| within(entry, max_age)) => c.clone(),
                 _ => {
                     if cells.len() >= MAX_KEYS {
-                        cells.retain(|_, c| c.get().is_some_and(|(_, expires)| *expires > now));
+                        cells.retain(|_, c| c.get().is_some_and(|entry| within(entry, Duration::MAX)));
                         if cells.len() >= MAX_KEYS {
                             cells.clear();
                         }
@@ -90,18 +105,12 @@ impl<T: Clone> Cache<T> {
                 }
             }
         };
-        let (answer, _) = cell
-            .get_or_init(|| async {
-                let answer = fetch().await;
-                let ttl = match answer {
-                    Lookup::Found(_) => FOUND_TTL,
-                    Lookup::Missing(_) => MISSING_TTL,
-                    Lookup::Unavailable { .. } => UNAVAILABLE_TTL,
-                };
-                (answer, Instant::now() + ttl)
-            })
-            .await;
+        let (answer, _) = cell.get_or_init(|| async { (fetch().await, Instant::now()) }).await;
         answer.clone()
+    }
+
+    fn forget(&self, key: &str) {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }
 
@@ -115,6 +124,9 @@ pub struct Lookups {
 
 /// How long one call to auth-token may take: a webhook is waiting on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How old a cached secret may be for a request that did not verify with it.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 fn classify<T>(status: tonic::Status) -> Lookup<T> {
     match status.code() {
@@ -141,7 +153,7 @@ impl Lookups {
     pub async fn tenant(&self, provider: Provider, account: &str) -> Lookup<String> {
         let key = format!("{}:{account}", provider as i32);
         self.tenants
-            .get(&key, || async {
+            .get(&key, Duration::MAX, || async {
                 let mut req = tonic::Request::new(ResolveTenantRequest {
                     provider: provider as i32,
                     external_account_id: account.to_owned(),
@@ -157,9 +169,27 @@ impl Lookups {
 
     /// The secret `tenant`'s `provider` webhooks are signed with.
     pub async fn webhook_secret(&self, tenant: &str, provider: Provider) -> Lookup<Secret> {
-        let key = format!("{}:{tenant}", provider as i32);
+        self.secret_within(tenant, provider, Duration::MAX).await
+    }
+
+    /// As [`Lookups::webhook_secret`], for a request that did not verify with the cached
+    /// answer: asked of auth-token again unless that answer is under a second old.
+    pub async fn recheck_webhook_secret(&self, tenant: &str, provider: Provider) -> Lookup<Secret> {
+        self.secret_within(tenant, provider, RECHECK_AFTER).await
+    }
+
+    /// Drops the cached secret of `tenant` (it was just replaced through this gateway).
+    pub fn forget_webhook_secret(&self, tenant: &str, provider: Provider) {
+        self.secrets.forget(&Self::secret_key(tenant, provider));
+    }
+
+    fn secret_key(tenant: &str, provider: Provider) -> String {
+        format!("{}:{tenant}", provider as i32)
+    }
+
+    async fn secret_within(&self, tenant: &str, provider: Provider, max_age: Duration) -> Lookup<Secret> {
         self.secrets
-            .get(&key, || async {
+            .get(&Self::secret_key(tenant, provider), max_age, || async {
                 let mut req = tonic::Request::new(GetWebhookSecretRequest {
                     tenant_id: tenant.to_owned(),
                     provider: provider as i32,
@@ -192,7 +222,7 @@ mod tests {
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let (cache, calls) = (cache.clone(), calls.clone());
-                tokio::spawn(async move { cache.get("k", || fetch(calls)).await })
+                tokio::spawn(async move { cache.get("k", Duration::MAX, || fetch(calls)).await })
             })
             .collect();
         for t in tasks {
@@ -200,7 +230,7 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         tokio::time::advance(FOUND_TTL + Duration::from_secs(1)).await;
-        cache.get("k", || fetch(calls.clone())).await;
+        cache.get("k", Duration::MAX, || fetch(calls.clone())).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -208,10 +238,31 @@ mod tests {
     async fn an_unavailable_answer_is_kept_for_a_second_only() {
         let cache: Cache<String> = Cache::new();
         let down = || async { Lookup::Unavailable { message: "down".into(), retry_after: None } };
-        assert!(matches!(cache.get("k", down).await, Lookup::Unavailable { .. }));
-        assert!(matches!(cache.get("k", || async { Lookup::Found("x".into()) }).await, Lookup::Unavailable { .. }));
+        assert!(matches!(cache.get("k", Duration::MAX, down).await, Lookup::Unavailable { .. }));
+        assert!(matches!(
+            cache.get("k", Duration::MAX, || async { Lookup::Found("x".into()) }).await,
+            Lookup::Unavailable { .. }
+        ));
         tokio::time::advance(Duration::from_millis(1100)).await;
-        assert!(matches!(cache.get("k", || async { Lookup::Found("x".into()) }).await, Lookup::Found(_)));
+        assert!(matches!(
+            cache.get("k", Duration::MAX, || async { Lookup::Found("x".into()) }).await,
+            Lookup::Found(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recheck_refetches_answers_over_its_age_and_forget_drops_them() {
+        let cache: Cache<String> = Cache::new();
+        let answer = |v: &'static str| move || async move { Lookup::Found(v.to_owned()) };
+        assert!(matches!(cache.get("k", Duration::MAX, answer("old")).await, Lookup::Found(ref v) if v == "old"));
+        // Under the age: the cached answer, without a call.
+        let recheck = Duration::from_secs(1);
+        assert!(matches!(cache.get("k", recheck, answer("new")).await, Lookup::Found(ref v) if v == "old"));
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert!(matches!(cache.get("k", Duration::MAX, answer("new")).await, Lookup::Found(ref v) if v == "old"));
+        assert!(matches!(cache.get("k", recheck, answer("new")).await, Lookup::Found(ref v) if v == "new"));
+        cache.forget("k");
+        assert!(matches!(cache.get("k", Duration::MAX, answer("newer")).await, Lookup::Found(ref v) if v == "newer"));
     }
 
     #[test]

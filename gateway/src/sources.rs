@@ -371,12 +371,14 @@ impl WebhookSource for Cplug {
 pub struct Bitrix24;
 
 impl Bitrix24 {
-    fn form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    /// The body's fields, in PHP-array notation (`auth[application_token]`).
+    pub(crate) fn form(body: &[u8]) -> Option<Vec<(String, String)>> {
         serde_urlencoded::from_bytes(body).ok()
     }
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// A form field's trimmed value; `None` when absent or blank.
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
 }
 

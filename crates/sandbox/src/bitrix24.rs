@@ -5,8 +5,10 @@
 //! token endpoint, [`oauth`]), `batch` ([`batch`]), 50-row pages with `next`/`total`, the
 //! per-portal leaky bucket (2/s, burst 50, then 503 `QUERY_LIMIT_EXCEEDED`), the per-method
 //! operating-time budget (429 `OPERATION_TIME_LIMIT`), the documented error bodies, and the
-//! outbound events (`ONCRMPRODUCTADD`…) posted form-encoded with `auth[application_token]`.
-//! Admin routes under `/__admin/` seed data, act "as a person in the CRM", and show state.
+//! outbound events (`ONCRMPRODUCTADD`…) posted form-encoded with `auth[application_token]`,
+//! the app's installation (`ONAPPINSTALL` posted to its installation path) and `app.info`.
+//! Admin routes under `/__admin/` seed data, act "as a person in the CRM", install the app, and
+//! show state.
 
 // Handlers short-circuit with the response to send; its size does not matter in a fake.
 #![allow(clippy::result_large_err)]
@@ -64,6 +66,10 @@ pub struct Config {
     pub app_scopes: Vec<String>,
     /// Where the consent page sends the browser back (the app's settings, not the request).
     pub redirect_uri: Option<String>,
+    /// The app's installation path (its settings: a local app's "Initial installation path", a
+    /// Market app's "Installation event handler URL"), where an installation posts its
+    /// `auth[...]` fields.
+    pub install_url: Option<String>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     /// Sent in every outbound event; the receiver compares it with the one it stored.
@@ -96,6 +102,7 @@ impl Default for Config {
             client_secret: "bitrix24-app-secret-0000000".into(),
             app_scopes: vec!["crm".into()],
             redirect_uri: None,
+            install_url: None,
             access_ttl: Duration::from_secs(3600),
             refresh_ttl: Duration::from_secs(180 * 86_400),
             application_token: "51856fefc120afa4b628cc82d3935cce".into(),
@@ -359,6 +366,12 @@ impl Bitrix24 {
         }
     }
 
+    /// Installs the app at its configured installation path (`Config::install_url`); `None`
+    /// when the app has none.
+    pub fn install(&self) -> Option<oauth::Grant> {
+        self.config.install_url.as_deref().map(|url| self.install_app(url))
+    }
+
     /// Installs the app: posts `ONAPPINSTALL` (form-encoded, with a fresh token pair and the
     /// application token) to `handler`, the app's installation path.
     pub fn install_app(&self, handler: &str) -> oauth::Grant {
@@ -537,7 +550,7 @@ impl Bitrix24 {
         params: Map<String, Value>,
     ) -> (Result<Reply, MethodError>, Option<(f64, i64)>) {
         let method = method.to_ascii_lowercase();
-        if !Crm::knows(&method) && !method.starts_with("event.") && method != "scope" {
+        if !Crm::knows(&method) && !method.starts_with("event.") && method != "scope" && method != "app.info" {
             return (Err(MethodError::new(StatusCode::NOT_FOUND, "ERROR_METHOD_NOT_FOUND", "Method not found!")), None);
         }
         let scopes = match cred {
@@ -575,6 +588,7 @@ impl Bitrix24 {
                 let scopes: Vec<Value> = scopes.iter().map(|s| json!(s)).collect();
                 Ok(Reply { result: Value::Array(scopes), total: None, next: None, events: vec![] })
             }
+            "app.info" => self.app_info(cred),
             m if m.starts_with("event.") => self.event_method(cred, m, &params),
             m => {
                 let local = self.local_now();
@@ -597,11 +611,22 @@ impl Bitrix24 {
         (outcome, Some(used))
     }
 
+    /// `app.info`: the app the calling token was issued to, with the fields the official page
+    /// documents (`CODE` is the app's client id). Application auth only: an incoming webhook
+    /// belongs to no app.
+    fn app_info(&self, cred: Credential) -> Result<Reply, MethodError> {
+        if cred == Credential::Webhook {
+            return Err(app_context_required());
+        }
+        let result = json!({"ID": "1", "CODE": self.config.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": true,
+                            "PAYMENT_EXPIRED": "N", "DAYS": null, "LICENSE": "br_project"});
+        Ok(Reply { result, total: None, next: None, events: vec![] })
+    }
+
     /// `event.bind`, `event.unbind`, `event.get`: application auth only.
     fn event_method(&self, cred: Credential, method: &str, params: &Map<String, Value>) -> Result<Reply, MethodError> {
         if cred == Credential::Webhook {
-            // Documented for placement.bind and event.bind alike; the status is not.
-            return Err(MethodError::new(StatusCode::UNAUTHORIZED, "WRONG_AUTH_TYPE", "Application context required"));
+            return Err(app_context_required());
         }
         let event = param(params, "event").and_then(text).unwrap_or_default().to_ascii_uppercase();
         let handler = param(params, "handler").and_then(text).unwrap_or_default();
@@ -695,6 +720,12 @@ impl Bitrix24 {
             task,
         })
     }
+}
+
+/// The refusal of a method that needs an app, called through an incoming webhook. Documented
+/// for placement.bind and event.bind alike; the HTTP status is not.
+fn app_context_required() -> MethodError {
+    MethodError::new(StatusCode::UNAUTHORIZED, "WRONG_AUTH_TYPE", "Application context required")
 }
 
 /// Starts a portal with `config` on 127.0.0.1 and a free port.
@@ -941,12 +972,21 @@ struct Install {
     handler: String,
 }
 
+/// `POST /__admin/install`: installs the app at its configured installation path, or at
+/// `{"handler": url}` when given.
 async fn admin_install(State(b): State<Bitrix24>, body: Option<Json<Install>>) -> Response {
-    let Some(Json(i)) = body else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "Send {\"handler\": \"<installation URL>\"}");
+    let installed = match body {
+        Some(Json(i)) => Some(b.install_app(&i.handler)),
+        None => b.install(),
     };
-    let g = b.install_app(&i.handler);
-    Json(json!({"access_token": g.access_token, "refresh_token": g.refresh_token})).into_response()
+    match installed {
+        Some(g) => Json(json!({"access_token": g.access_token, "refresh_token": g.refresh_token})).into_response(),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "The app has no installation path: configure one, or send {\"handler\": \"<installation URL>\"}",
+        ),
+    }
 }
 
 #[derive(Deserialize)]

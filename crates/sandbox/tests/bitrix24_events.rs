@@ -195,3 +195,46 @@ async fn handlers_bound_by_the_app_get_events_with_its_tokens_and_install_hands_
         .unwrap();
     assert_eq!(listed["result"]["STAGE_ID"], "WON", "the event's token works for re-reading the deal");
 }
+
+#[tokio::test]
+async fn the_app_installs_at_its_configured_path_and_app_info_names_the_app_of_a_token() {
+    let (rx, url) = Receiver::start(200).await;
+    let cfg = Config { install_url: Some(url), ..Config::for_tests() };
+    let portal = bitrix24::spawn(cfg.clone()).await.unwrap();
+    let http = reqwest::Client::new();
+    let r = http.post(format!("{}/__admin/install", portal.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (ct, install) = rx.wait_for(1).await[0].clone();
+    assert_eq!((ct.as_str(), install["event"].as_str()), ("application/x-www-form-urlencoded", "ONAPPINSTALL"));
+    assert_eq!(install["auth[member_id]"], cfg.member_id);
+    assert_eq!(install["auth[client_endpoint]"], portal.client_endpoint());
+
+    let info: Value = http
+        .post(format!("{}app.info", portal.client_endpoint()))
+        .json(&json!({"auth": install["auth[access_token]"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["result"]["CODE"], cfg.client_id);
+    assert_eq!((info["result"]["STATUS"].as_str(), info["result"]["INSTALLED"].as_bool()), (Some("L"), Some(true)));
+    let forged = http
+        .post(format!("{}app.info", portal.client_endpoint()))
+        .json(&json!({"auth": "0123456789abcdef0123456789abcdef"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(forged.json::<Value>().await.unwrap()["error"], "invalid_token");
+    let webhook: Value =
+        http.post(format!("{}app.info.json", portal.webhook_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(webhook["error"], "WRONG_AUTH_TYPE", "an incoming webhook belongs to no app");
+
+    // Without an installation path, an install must name where to post.
+    let bare = bitrix24::spawn(Config::for_tests()).await.unwrap();
+    let r = http.post(format!("{}/__admin/install", bare.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(bare.install().is_none());
+}

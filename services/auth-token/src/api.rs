@@ -4,11 +4,11 @@ use ponte_core::error::ServiceError;
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CompleteAuthorizationResponse, ConnectionState, CreateTenantRequest,
     CreateTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
-    GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, ListConnectionsRequest,
-    ListConnectionsResponse, ListTenantsRequest, ListTenantsResponse, Provider, ResolveTenantRequest,
-    ResolveTenantResponse, RevokeConnectionRequest, RevokeConnectionResponse, SetApiCredentialsRequest,
-    SetApiCredentialsResponse, StartAuthorizationRequest, StartAuthorizationResponse,
-    auth_token_service_server::AuthTokenService,
+    GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, InstallBitrix24AppRequest,
+    InstallBitrix24AppResponse, ListConnectionsRequest, ListConnectionsResponse, ListTenantsRequest,
+    ListTenantsResponse, Provider, ResolveTenantRequest, ResolveTenantResponse, RevokeConnectionRequest,
+    RevokeConnectionResponse, SetApiCredentialsRequest, SetApiCredentialsResponse, StartAuthorizationRequest,
+    StartAuthorizationResponse, auth_token_service_server::AuthTokenService,
 };
 use tonic::{Request, Response, Status};
 
@@ -213,5 +213,14 @@ impl AuthTokenService for AuthToken {
             ))
         })?;
         Ok(Response::new(GetWebhookSecretResponse { secret }))
+    }
+
+    #[tracing::instrument(skip_all, fields(portal = %req.get_ref().domain))]
+    async fn install_bitrix24_app(
+        &self,
+        req: Request<InstallBitrix24AppRequest>,
+    ) -> Result<Response<InstallBitrix24AppResponse>, Status> {
+        let row = self.install_bitrix24(req.get_ref()).await?;
+        Ok(Response::new(InstallBitrix24AppResponse { connection: Some(row.to_proto()) }))
     }
 }

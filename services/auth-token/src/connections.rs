@@ -142,13 +142,18 @@ impl ConnectionRow {
         }
     }
 
-    pub fn open(&self, sealer: &Sealer, field: Field) -> Result<Option<String>, ServiceError> {
-        let sealed = match field {
+    /// One sealed column as stored ("" when unset).
+    pub fn sealed(&self, field: Field) -> &str {
+        match field {
             Field::AccessToken => &self.access_token,
             Field::RefreshToken => &self.refresh_token,
             Field::Credentials => &self.credentials,
             Field::WebhookSecret => &self.webhook_secret,
-        };
+        }
+    }
+
+    pub fn open(&self, sealer: &Sealer, field: Field) -> Result<Option<String>, ServiceError> {
+        let sealed = self.sealed(field);
         if sealed.is_empty() {
             return Ok(None);
         }
@@ -304,20 +309,37 @@ pub async fn set_state(
     Ok(())
 }
 
-/// Replaces one sealed column's value (re-sealing under a new key), if the row did not change.
+/// Replaces one sealed column's value (re-sealing under a new key), if neither the row's
+/// tokens nor that column changed since `c` was read (a webhook secret changes without a new
+/// token version).
 pub async fn reseal_column(db: &Database, c: &ConnectionRow, field: Field, sealed: &str) -> Result<bool, ServiceError> {
+    let column = field.column();
     let sql = format!(
-        "UPDATE connections SET {} = $1 WHERE tenant_id = $2 AND provider = $3 AND token_version = $4",
-        field.column()
+        "UPDATE connections SET {column} = $1 \
+         WHERE tenant_id = $2 AND provider = $3 AND token_version = $4 AND {column} = $5"
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(sealed)
         .bind(&c.tenant_id)
         .bind(provider_name(c.provider))
         .bind(c.token_version)
+        .bind(c.sealed(field))
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Stores a new webhook secret (sealed) on a connection. The token version stays: a refresh
+/// running meanwhile must still be able to store the tokens it got.
+pub async fn set_webhook_secret(db: &Database, c: &ConnectionRow, sealed: &str) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE connections SET webhook_secret = $1, update_time = $2 WHERE tenant_id = $3 AND provider = $4")
+        .bind(sealed)
+        .bind(now_millis())
+        .bind(&c.tenant_id)
+        .bind(provider_name(c.provider))
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// The tenant connected to an outside account.

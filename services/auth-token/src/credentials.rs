@@ -14,7 +14,8 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, ServiceError> {
     ServiceError::require(field, value)
 }
 
-fn secret<'a>(field: &str, value: &'a str) -> Result<&'a str, ServiceError> {
+/// A secret a sender signs with: long enough not to be guessed.
+pub(crate) fn secret<'a>(field: &str, value: &'a str) -> Result<&'a str, ServiceError> {
     let v = required(field, value)?;
     if v.len() < 16 {
         return Err(ServiceError::invalid(field, "must be at least 16 characters"));

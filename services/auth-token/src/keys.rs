@@ -22,12 +22,7 @@ pub async fn reseal_all(db: &Database, sealer: &Sealer) -> Result<ResealReport, 
     let mut report = ResealReport::default();
     for row in connections::all(db).await? {
         for field in Field::ALL {
-            let sealed = match field {
-                Field::AccessToken => &row.access_token,
-                Field::RefreshToken => &row.refresh_token,
-                Field::Credentials => &row.credentials,
-                Field::WebhookSecret => &row.webhook_secret,
-            };
+            let sealed = row.sealed(field);
             if sealed.is_empty() {
                 continue;
             }

@@ -6,6 +6,7 @@
 mod api;
 mod connections;
 mod credentials;
+mod install;
 pub mod keys;
 mod oauth;
 mod tenants;
@@ -14,7 +15,7 @@ mod tokens;
 use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{
-    bitrix24::{Bitrix24AppConfig, Bitrix24OAuth},
+    bitrix24::{Bitrix24AppConfig, Bitrix24Client, Bitrix24OAuth},
     bling::{BlingApi, BlingConfig, BlingOAuth},
     cplug::CplugClient,
 };
@@ -83,6 +84,8 @@ pub struct AuthToken {
     sealer: Sealer,
     bling: Option<Bling>,
     bitrix24: Option<Bitrix24OAuth>,
+    /// Portals' REST APIs (checking an app installation), within each portal's shared budget.
+    bitrix24_api: Bitrix24Client,
     cplug: CplugClient,
     urls: ProviderUrls,
     limiter: Arc<dyn RateLimiter>,
@@ -112,6 +115,7 @@ impl AuthToken {
             sealer: Sealer::from_env(env)?,
             bling,
             bitrix24: Bitrix24AppConfig::from_env(env)?.map(|cfg| Bitrix24OAuth::new(http.clone(), cfg)),
+            bitrix24_api: Bitrix24Client::new(http.clone(), deps.limiter.clone(), Quota::bitrix24()),
             cplug: CplugClient::new(http.clone(), &urls.cplug),
             urls,
             limiter: deps.limiter.clone(),

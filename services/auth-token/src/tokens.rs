@@ -123,7 +123,7 @@ impl AuthToken {
         }
     }
 
-    fn credentials(&self, row: &ConnectionRow) -> Result<serde_json::Value, ServiceError> {
+    pub(crate) fn credentials(&self, row: &ConnectionRow) -> Result<serde_json::Value, ServiceError> {
         let raw = row.open(&self.sealer, Field::Credentials)?.unwrap_or_else(|| "{}".into());
         serde_json::from_str(&raw).map_err(|e| ServiceError::Internal(anyhow::anyhow!("stored credentials: {e}")))
     }

@@ -99,6 +99,10 @@ impl Bitrix24OAuth {
         Self { http, config }
     }
 
+    pub fn config(&self) -> &Bitrix24AppConfig {
+        &self.config
+    }
+
     /// The portal's consent page (`redirect_uri` comes from the app's settings).
     pub fn authorize_url(&self, portal: &str, state: &str) -> String {
         let scheme = if portal.starts_with("127.0.0.1") || portal.starts_with("localhost") { "http" } else { "https" };

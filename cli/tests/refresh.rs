@@ -1,0 +1,200 @@
+//! One refresh however many callers and replicas, black-box: two `ponte serve auth-token`
+//! processes on one PostgreSQL database and one Redis, a merchant connected to the Bling
+//! sandbox, and fifty callers (ponte's own token cache, as every service uses it) split across
+//! the two processes. When Bling's access token expires (the sandbox's clock moved past its six
+//! hours), every caller is refused by Bling at once and reports it: Bling sees exactly one
+//! refresh, never the rotated-out refresh token again, and every caller ends up with the same
+//! new token, which Bling accepts.
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use ponte_connectors::{ConnectorError, bling::BlingApi};
+use ponte_core::{
+    access::AccessTokens,
+    ratelimit::{MemoryRateLimiter, Quota},
+};
+use ponte_proto::v1::{
+    CompleteAuthorizationRequest, CreateTenantRequest, Provider, StartAuthorizationRequest,
+    auth_token_service_client::AuthTokenServiceClient,
+};
+use ponte_sandbox::bling::{Bling, Config};
+use tokio::sync::Barrier;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// Callers per process.
+const CALLERS: usize = 25;
+/// How long Bling's access tokens live.
+const SIX_HOURS: Duration = Duration::from_secs(6 * 3600);
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// One `ponte serve auth-token` process: its gRPC and metrics addresses.
+struct Replica {
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    _process: Killed,
+}
+
+impl Replica {
+    /// Starts a replica sharing `env` (database, Redis and its prefix, keys, the Bling app) on
+    /// ports of its own, and waits until it serves.
+    async fn start(env: &[(&str, String)]) -> Self {
+        let (grpc, metrics) = (free_addr(), free_addr());
+        let child = Command::new(env!("CARGO_BIN_EXE_ponte"))
+            .args(["serve", "auth-token"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("PONTE_GRPC_ADDR", grpc.to_string())
+            .env("PONTE_METRICS_ADDR", metrics.to_string())
+            .env("PONTE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let replica = Self { grpc, metrics, _process: Killed(child) };
+        let endpoint = tonic::transport::Endpoint::from_shared(replica.url()).unwrap();
+        let serving = ponte_tests::eventually(Duration::from_secs(30), || {
+            let endpoint = endpoint.clone();
+            async move {
+                let Ok(ch) = endpoint.connect().await else { return false };
+                HealthClient::new(ch)
+                    .check(HealthCheckRequest { service: String::new() })
+                    .await
+                    .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
+            }
+        })
+        .await;
+        assert!(serving, "ponte serve auth-token on {grpc} never served");
+        replica
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `GetAccessToken` calls this process answered OK, from its own `/metrics`.
+    async fn tokens_handed_out(&self) -> u64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.metrics)).await.unwrap().text().await.unwrap();
+        let series = r#"ponte_grpc_server_requests_total{service="ponte.v1.AuthTokenService",method="GetAccessToken",code="OK"} "#;
+        text.lines().find_map(|l| l.strip_prefix(series)).map_or(0, |n| n.trim().parse().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_callers() {
+    // Bling's real token lifetimes and token-endpoint limits; an API budget wide enough that
+    // a hundred calls in a burst are not throttled.
+    let bling = Bling::new(Config { per_second: 1000, ..Config::default() }).spawn(None).await.unwrap();
+    let cfg = bling.bling.config().clone();
+    let env = vec![
+        ("DATABASE_URL", ponte_tests::fresh_database().await),
+        ("REDIS_URL", ponte_tests::redis_url()),
+        ("PONTE_REDIS_PREFIX", ponte_tests::unique_prefix()),
+        ("PONTE_SEALING_KEYS", ponte_core::crypto::generate_key_entry("test")),
+        ("PONTE_BLING_CLIENT_ID", cfg.client_id.clone()),
+        ("PONTE_BLING_CLIENT_SECRET", cfg.client_secret.clone()),
+        ("PONTE_BLING_API_URL", bling.base_url.clone()),
+        ("PONTE_BLING_AUTHORIZE_URL", format!("{}/oauth/authorize", bling.base_url)),
+        ("PONTE_BLING_TOKEN_URL", format!("{}/oauth/token", bling.base_url)),
+    ];
+    let (a, b) = tokio::join!(Replica::start(&env), Replica::start(&env));
+
+    // The merchant connects through the first process.
+    let mut auth = AuthTokenServiceClient::connect(a.url()).await.unwrap();
+    auth.create_tenant(CreateTenantRequest { tenant_id: "loja".into(), display_name: String::new() }).await.unwrap();
+    let url = auth
+        .start_authorization(StartAuthorizationRequest {
+            tenant_id: "loja".into(),
+            provider: Provider::Bling as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .authorize_url;
+    let (code, state) = bling.authorize(&url).await.unwrap();
+    auth.complete_authorization(CompleteAuthorizationRequest {
+        provider: Provider::Bling as i32,
+        code,
+        state,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // Fifty callers, each with its own token cache, half on each process; each reads the
+    // account with its token.
+    let api = BlingApi::new(
+        ponte_connectors::http::client(),
+        &bling.base_url,
+        Arc::new(MemoryRateLimiter::default()),
+        Quota::per_second(1000.0, 1000),
+    );
+    let callers: Vec<AccessTokens> = (0..2 * CALLERS)
+        .map(|i| {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            AccessTokens::new(ponte_core::grpc::channel("caller", &replica.url()).unwrap())
+        })
+        .collect();
+    let mut first = None;
+    for tokens in &callers {
+        let t = tokens.get("loja", Provider::Bling).await.unwrap();
+        api.dados_basicos(&t.account, &t.token).await.unwrap();
+        assert_eq!(*first.get_or_insert_with(|| t.token.clone()), t.token);
+    }
+    let old = first.unwrap();
+    let before = bling.bling.stats();
+    assert_eq!((before.refreshes, before.code_exchanges), (0, 1));
+
+    // Six hours later Bling refuses the token; every caller finds out at once and reports it.
+    bling.bling.advance(SIX_HOURS + Duration::from_secs(1));
+    let barrier = Arc::new(Barrier::new(callers.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for tokens in callers {
+        let (api, barrier) = (api.clone(), barrier.clone());
+        tasks.spawn(async move {
+            let stale = tokens.get("loja", Provider::Bling).await.unwrap();
+            let refused = api.dados_basicos(&stale.account, &stale.token).await.unwrap_err();
+            assert!(matches!(refused, ConnectorError::InvalidToken { .. }), "{refused:?}");
+            barrier.wait().await;
+            let fresh = tokens.refused("loja", Provider::Bling, &stale).await.unwrap();
+            api.dados_basicos(&fresh.account, &fresh.token).await.unwrap();
+            (stale.token, fresh.token)
+        });
+    }
+    let mut renewed = std::collections::HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let (stale, fresh) = done.unwrap();
+        assert_eq!(stale, old);
+        renewed.insert(fresh);
+    }
+    assert_eq!(renewed.len(), 1, "callers got different tokens: {renewed:?}");
+    assert!(!renewed.contains(&old));
+
+    let after = bling.bling.stats();
+    assert_eq!(after.refreshes, 1, "exactly one refresh for both processes");
+    assert_eq!(after.token_calls - before.token_calls, 1);
+    assert_eq!(after.stale_refresh_tokens, 0, "the rotated-out refresh token was sent again");
+    // Both processes took part: each handed out tokens to its half of the callers, twice.
+    for (name, replica) in [("first", &a), ("second", &b)] {
+        let served = replica.tokens_handed_out().await;
+        assert!(served >= 2 * CALLERS as u64, "the {name} process answered {served} GetAccessToken calls");
+    }
+}
