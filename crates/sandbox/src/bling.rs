@@ -257,7 +257,9 @@ impl Bling {
         for _ in 0..self.faults.webhook_copies() {
             let (me, url, body, signature, resource) =
                 (self.clone(), url.clone(), body.clone(), signature.clone(), resource.to_owned());
+            let hold = self.faults.webhook_hold();
             tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
                 let http = reqwest::Client::new();
                 let mut wait = me.config.webhook_backoff.div_f64(me.config.time_scale.max(1e-9));
                 for _ in 0..me.config.webhook_attempts {
@@ -321,6 +323,7 @@ impl Bling {
             .route("/Api/v3/contatos/consumidor-final", get(consumidor_final))
             .route("/Api/v3/estoques/saldos", get(saldos))
             .route("/__admin/stats", get(admin_stats))
+            .route("/__admin/state", get(admin_state))
             .fallback(|| async {
                 error(
                     StatusCode::NOT_FOUND,
@@ -1164,6 +1167,25 @@ async fn saldos(State(b): State<Bling>, h: HeaderMap, RawQuery(raw): RawQuery) -
 
 async fn admin_stats(State(b): State<Bling>) -> Response {
     Json(b.stats()).into_response()
+}
+
+/// What the account holds: products, orders, stock balances and situações, as tests and
+/// people inspecting a run look at them.
+async fn admin_state(State(b): State<Bling>) -> Response {
+    let inner = b.inner.lock();
+    let stock: Vec<Value> = inner
+        .stock
+        .iter()
+        .map(|((produto, deposito), saldo)| json!({"produto": produto, "deposito": deposito, "saldo": saldo.to_string()}))
+        .collect();
+    Json(json!({
+        "companyId": b.config.company_id,
+        "products": inner.products.values().map(public).collect::<Vec<_>>(),
+        "orders": inner.orders.values().cloned().collect::<Vec<_>>(),
+        "stock": stock,
+        "situacoes": inner.situacoes,
+    }))
+    .into_response()
 }
 
 fn native_server_error() -> Response {

@@ -29,6 +29,10 @@ pub struct FaultSettings {
     pub webhook_drop_rate: f64,
     /// Fraction of outbound webhooks sent twice.
     pub webhook_duplicate_rate: f64,
+    /// Fraction of outbound webhooks held back before their first attempt, so that later
+    /// ones overtake them (reordering), and for how long (real milliseconds).
+    pub webhook_reorder_rate: f64,
+    pub webhook_hold_ms: u64,
     /// Makes the random choices repeatable.
     pub seed: Option<u64>,
 }
@@ -90,6 +94,18 @@ impl Faults {
             return 2;
         }
         1
+    }
+
+    /// How long to hold the next outbound webhook back before its first attempt (zero unless
+    /// reordering is on and picks it).
+    pub fn webhook_hold(&self) -> Duration {
+        let mut guard = self.settings.lock();
+        let (s, rng) = &mut *guard;
+        if s.webhook_reorder_rate > 0.0 && rng.random::<f64>() < s.webhook_reorder_rate {
+            Duration::from_millis(s.webhook_hold_ms.max(1))
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Wraps a sandbox's router: faults apply to every route but `/__admin/*`, which gains

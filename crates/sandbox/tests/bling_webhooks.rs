@@ -92,3 +92,42 @@ async fn a_hook_that_keeps_failing_is_switched_off() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(r.seen.lock().unwrap().len(), 3, "a switched-off hook sends nothing");
 }
+
+#[tokio::test]
+async fn webhooks_can_be_held_back_so_later_ones_overtake_them() {
+    let r = receiver(0).await;
+    let cfg = Config { webhook_url: Some(r.url.clone()), ..Config::default() };
+    let bling = Bling::new(cfg);
+    let id = bling.seed_product(json!({"nome": "Copo", "codigo": "COPO", "preco": 4.99}));
+    // The first change is held back 300 ms; the second goes at once and arrives first.
+    bling.faults().set(ponte_sandbox::common::FaultSettings {
+        webhook_reorder_rate: 1.0,
+        webhook_hold_ms: 300,
+        ..Default::default()
+    });
+    assert!(bling.edit_product_in_ui(id, json!({"preco": 5.49})));
+    bling.faults().set(ponte_sandbox::common::FaultSettings::default());
+    assert!(bling.edit_product_in_ui(id, json!({"preco": 5.99})));
+    wait_for(|| bling.stats().webhooks_delivered == 2).await;
+    let prices: Vec<f64> = r
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice::<Value>(body).unwrap()["data"]["preco"].as_f64().unwrap())
+        .collect();
+    assert_eq!(prices, [5.99, 5.49], "the held change arrives last");
+}
+
+#[tokio::test]
+async fn the_admin_state_shows_what_the_account_holds() {
+    let handle = Bling::new(Config::default()).spawn(None).await.unwrap();
+    let id = handle.bling.seed_product(json!({"nome": "Copo", "codigo": "COPO", "preco": 4.99}));
+    handle.bling.set_stock(id, ponte_sandbox::bling::DEPOSITO_GERAL, rust_decimal::Decimal::new(7, 0));
+    let admin = handle.base_url.trim_end_matches("/Api/v3").to_owned();
+    let state: Value = reqwest::get(format!("{admin}/__admin/state")).await.unwrap().json().await.unwrap();
+    assert_eq!(state["products"][0]["codigo"], "COPO");
+    assert_eq!(state["stock"][0]["saldo"], "7");
+    assert!(state["situacoes"].as_array().unwrap().iter().any(|s| s["nome"] == "Atendido"));
+    assert!(state["products"][0].get("_criado").is_none(), "bookkeeping fields stay private");
+}
