@@ -38,7 +38,8 @@ pub enum MappingCommand {
         /// Where to read ("-": standard input).
         #[arg(long, default_value = "-")]
         file: String,
-        /// Print the diff and change nothing.
+        /// Print the diff, have mapping check the new entries (their Bling ids against the
+        /// tenant's Bling account included), and change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Who the audit trail says made the changes.
@@ -87,6 +88,7 @@ pub async fn mapping(cmd: MappingCommand) -> anyhow::Result<()> {
             if changes.is_empty() {
                 println!("no changes");
             } else if dry_run {
+                document::check(&mut c, &tenant, &changes, &actor).await?;
                 println!("dry run: {} changes, none made", changes.len());
             } else {
                 document::apply(&mut c, &tenant, &changes, &actor).await?;

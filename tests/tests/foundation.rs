@@ -9,7 +9,8 @@ use ponte_proto::v1::{
     auth_token_service_client::AuthTokenServiceClient, catalog_sync_service_client::CatalogSyncServiceClient,
     mapping_service_client::MappingServiceClient, sales_ingest_service_client::SalesIngestServiceClient,
 };
-use ponte_tests::{Mesh, TcpProxy, eventually};
+use ponte_sandbox::bling::FORMAS;
+use ponte_tests::{Mesh, TcpProxy, eventually, webhooks::BlingWorld};
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -117,10 +118,10 @@ async fn tenants_are_created_once_listed_in_pages_and_validated() {
 
 #[tokio::test]
 async fn mapping_asks_auth_token_about_tenants_and_audits_every_change() {
-    let mesh = Mesh::start(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC]).await;
-    let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
-    let mut mapping = MappingServiceClient::new(mesh.channel("mapping").await);
-    auth.create_tenant(CreateTenantRequest { tenant_id: "loja".into(), display_name: "Loja".into() }).await.unwrap();
+    // Tenant "loja", its Bling account in the sandbox, whose formas de pagamento the maps name.
+    let world = BlingWorld::start(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC]).await;
+    let mut mapping = MappingServiceClient::new(world.mesh.channel("mapping").await);
+    let [dinheiro, credito, debito, pix] = FORMAS.map(|f| f.0);
 
     let map = |method: &str, id: i64, default: bool| CreatePaymentMethodMapRequest {
         map: Some(PaymentMethodMap {
@@ -130,23 +131,25 @@ async fn mapping_asks_auth_token_about_tenants_and_audits_every_change() {
             is_default: default,
             create_time: None,
         }),
+        validate_only: false,
     };
     let unknown = mapping
         .create_payment_method_map(CreatePaymentMethodMapRequest {
-            map: Some(PaymentMethodMap { tenant_id: "ghost".into(), ..map("PIX", 1, false).map.unwrap() }),
+            map: Some(PaymentMethodMap { tenant_id: "ghost".into(), ..map("PIX", pix, false).map.unwrap() }),
+            validate_only: false,
         })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     assert!(unknown.message().contains("ghost"));
 
-    let mut req = tonic::Request::new(map("CREDITO", 7001, false));
+    let mut req = tonic::Request::new(map("CREDITO", credito, false));
     req.metadata_mut().insert("x-ponte-actor", "ana@loja".parse().unwrap());
     mapping.create_payment_method_map(req).await.unwrap();
-    mapping.create_payment_method_map(map("DINHEIRO", 7002, true)).await.unwrap();
-    let dup = mapping.create_payment_method_map(map("CREDITO", 7003, false)).await.unwrap_err();
+    mapping.create_payment_method_map(map("DINHEIRO", dinheiro, true)).await.unwrap();
+    let dup = mapping.create_payment_method_map(map("CREDITO", debito, false)).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
-    let second_default = mapping.create_payment_method_map(map("PIX", 7004, true)).await.unwrap_err();
+    let second_default = mapping.create_payment_method_map(map("PIX", pix, true)).await.unwrap_err();
     assert_eq!(second_default.code(), Code::AlreadyExists);
     assert!(second_default.message().contains("default"), "{}", second_default.message());
     let bad = mapping.create_payment_method_map(map("DEBITO", 0, false)).await.unwrap_err();
@@ -159,9 +162,9 @@ async fn mapping_asks_auth_token_about_tenants_and_audits_every_change() {
         cplug_store_id: "loja-centro".into(),
     };
     let own = mapping.translate_payment_method(t("CREDITO")).await.unwrap().into_inner();
-    assert_eq!((own.bling_forma_pagamento_id, own.used_default), (7001, false));
+    assert_eq!((own.bling_forma_pagamento_id, own.used_default), (credito, false));
     let fallback = mapping.translate_payment_method(t("VALE")).await.unwrap().into_inner();
-    assert_eq!((fallback.bling_forma_pagamento_id, fallback.used_default), (7002, true));
+    assert_eq!((fallback.bling_forma_pagamento_id, fallback.used_default), (dinheiro, true));
 
     mapping
         .delete_payment_method_map(DeletePaymentMethodMapRequest {
@@ -196,7 +199,7 @@ async fn mapping_asks_auth_token_about_tenants_and_audits_every_change() {
         .into_inner();
     assert_eq!(audit.entries.len(), 2);
     assert_eq!((audit.entries[0].action.as_str(), audit.entries[0].key.as_str()), ("delete", "DINHEIRO"));
-    assert!(audit.entries[0].previous_value.contains("7002"));
+    assert!(audit.entries[0].previous_value.contains(&dinheiro.to_string()));
     assert!(audit.entries[0].new_value.is_empty());
     let rest = mapping
         .list_audit_entries(ListAuditEntriesRequest {
@@ -210,7 +213,7 @@ async fn mapping_asks_auth_token_about_tenants_and_audits_every_change() {
     assert_eq!(rest.entries.len(), 1);
     assert_eq!((rest.entries[0].key.as_str(), rest.entries[0].actor.as_str()), ("CREDITO", "ana@loja"));
     assert!(rest.next_page_token.is_empty());
-    mesh.shutdown().await;
+    world.mesh.shutdown().await;
 }
 
 #[tokio::test]

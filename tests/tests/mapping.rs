@@ -1,36 +1,82 @@
 //! The mapping service end to end over gRPC, on real PostgreSQL: stores, situações, field
 //! mappings with transforms and `TranslateProduct`, the link registry, the audit trail of every
-//! table, and the YAML export/import that `ponte mapping` runs.
+//! table, and the YAML export/import that `ponte mapping` runs. Every Bling id a map names is
+//! checked against the tenant's account in the Bling sandbox: ids it has are accepted, others
+//! refused naming the field, one created after the list was read is found by reading it again,
+//! a tenant without Bling is told to connect it, and a Bling that cannot answer makes the write
+//! UNAVAILABLE with nothing stored. An import reads each Bling list once.
 
 use std::time::Duration;
 
-use ponte_core::structs::{from_struct, to_struct};
+use ponte_core::{
+    error::retry_after,
+    structs::{from_struct, to_struct},
+};
 use ponte_mapping::document;
 use ponte_proto::v1::{
     ConcatenateTransform, CreateFieldMappingRequest, CreatePaymentMethodMapRequest, CreateSituacaoMapRequest,
     CreateStoreMapRequest, CreateTenantRequest, DeleteFieldMappingRequest, DeleteSituacaoMapRequest,
-    DeleteStoreMapRequest, EntityKind, EntityLink, FieldMapping, LinkRequest, ListAuditEntriesRequest,
-    ListFieldMappingsRequest, ListSituacaoMapsRequest, ListStoreMapsRequest, MappingDirection, MappingTarget,
-    NumberFormatTransform, PaymentMethodMap, Provider, ResolveRequest, ResolveStoreRequest, ShippingStatus,
-    SituacaoMap, StoreMap, Transform, TranslateDirection, TranslateProductRequest, TranslateSituacaoRequest,
-    TruncateTransform, ValueMapTransform, auth_token_service_client::AuthTokenServiceClient,
-    mapping_service_client::MappingServiceClient, transform::Kind, translate_situacao_request::From as SituacaoFrom,
+    DeleteStoreMapRequest, EntityKind, EntityLink, FieldMapping, GetAccessTokenRequest, LinkRequest,
+    ListAuditEntriesRequest, ListFieldMappingsRequest, ListPaymentMethodMapsRequest, ListSituacaoMapsRequest,
+    ListStoreMapsRequest, MappingDirection, MappingTarget, NumberFormatTransform, PaymentMethodMap, Provider,
+    ResolveRequest, ResolveStoreRequest, ShippingStatus, SituacaoMap, StoreMap, Transform, TranslateDirection,
+    TranslateProductRequest, TranslateSituacaoRequest, TruncateTransform, ValueMapTransform,
+    auth_token_service_client::AuthTokenServiceClient, mapping_service_client::MappingServiceClient, transform::Kind,
+    translate_situacao_request::From as SituacaoFrom,
 };
-use ponte_tests::{Mesh, eventually};
+use ponte_sandbox::{
+    bling::{CANAL_PDV, Config, DEPOSITO_GERAL, DEPOSITOS, FORMAS, MODULO_VENDAS},
+    common::FaultSettings,
+};
+use ponte_tests::{eventually, redis_url, webhooks::BlingWorld};
 use serde_json::{Value, json};
 use tonic::{Code, Status, transport::Channel};
 
 type Client = MappingServiceClient<Channel>;
 
-/// A mesh of auth-token and mapping with tenants `loja` and `outra`.
-async fn start() -> (Mesh, Client) {
-    let mesh = Mesh::start(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC]).await;
-    let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
-    for t in ["loja", "outra"] {
-        auth.create_tenant(CreateTenantRequest { tenant_id: t.into(), display_name: t.into() }).await.unwrap();
-    }
-    let client = MappingServiceClient::new(mesh.channel("mapping").await);
-    (mesh, client)
+/// The sandbox account's formas de pagamento (Dinheiro, Cartão de crédito, Cartão de débito, Pix).
+const DINHEIRO: i64 = FORMAS[0].0;
+const CREDITO: i64 = FORMAS[1].0;
+const DEBITO: i64 = FORMAS[2].0;
+const PIX: i64 = FORMAS[3].0;
+/// Its other depósito, beside the general one.
+const DEPOSITO_CENTRO: i64 = DEPOSITOS[1].0;
+
+/// The Bling sandbox, a mesh of auth-token and mapping, tenant `loja` connected to the
+/// sandbox's account and tenant `outra` without Bling.
+async fn start() -> (BlingWorld, Client) {
+    // The sandbox takes any pace: the tests' own calls to it do not spend ponte's budget.
+    let config = Config { per_second: 1000, ..Config::default() };
+    let world = BlingWorld::start_with(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC], config, &redis_url()).await;
+    AuthTokenServiceClient::new(world.mesh.channel("auth-token").await)
+        .create_tenant(CreateTenantRequest { tenant_id: "outra".into(), display_name: "outra".into() })
+        .await
+        .unwrap();
+    let client = MappingServiceClient::new(world.mesh.channel("mapping").await);
+    (world, client)
+}
+
+/// Creates something in the tenant's Bling account, as the merchant would (`POST path`); its id.
+async fn create_in_bling(w: &BlingWorld, path: &str, body: Value) -> i64 {
+    let token = AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
+        .get_access_token(GetAccessTokenRequest {
+            tenant_id: "loja".into(),
+            provider: Provider::Bling as i32,
+            rejected_token_version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let url = format!("{}{path}", w.bling.base_url);
+    let created: Value =
+        reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap();
+    created["data"]["id"].as_i64().unwrap_or_else(|| panic!("not created: {created}"))
+}
+
+/// The API requests the Bling sandbox has answered.
+fn bling_requests(w: &BlingWorld) -> u64 {
+    w.bling.bling.stats().api_requests
 }
 
 fn as_actor<T>(message: T, actor: &str) -> tonic::Request<T> {
@@ -47,6 +93,19 @@ fn refused(result: Result<impl std::fmt::Debug, Status>, code: Code, message_sta
     s.message().to_owned()
 }
 
+fn payment(tenant: &str, method: &str, forma: i64, default: bool) -> CreatePaymentMethodMapRequest {
+    CreatePaymentMethodMapRequest {
+        map: Some(PaymentMethodMap {
+            tenant_id: tenant.into(),
+            cplug_method: method.into(),
+            bling_forma_pagamento_id: forma,
+            is_default: default,
+            create_time: None,
+        }),
+        validate_only: false,
+    }
+}
+
 fn store(tenant: &str, id: &str, loja: i64, deposito: i64) -> CreateStoreMapRequest {
     CreateStoreMapRequest {
         map: Some(StoreMap {
@@ -56,6 +115,7 @@ fn store(tenant: &str, id: &str, loja: i64, deposito: i64) -> CreateStoreMapRequ
             bling_deposito_id: deposito,
             create_time: None,
         }),
+        validate_only: false,
     }
 }
 
@@ -69,6 +129,7 @@ fn situacao(id: i64, name: &str, status: ShippingStatus, releases: bool) -> Crea
             releases_to_shipping: releases,
             create_time: None,
         }),
+        validate_only: false,
     }
 }
 
@@ -116,21 +177,38 @@ async fn translate(c: &mut Client, direction: TranslateDirection, fields: Value)
 
 #[tokio::test]
 async fn stores_map_to_a_bling_loja_and_deposito_once_per_cplug_store() {
-    let (mesh, mut c) = start().await;
-    let created = c.create_store_map(as_actor(store("loja", " loja-centro ", 203, 14), "ana")).await.unwrap();
-    let created = created.into_inner().map.unwrap();
+    let (w, mut c) = start().await;
+    let created = c.create_store_map(as_actor(store("loja", " loja-centro ", CANAL_PDV, DEPOSITO_CENTRO), "ana"));
+    let created = created.await.unwrap().into_inner().map.unwrap();
     assert_eq!(created.cplug_store_id, "loja-centro");
     assert!(created.create_time.is_some());
-    c.create_store_map(store("loja", "loja-shopping", 204, 15)).await.unwrap();
-    // Another tenant may use the same store id.
-    c.create_store_map(store("outra", "loja-centro", 9, 9)).await.unwrap();
+    c.create_store_map(store("loja", "loja-shopping", CANAL_PDV, DEPOSITO_GERAL)).await.unwrap();
 
-    refused(c.create_store_map(store("loja", "loja-centro", 1, 1)).await, Code::AlreadyExists, "store 'loja-centro'");
+    refused(
+        c.create_store_map(store("loja", "loja-centro", CANAL_PDV, DEPOSITO_GERAL)).await,
+        Code::AlreadyExists,
+        "store 'loja-centro'",
+    );
     refused(c.create_store_map(store("ghost", "x", 1, 1)).await, Code::NotFound, "tenant 'ghost'");
     refused(c.create_store_map(store("loja", " ", 1, 1)).await, Code::InvalidArgument, "map.cplug_store_id: ");
     refused(c.create_store_map(store("loja", "x", 0, 1)).await, Code::InvalidArgument, "map.bling_loja_id: ");
     refused(c.create_store_map(store("loja", "x", 1, -3)).await, Code::InvalidArgument, "map.bling_deposito_id: ");
-    refused(c.create_store_map(CreateStoreMapRequest { map: None }).await, Code::InvalidArgument, "map: ");
+    refused(
+        c.create_store_map(CreateStoreMapRequest { map: None, validate_only: false }).await,
+        Code::InvalidArgument,
+        "map: ",
+    );
+    // The loja and the depósito must be the account's.
+    refused(
+        c.create_store_map(store("loja", "x", 203, DEPOSITO_GERAL)).await,
+        Code::InvalidArgument,
+        "map.bling_loja_id: 203 is not a canal de venda (loja) of this Bling account",
+    );
+    refused(
+        c.create_store_map(store("loja", "x", CANAL_PDV, 14)).await,
+        Code::InvalidArgument,
+        "map.bling_deposito_id: 14 is not a depósito of this Bling account",
+    );
 
     let resolved = c
         .resolve_store(ResolveStoreRequest { tenant_id: "loja".into(), cplug_store_id: "loja-centro".into() })
@@ -139,7 +217,7 @@ async fn stores_map_to_a_bling_loja_and_deposito_once_per_cplug_store() {
         .into_inner()
         .map
         .unwrap();
-    assert_eq!((resolved.bling_loja_id, resolved.bling_deposito_id), (203, 14));
+    assert_eq!((resolved.bling_loja_id, resolved.bling_deposito_id), (CANAL_PDV, DEPOSITO_CENTRO));
     let listed = c.list_store_maps(ListStoreMapsRequest { tenant_id: "loja".into() }).await.unwrap().into_inner();
     assert_eq!(
         listed.maps.iter().map(|m| m.cplug_store_id.as_str()).collect::<Vec<_>>(),
@@ -157,18 +235,17 @@ async fn stores_map_to_a_bling_loja_and_deposito_once_per_cplug_store() {
     let again =
         c.delete_store_map(DeleteStoreMapRequest { tenant_id: "loja".into(), cplug_store_id: "loja-centro".into() });
     refused(again.await, Code::NotFound, "store 'loja-centro'");
-    // The other tenant's map is untouched.
-    let other =
-        c.resolve_store(ResolveStoreRequest { tenant_id: "outra".into(), cplug_store_id: "loja-centro".into() });
-    assert_eq!(other.await.unwrap().into_inner().map.unwrap().bling_loja_id, 9);
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn situacoes_translate_both_ways_with_one_release_and_one_situacao_per_status() {
-    let (mesh, mut c) = start().await;
+    let (w, mut c) = start().await;
+    // "Em romaneio" is the merchant's own situação; the others are Bling's defaults.
+    let romaneio = json!({"idModuloSistema": MODULO_VENDAS, "nome": "Em romaneio", "idHerdado": 15, "cor": "#1E90FF"});
+    let romaneio = create_in_bling(&w, "/situacoes", romaneio).await;
     c.create_situacao_map(situacao(15, "Em andamento", ShippingStatus::Received, true)).await.unwrap();
-    c.create_situacao_map(situacao(24, "Em romaneio", ShippingStatus::InPackingList, false)).await.unwrap();
+    c.create_situacao_map(situacao(romaneio, "Em romaneio", ShippingStatus::InPackingList, false)).await.unwrap();
     c.create_situacao_map(situacao(9, "Atendido", ShippingStatus::Delivered, false)).await.unwrap();
 
     let m = refused(
@@ -178,13 +255,13 @@ async fn situacoes_translate_both_ways_with_one_release_and_one_situacao_per_sta
     );
     assert!(m.contains("Em andamento"), "{m}");
     let m = refused(
-        c.create_situacao_map(situacao(30, "Romaneio 2", ShippingStatus::InPackingList, false)).await,
+        c.create_situacao_map(situacao(18, "Venda agenciada", ShippingStatus::InPackingList, false)).await,
         Code::AlreadyExists,
         "SHIPPING_STATUS_IN_PACKING_LIST",
     );
-    assert!(m.contains("24"), "{m}");
+    assert!(m.contains(&romaneio.to_string()), "{m}");
     let m = refused(
-        c.create_situacao_map(situacao(31, "Liberado", ShippingStatus::AwaitingShipment, true)).await,
+        c.create_situacao_map(situacao(21, "Em digitação", ShippingStatus::AwaitingShipment, true)).await,
         Code::AlreadyExists,
         "tenant 'loja' already releases orders to shipping",
     );
@@ -204,9 +281,14 @@ async fn situacoes_translate_both_ways_with_one_release_and_one_situacao_per_sta
         Code::InvalidArgument,
         "map.bling_situacao_id: ",
     );
+    refused(
+        c.create_situacao_map(situacao(77, "Fantasma", ShippingStatus::InTransit, false)).await,
+        Code::InvalidArgument,
+        "map.bling_situacao_id: 77 is not a situação of the Vendas module of this Bling account",
+    );
 
     let from = |f: SituacaoFrom| TranslateSituacaoRequest { tenant_id: "loja".into(), from: Some(f) };
-    let by_id = c.translate_situacao(from(SituacaoFrom::BlingSituacaoId(24))).await.unwrap().into_inner();
+    let by_id = c.translate_situacao(from(SituacaoFrom::BlingSituacaoId(romaneio))).await.unwrap().into_inner();
     assert_eq!(by_id.map.unwrap().shipping_status(), ShippingStatus::InPackingList);
     let by_status = c
         .translate_situacao(from(SituacaoFrom::ShippingStatus(ShippingStatus::Delivered as i32)))
@@ -241,20 +323,20 @@ async fn situacoes_translate_both_ways_with_one_release_and_one_situacao_per_sta
 
     // Deleting the releasing situação frees the release (and its status) for another.
     c.delete_situacao_map(DeleteSituacaoMapRequest { tenant_id: "loja".into(), bling_situacao_id: 15 }).await.unwrap();
-    c.create_situacao_map(situacao(31, "Liberado", ShippingStatus::Received, true)).await.unwrap();
+    c.create_situacao_map(situacao(6, "Em aberto", ShippingStatus::Received, true)).await.unwrap();
     let listed = c.list_situacao_maps(ListSituacaoMapsRequest { tenant_id: "loja".into() }).await.unwrap().into_inner();
-    assert_eq!(listed.maps.iter().map(|m| m.bling_situacao_id).collect::<Vec<_>>(), [9, 24, 31]);
+    assert_eq!(listed.maps.iter().map(|m| m.bling_situacao_id).collect::<Vec<_>>(), [6, 9, romaneio]);
     refused(
         c.delete_situacao_map(DeleteSituacaoMapRequest { tenant_id: "loja".into(), bling_situacao_id: 15 }).await,
         Code::NotFound,
         "situação 15",
     );
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn field_mappings_validate_transforms_and_translate_products_three_ways() {
-    let (mesh, mut c) = start().await;
+    let (w, mut c) = start().await;
     use MappingDirection::{OneWay, TwoWay};
     use MappingTarget::{Bitrix24, Cplug};
 
@@ -473,13 +555,13 @@ async fn field_mappings_validate_transforms_and_translate_products_three_ways() 
         cplug_only.iter().map(|m| m.target_field.as_str()).collect::<Vec<_>>(),
         ["external_id", "price", "stock.min"]
     );
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn another_replica_sees_a_new_mapping_within_the_cache_time() {
-    let (mesh, mut c) = start().await;
-    let replica = mesh.replica(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC], Default::default()).await;
+    let (w, mut c) = start().await;
+    let replica = w.mesh.replica(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC], Default::default()).await;
     let mut other = MappingServiceClient::new(replica.channel("mapping").await);
     let product = json!({"nome": "Caneca", "marca": "Tramontina"});
     // The replica compiles and caches the tenant's mappings now.
@@ -498,7 +580,7 @@ async fn another_replica_sees_a_new_mapping_within_the_cache_time() {
     .await;
     assert!(seen, "the replica never saw the new mapping");
     replica.shutdown().await;
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 fn link(kind: EntityKind, a: (Provider, &str), b: (Provider, &str)) -> LinkRequest {
@@ -527,7 +609,7 @@ fn resolve(kind: EntityKind, from: Provider, id: &str, to: Provider) -> ResolveR
 
 #[tokio::test]
 async fn links_are_idempotent_unique_both_ways_and_resolve_both_directions() {
-    let (mesh, mut c) = start().await;
+    let (w, mut c) = start().await;
     use EntityKind::{Order, Product};
     use Provider::{Bitrix24, Bling, Cplug, Envios360};
     assert!(c.link(link(Product, (Bling, "16059781281"), (Bitrix24, "410"))).await.unwrap().into_inner().created);
@@ -562,27 +644,14 @@ async fn links_are_idempotent_unique_both_ways_and_resolve_both_directions() {
     let mut ghost = resolve(Product, Bling, "1", Bitrix24);
     ghost.tenant_id = "ghost".into();
     refused(c.resolve(ghost).await, Code::NotFound, "tenant 'ghost'");
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_audit_trail_covers_every_table_with_actor_and_before_and_after() {
-    let (mesh, mut c) = start().await;
-    c.create_payment_method_map(as_actor(
-        CreatePaymentMethodMapRequest {
-            map: Some(PaymentMethodMap {
-                tenant_id: "loja".into(),
-                cplug_method: "PIX".into(),
-                bling_forma_pagamento_id: 5,
-                is_default: false,
-                create_time: None,
-            }),
-        },
-        "ana",
-    ))
-    .await
-    .unwrap();
-    c.create_store_map(as_actor(store("loja", "loja-centro", 203, 14), "bruno")).await.unwrap();
+    let (w, mut c) = start().await;
+    c.create_payment_method_map(as_actor(payment("loja", "PIX", PIX, false), "ana")).await.unwrap();
+    c.create_store_map(as_actor(store("loja", "loja-centro", CANAL_PDV, DEPOSITO_CENTRO), "bruno")).await.unwrap();
     c.delete_store_map(as_actor(
         DeleteStoreMapRequest { tenant_id: "loja".into(), cplug_store_id: "loja-centro".into() },
         "carla",
@@ -610,8 +679,11 @@ async fn the_audit_trail_covers_every_table_with_actor_and_before_and_after() {
         .await
         .unwrap();
     c.create_store_map(store("loja", "x", 0, 1)).await.unwrap_err();
+    c.create_payment_method_map(payment("loja", "VALE", 5, false)).await.unwrap_err();
     // Another tenant's change is not in this tenant's trail.
-    c.create_store_map(store("outra", "y", 1, 1)).await.unwrap();
+    let mut other = mapping(MappingTarget::Cplug, "nome", "name", MappingDirection::OneWay, vec![]);
+    other.mapping.as_mut().unwrap().tenant_id = "outra".into();
+    c.create_field_mapping(other).await.unwrap();
 
     let mut entries = Vec::new();
     let mut token = String::new();
@@ -644,10 +716,10 @@ async fn the_audit_trail_covers_every_table_with_actor_and_before_and_after() {
     let value = |s: &str| -> Value { if s.is_empty() { Value::Null } else { serde_json::from_str(s).unwrap() } };
     assert_eq!(
         value(&entries[3].previous_value),
-        json!({"cplug_store_id": "loja-centro", "bling_loja_id": 203, "bling_deposito_id": 14})
+        json!({"cplug_store_id": "loja-centro", "bling_loja_id": CANAL_PDV, "bling_deposito_id": DEPOSITO_CENTRO})
     );
     assert_eq!(value(&entries[3].new_value), Value::Null);
-    assert_eq!(value(&entries[4].new_value)["bling_deposito_id"], 14);
+    assert_eq!(value(&entries[4].new_value)["bling_deposito_id"], DEPOSITO_CENTRO);
     assert_eq!(value(&entries[2].new_value)["shipping_status"], "SHIPPING_STATUS_RECEIVED");
     assert_eq!(
         value(&entries[1].new_value),
@@ -690,24 +762,14 @@ async fn the_audit_trail_covers_every_table_with_actor_and_before_and_after() {
         Code::NotFound,
         "tenant 'ghost'",
     );
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn export_and_import_round_trip_through_yaml_and_a_dry_run_changes_nothing() {
-    let (mesh, mut c) = start().await;
-    c.create_payment_method_map(CreatePaymentMethodMapRequest {
-        map: Some(PaymentMethodMap {
-            tenant_id: "loja".into(),
-            cplug_method: "CREDITO".into(),
-            bling_forma_pagamento_id: 7001,
-            is_default: true,
-            create_time: None,
-        }),
-    })
-    .await
-    .unwrap();
-    c.create_store_map(store("loja", "loja-centro", 203, 14)).await.unwrap();
+    let (w, mut c) = start().await;
+    c.create_payment_method_map(payment("loja", "CREDITO", CREDITO, true)).await.unwrap();
+    c.create_store_map(store("loja", "loja-centro", CANAL_PDV, DEPOSITO_GERAL)).await.unwrap();
     c.create_situacao_map(situacao(15, "Em andamento", ShippingStatus::Received, true)).await.unwrap();
     c.create_situacao_map(situacao(24, "Em romaneio: lote #2", ShippingStatus::InPackingList, false)).await.unwrap();
     c.create_field_mapping(mapping(
@@ -739,29 +801,43 @@ async fn export_and_import_round_trip_through_yaml_and_a_dry_run_changes_nothing
     assert_eq!(parsed, exported);
     assert_eq!(parsed.field_mappings.as_ref().unwrap().len(), 2, "builtins are not exported:\n{yaml}");
 
-    // A dry run into the other tenant lists every entry as a create and changes nothing.
+    // Into a tenant without Bling, a dry run lists every entry as a create, and it and the import
+    // stop before any change: the Bling ids cannot be checked.
     let empty = document::read(&mut c, "outra").await.unwrap();
     let changes = document::plan(&empty, &parsed).unwrap();
     let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 6, "{lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("+ ")), "{lines:#?}");
-    assert!(
-        lines.contains(
-            &r#"+ stores loja-centro: {"cplug_store_id":"loja-centro","bling_loja_id":203,"bling_deposito_id":14}"#
-                .to_owned()
-        )
+    let store_line = format!(
+        r#"+ stores loja-centro: {{"cplug_store_id":"loja-centro","bling_loja_id":{CANAL_PDV},"bling_deposito_id":{DEPOSITO_GERAL}}}"#
     );
-    let still_empty = document::read(&mut c, "outra").await.unwrap().document;
-    assert_eq!(still_empty, empty.document);
+    assert!(lines.contains(&store_line), "{lines:#?}");
+    let err = format!("{:#}", document::check(&mut c, "outra", &changes, "import-test").await.unwrap_err());
+    assert!(err.contains("FailedPrecondition") && err.contains("Bling must be connected first"), "{err}");
+    let err = format!("{:#}", document::apply(&mut c, "outra", &changes, "import-test").await.unwrap_err());
+    assert!(err.contains("(no change was made)"), "{err}");
+    assert_eq!(document::read(&mut c, "outra").await.unwrap().document, empty.document);
 
-    document::apply(&mut c, "outra", &changes, "import-test").await.unwrap();
-    let copied = document::read(&mut c, "outra").await.unwrap();
-    assert_eq!(document::to_yaml(&copied.document, "loja").unwrap(), yaml, "the copy exports the same YAML");
+    // Emptied by an import of empty sections, then given the exported file: the same YAML again.
+    let nothing =
+        document::from_yaml("version: 1\npayment_methods: []\nstores: []\nsituacoes: []\nfield_mappings: []\n")
+            .unwrap();
+    let changes = document::plan(&document::read(&mut c, "loja").await.unwrap(), &nothing).unwrap();
+    assert_eq!(changes.len(), 6, "{changes:#?}");
+    document::apply(&mut c, "loja", &changes, "import-test").await.unwrap();
+    let emptied = document::read(&mut c, "loja").await.unwrap();
+    let changes = document::plan(&emptied, &parsed).unwrap();
+    // What a dry run does: the service checks every entry and nothing changes.
+    document::check(&mut c, "loja", &changes, "import-test").await.unwrap();
+    assert_eq!(document::read(&mut c, "loja").await.unwrap().document, emptied.document);
+    document::apply(&mut c, "loja", &changes, "import-test").await.unwrap();
+    let copied = document::read(&mut c, "loja").await.unwrap();
+    assert_eq!(document::to_yaml(&copied.document, "loja").unwrap(), yaml, "the import exports the same YAML");
     assert!(document::plan(&copied, &parsed).unwrap().is_empty(), "importing the same file again changes nothing");
 
     // An edited file: one store changed, a field mapping dropped, situações left out (untouched).
     let edited = yaml
-        .replace("bling_deposito_id: 14", "bling_deposito_id: 15")
+        .replace(&format!("bling_deposito_id: {DEPOSITO_GERAL}"), &format!("bling_deposito_id: {DEPOSITO_CENTRO}"))
         .lines()
         .take_while(|l| !l.starts_with("situacoes:"))
         .collect::<Vec<_>>()
@@ -776,14 +852,16 @@ async fn export_and_import_round_trip_through_yaml_and_a_dry_run_changes_nothing
     assert_eq!(lines.len(), 5, "{lines:#?}");
     assert!(lines[0].starts_with("- stores loja-centro: "), "{lines:#?}");
     assert!(lines.iter().filter(|l| l.starts_with("- field_mappings ")).count() == 2, "{lines:#?}");
-    document::apply(&mut c, "outra", &changes, "import-test").await.unwrap();
-    let after = document::read(&mut c, "outra").await.unwrap().document;
-    assert_eq!(after.stores.unwrap()[0].bling_deposito_id, 15);
-    assert_eq!(after.situacoes.unwrap().len(), 2);
-    assert_eq!(after.field_mappings.unwrap().iter().map(|f| f.target_field.as_str()).collect::<Vec<_>>(), ["price"]);
+    document::apply(&mut c, "loja", &changes, "import-test").await.unwrap();
+    let after = document::read(&mut c, "loja").await.unwrap();
+    assert_eq!(after.document.stores.as_ref().unwrap()[0].bling_deposito_id, DEPOSITO_CENTRO);
+    assert_eq!(after.document.situacoes.as_ref().unwrap().len(), 2);
+    let targets: Vec<&str> =
+        after.document.field_mappings.as_ref().unwrap().iter().map(|f| f.target_field.as_str()).collect();
+    assert_eq!(targets, ["price"]);
     let audit = c
         .list_audit_entries(ListAuditEntriesRequest {
-            tenant_id: "outra".into(),
+            tenant_id: "loja".into(),
             page_size: 1,
             page_token: String::new(),
         })
@@ -792,11 +870,247 @@ async fn export_and_import_round_trip_through_yaml_and_a_dry_run_changes_nothing
         .into_inner();
     assert_eq!(audit.entries[0].actor, "import-test");
 
+    // A file naming an id the Bling account does not have is refused before anything changes.
+    let unknown = edited
+        .replace(&format!("bling_forma_pagamento_id: {CREDITO}"), "bling_forma_pagamento_id: 7001")
+        .replace(&format!("bling_deposito_id: {DEPOSITO_CENTRO}"), &format!("bling_deposito_id: {DEPOSITO_GERAL}"));
+    let changes = document::plan(&after, &document::from_yaml(&unknown).unwrap()).unwrap();
+    assert_eq!(changes.len(), 4, "{changes:#?}");
+    let err = format!("{:#}", document::apply(&mut c, "loja", &changes, "import-test").await.unwrap_err());
+    assert!(err.starts_with("+ payment_methods CREDITO: "), "{err}");
+    assert!(
+        err.contains("map.bling_forma_pagamento_id: 7001 is not a forma de pagamento of this Bling account"),
+        "{err}"
+    );
+    assert!(err.contains("(no change was made)"), "{err}");
+    assert_eq!(document::read(&mut c, "loja").await.unwrap().document, after.document);
+
     // A bad file is refused whole, naming the entry, before anything changes.
     let bad = document::from_yaml(&edited.replace("decimal_separator: '.'", "decimal_separator: ';'")).unwrap();
     let err = document::plan(&copied, &bad).unwrap_err().to_string();
     assert_eq!(err, r#"field_mappings[0].transforms[0].number_format.decimal_separator: must be "." or ",""#);
     let err = document::read(&mut c, "ghost").await.unwrap_err().to_string();
     assert!(err.contains("NotFound") && err.contains("ghost"), "{err}");
-    mesh.shutdown().await;
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn payment_methods_name_formas_de_pagamento_of_the_tenants_bling_account() {
+    let (w, mut c) = start().await;
+    let before = bling_requests(&w);
+    let created = c.create_payment_method_map(payment("loja", "CREDITO", CREDITO, false)).await.unwrap();
+    assert_eq!(created.into_inner().map.unwrap().bling_forma_pagamento_id, CREDITO);
+    c.create_payment_method_map(payment("loja", "DEBITO", DEBITO, false)).await.unwrap();
+    assert_eq!(bling_requests(&w) - before, 1, "the list read for the first map serves the second");
+
+    // An id the account does not have is looked for in a fresh list, then refused.
+    refused(
+        c.create_payment_method_map(payment("loja", "VALE", 123, false)).await,
+        Code::InvalidArgument,
+        "map.bling_forma_pagamento_id: 123 is not a forma de pagamento of this Bling account",
+    );
+    assert_eq!(bling_requests(&w) - before, 2);
+    // Local mistakes are refused before Bling is asked.
+    refused(
+        c.create_payment_method_map(payment("loja", "VALE", 0, false)).await,
+        Code::InvalidArgument,
+        "map.bling_forma_pagamento_id: must be a Bling id",
+    );
+    assert_eq!(bling_requests(&w) - before, 2);
+
+    // validate_only checks the map, its Bling id included, and stores nothing.
+    let mut check = payment("loja", " PIX ", PIX, true);
+    check.validate_only = true;
+    let checked = c.create_payment_method_map(check).await.unwrap().into_inner().map.unwrap();
+    assert_eq!((checked.cplug_method.as_str(), checked.create_time), ("PIX", None));
+    let mut check = payment("loja", "VALE", 123, false);
+    check.validate_only = true;
+    refused(c.create_payment_method_map(check).await, Code::InvalidArgument, "map.bling_forma_pagamento_id: 123 ");
+
+    let listed = c
+        .list_payment_method_maps(ListPaymentMethodMapsRequest { tenant_id: "loja".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .maps;
+    assert_eq!(listed.iter().map(|m| m.cplug_method.as_str()).collect::<Vec<_>>(), ["CREDITO", "DEBITO"]);
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_id_created_in_bling_after_its_list_was_read_is_found_by_reading_it_again() {
+    let (w, mut c) = start().await;
+    c.create_payment_method_map(payment("loja", "DINHEIRO", DINHEIRO, true)).await.unwrap();
+    c.create_situacao_map(situacao(15, "Em andamento", ShippingStatus::Received, true)).await.unwrap();
+
+    // The merchant adds a forma de pagamento and a situação in Bling, within the lists' cache time.
+    let vale = json!({"descricao": "Vale-Troca", "tipoPagamento": 21, "finalidade": 3, "destino": 1});
+    let vale = create_in_bling(&w, "/formas-pagamentos", vale).await;
+    let romaneio = json!({"idModuloSistema": MODULO_VENDAS, "nome": "Em romaneio", "idHerdado": 15, "cor": "#1E90FF"});
+    let romaneio = create_in_bling(&w, "/situacoes", romaneio).await;
+
+    let before = bling_requests(&w);
+    c.create_payment_method_map(payment("loja", "VALE_TROCA", vale, false)).await.unwrap();
+    assert_eq!(bling_requests(&w) - before, 1, "one fresh read of the formas de pagamento");
+    c.create_situacao_map(situacao(romaneio, "Em romaneio", ShippingStatus::InPackingList, false)).await.unwrap();
+    assert_eq!(bling_requests(&w) - before, 3, "one fresh read of the modules and one of the Vendas situações");
+    let translated = c
+        .translate_situacao(TranslateSituacaoRequest {
+            tenant_id: "loja".into(),
+            from: Some(SituacaoFrom::ShippingStatus(ShippingStatus::InPackingList as i32)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(translated.map.unwrap().bling_situacao_id, romaneio);
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tenant_without_bling_is_told_to_connect_it_first() {
+    let (w, mut c) = start().await;
+    let before = bling_requests(&w);
+    let m = refused(
+        c.create_payment_method_map(payment("outra", "PIX", PIX, false)).await,
+        Code::FailedPrecondition,
+        "Bling must be connected first: map.bling_forma_pagamento_id is checked against the tenant's Bling account",
+    );
+    assert!(m.contains("ponte connections connect bling --tenant outra"), "{m}");
+    refused(
+        c.create_store_map(store("outra", "loja-centro", CANAL_PDV, DEPOSITO_GERAL)).await,
+        Code::FailedPrecondition,
+        "Bling must be connected first: map.bling_loja_id ",
+    );
+    let mut other = situacao(15, "Em andamento", ShippingStatus::Received, true);
+    other.map.as_mut().unwrap().tenant_id = "outra".into();
+    refused(
+        c.create_situacao_map(other).await,
+        Code::FailedPrecondition,
+        "Bling must be connected first: map.bling_situacao_id ",
+    );
+    assert_eq!(bling_requests(&w), before);
+    let stored = document::read(&mut c, "outra").await.unwrap().document;
+    assert!(stored.payment_methods.unwrap().is_empty() && stored.stores.unwrap().is_empty());
+    assert!(stored.situacoes.unwrap().is_empty());
+    // What names no Bling id needs no Bling connection.
+    let mut own = mapping(MappingTarget::Cplug, "nome", "name", MappingDirection::OneWay, vec![]);
+    own.mapping.as_mut().unwrap().tenant_id = "outra".into();
+    c.create_field_mapping(own).await.unwrap();
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bling_that_cannot_answer_makes_the_write_unavailable_and_stores_nothing() {
+    let (w, mut c) = start().await;
+    let faults = w.bling.bling.faults();
+
+    faults.set(FaultSettings { error_rate: 1.0, ..FaultSettings::default() });
+    let down = c.create_payment_method_map(payment("loja", "PIX", PIX, false)).await.unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{}", down.message());
+    assert!(
+        down.message()
+            .starts_with("map.bling_forma_pagamento_id cannot be checked now: reading the formas de pagamento"),
+        "{}",
+        down.message()
+    );
+    assert_eq!(retry_after(&down), Some(Duration::from_secs(1)));
+
+    // Bling's 429 (its per-second limit, spent by another app of the merchant's).
+    faults.set(FaultSettings { storm: 1, ..FaultSettings::default() });
+    let limited = c.create_store_map(store("loja", "loja-centro", CANAL_PDV, DEPOSITO_GERAL)).await.unwrap_err();
+    assert_eq!(limited.code(), Code::Unavailable, "{}", limited.message());
+    assert!(limited.message().contains("Bling rate limit"), "{}", limited.message());
+    assert_eq!(retry_after(&limited), Some(Duration::from_secs(1)));
+
+    let stored = document::read(&mut c, "loja").await.unwrap().document;
+    assert!(stored.payment_methods.unwrap().is_empty() && stored.stores.unwrap().is_empty(), "nothing unchecked");
+    let audit = c
+        .list_audit_entries(ListAuditEntriesRequest {
+            tenant_id: "loja".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(audit.entries.is_empty());
+
+    // Retried once Bling answers, the same writes go through.
+    faults.set(FaultSettings::default());
+    c.create_payment_method_map(payment("loja", "PIX", PIX, false)).await.unwrap();
+    c.create_store_map(store("loja", "loja-centro", CANAL_PDV, DEPOSITO_GERAL)).await.unwrap();
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_import_reads_each_bling_list_once_however_many_rows_it_has() {
+    use document::{Document, PaymentMethod, Situacao, Status, Store};
+    let (w, mut c) = start().await;
+    let methods: Vec<PaymentMethod> = (0..20)
+        .map(|i| PaymentMethod {
+            cplug_method: format!("METODO-{i:02}"),
+            bling_forma_pagamento_id: FORMAS[i % FORMAS.len()].0,
+            is_default: i == 0,
+        })
+        .collect();
+    let wanted = Document {
+        version: document::VERSION,
+        payment_methods: Some(methods),
+        stores: None,
+        situacoes: None,
+        field_mappings: None,
+    };
+    let before = bling_requests(&w);
+    let changes = document::plan(&document::read(&mut c, "loja").await.unwrap(), &wanted).unwrap();
+    assert_eq!(changes.len(), 20);
+    document::apply(&mut c, "loja", &changes, "import-test").await.unwrap();
+    assert_eq!(bling_requests(&w) - before, 1, "one read of the formas de pagamento for 20 rows");
+
+    let stores: Vec<Store> = (0..8)
+        .map(|i| Store {
+            cplug_store_id: format!("loja-{i}"),
+            bling_loja_id: CANAL_PDV,
+            bling_deposito_id: DEPOSITOS[i % DEPOSITOS.len()].0,
+        })
+        .collect();
+    let situacao = |id, name: &str, shipping_status, releases_to_shipping| Situacao {
+        bling_situacao_id: id,
+        bling_situacao_name: name.into(),
+        shipping_status,
+        releases_to_shipping,
+    };
+    let situacoes = vec![
+        situacao(15, "Em andamento", Status::Received, true),
+        situacao(24, "Verificado", Status::AwaitingShipment, false),
+        situacao(9, "Atendido", Status::Delivered, false),
+        situacao(12, "Cancelado", Status::Cancelled, false),
+    ];
+    let wanted = Document { stores: Some(stores), situacoes: Some(situacoes), payment_methods: None, ..wanted };
+    let before = bling_requests(&w);
+    let changes = document::plan(&document::read(&mut c, "loja").await.unwrap(), &wanted).unwrap();
+    assert_eq!(changes.len(), 12);
+    document::apply(&mut c, "loja", &changes, "import-test").await.unwrap();
+    assert_eq!(
+        bling_requests(&w) - before,
+        4,
+        "one read each of the canais de venda, the depósitos, the modules and the Vendas situações"
+    );
+    let stored = document::read(&mut c, "loja").await.unwrap().document;
+    assert_eq!((stored.payment_methods.unwrap().len(), stored.stores.unwrap().len()), (20, 8));
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_one_read_of_a_list() {
+    let (w, c) = start().await;
+    let before = bling_requests(&w);
+    let writes = (0..12).map(|i| {
+        let mut c = c.clone();
+        async move { c.create_payment_method_map(payment("loja", &format!("M-{i:02}"), FORMAS[i % 4].0, false)).await }
+    });
+    for written in futures::future::join_all(writes).await {
+        written.unwrap();
+    }
+    assert_eq!(bling_requests(&w) - before, 1, "twelve writes at once, one read of the formas de pagamento");
+    w.mesh.shutdown().await;
 }

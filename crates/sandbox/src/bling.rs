@@ -5,8 +5,8 @@
 //! answered with the documented 429 body and no `Retry-After`, the v3 error envelope, and the
 //! resources ponte reads and writes: the account, products (with `criterio` and variations),
 //! sales orders (parcelas validated against the total, situação changes, stock postings),
-//! situações, formas de pagamento, depósitos, stock balances, sales channels and the
-//! consumidor final.
+//! situações and formas de pagamento (both listed and created), depósitos, stock balances,
+//! sales channels and the consumidor final.
 //!
 //! Time can be advanced (token expiry) and the rate windows scaled (fast tests); counters of
 //! what the fake answered (requests, 429s, token calls) are kept for tests to assert on.
@@ -135,6 +135,8 @@ struct Inner {
     /// (product id, depósito id) → balance.
     stock: HashMap<(i64, i64), rust_decimal::Decimal>,
     situacoes: Vec<Value>,
+    /// Seeded from [`FORMAS`]; merchants add their own.
+    formas: Vec<Value>,
 }
 
 /// The fake's state; clone freely.
@@ -151,6 +153,8 @@ pub const MODULO_VENDAS: i64 = 98_310;
 pub const DEPOSITO_GERAL: i64 = 14_886_873_196;
 /// The "consumidor final" contact.
 pub const CONSUMIDOR_FINAL: i64 = 16_891_556_421;
+/// The account's one sales channel (loja), its point of sale.
+pub const CANAL_PDV: i64 = 204_511_339;
 
 impl Bling {
     pub fn new(config: Config) -> Self {
@@ -166,7 +170,14 @@ impl Bling {
         .into_iter()
         .map(|(id, valor, nome)| json!({"id": id, "nome": nome, "idHerdado": 0, "cor": "#E9DC40", "valor": valor}))
         .collect();
-        let inner = Inner { next_id: 16_000_000_000, situacoes, ..Default::default() };
+        let formas = FORMAS
+            .iter()
+            .map(|(id, descricao, tipo)| {
+                json!({"id": id, "descricao": descricao, "tipoPagamento": tipo, "situacao": 1, "fixa": false,
+                       "padrao": i64::from(*tipo == 1), "finalidade": 3})
+            })
+            .collect();
+        let inner = Inner { next_id: 16_000_000_000, situacoes, formas, ..Default::default() };
         let faults = crate::common::Faults::new(crate::common::Native {
             server_error: native_server_error,
             rate_limited: native_rate_limited,
@@ -315,9 +326,10 @@ impl Bling {
             .route("/Api/v3/pedidos/vendas/{id}/lancar-estoque", post(lancar_estoque))
             .route("/Api/v3/pedidos/vendas/{id}/lancar-estoque/{deposito}", post(lancar_estoque_em))
             .route("/Api/v3/pedidos/vendas/{id}/estornar-estoque", post(estornar_estoque))
+            .route("/Api/v3/situacoes", post(create_situacao))
             .route("/Api/v3/situacoes/modulos", get(modulos))
             .route("/Api/v3/situacoes/modulos/{id}", get(situacoes_do_modulo))
-            .route("/Api/v3/formas-pagamentos", get(formas_pagamento))
+            .route("/Api/v3/formas-pagamentos", get(formas_pagamento).post(create_forma_pagamento))
             .route("/Api/v3/depositos", get(depositos))
             .route("/Api/v3/canais-venda", get(canais_venda))
             .route("/Api/v3/contatos/consumidor-final", get(consumidor_final))
@@ -893,7 +905,7 @@ async fn create_pedido(State(b): State<Bling>, h: HeaderMap, body: Option<Json<V
     if !parcelas.is_empty() && sum.round_dp(2) != total {
         fields.push(json!({"code": 22, "msg": "O somatório do valor das parcelas difere do total da venda", "element": "parcelas", "namespace": "VENDAS"}));
     }
-    let formas: Vec<i64> = FORMAS.iter().map(|f| f.0).collect();
+    let formas: Vec<i64> = b.inner.lock().formas.iter().filter_map(|f| f["id"].as_i64()).collect();
     let bad: Vec<Value> = parcelas
         .iter()
         .enumerate()
@@ -1088,22 +1100,105 @@ async fn situacoes_do_modulo(State(b): State<Bling>, h: HeaderMap, Path(id): Pat
     data(StatusCode::OK, Value::Array(list))
 }
 
-const FORMAS: [(i64, &str, i64); 4] = [
+/// `POST /situacoes`: a custom situação in a module, which behaves as the one it inherits from
+/// (`idHerdado`, whose normalized `valor` it takes).
+async fn create_situacao(State(b): State<Bling>, h: HeaderMap, body: Option<Json<Value>>) -> Response {
+    gated!(b, h);
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_REQUIRED_FIELD_ERROR",
+            "Não foi possível executar a operação",
+            "Nenhum dado foi informado na requisição.",
+        );
+    };
+    if body["idModuloSistema"].as_i64() != Some(MODULO_VENDAS) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_FOUND",
+            "Recurso não encontrado",
+            "O módulo não foi encontrado.",
+        );
+    }
+    let nome = body["nome"].as_str().map(str::trim).unwrap_or_default();
+    if nome.is_empty() {
+        return validation(json!([{"code": 2, "msg": "O nome da situação deve ser informado", "element": "nome"}]));
+    }
+    let mut inner = b.inner.lock();
+    let herdado = body["idHerdado"].as_i64().unwrap_or_default();
+    let Some(valor) = inner.situacoes.iter().find(|s| s["id"] == herdado).map(|s| s["valor"].clone()) else {
+        return validation(
+            json!([{"code": 3, "msg": "A situação herdada não foi encontrada", "element": "idHerdado"}]),
+        );
+    };
+    inner.next_id += 1;
+    let id = inner.next_id;
+    let cor = body["cor"].as_str().unwrap_or("#E9DC40").to_owned();
+    inner.situacoes.push(json!({"id": id, "nome": nome, "idHerdado": herdado, "cor": cor, "valor": valor}));
+    data(StatusCode::CREATED, json!({"id": id}))
+}
+
+/// The formas de pagamento every account starts with: (id, descrição, tipoPagamento).
+pub const FORMAS: [(i64, &str, i64); 4] = [
     (11_010_299, "Dinheiro", 1),
     (11_010_300, "Cartão de crédito", 3),
     (11_010_301, "Cartão de débito", 4),
     (11_010_302, "Pix", 20),
 ];
-const DEPOSITOS: [(i64, &str, bool); 2] =
+/// The account's depósitos: (id, descrição, padrão).
+pub const DEPOSITOS: [(i64, &str, bool); 2] =
     [(DEPOSITO_GERAL, "Depósito Geral", true), (14_886_873_197, "Loja Centro", false)];
 
 async fn formas_pagamento(State(b): State<Bling>, h: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     gated!(b, h);
-    let items = FORMAS.iter().map(|(id, d, t)| json!({"id": id, "descricao": d, "tipoPagamento": t, "situacao": 1, "fixa": false, "padrao": i64::from(*t == 1), "finalidade": 3})).collect();
+    let items = b.inner.lock().formas.clone();
     match page_of(items, &raw) {
         Ok(page) => data(StatusCode::OK, Value::Array(page)),
         Err(r) => r,
     }
+}
+
+/// The payment types of NF-e (`tPag`) Bling accepts as `tipoPagamento`.
+const TIPOS_PAGAMENTO: [i64; 20] = [1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 90, 99];
+
+/// `POST /formas-pagamentos`: `descricao`, `tipoPagamento`, `finalidade` and `destino` are
+/// required; the new forma is active unless `situacao` says otherwise.
+async fn create_forma_pagamento(State(b): State<Bling>, h: HeaderMap, body: Option<Json<Value>>) -> Response {
+    gated!(b, h);
+    let Some(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MISSING_REQUIRED_FIELD_ERROR",
+            "Não foi possível executar a operação",
+            "Nenhum dado foi informado na requisição.",
+        );
+    };
+    let descricao = body["descricao"].as_str().map(str::trim).unwrap_or_default();
+    let tipo = body["tipoPagamento"].as_i64().filter(|t| TIPOS_PAGAMENTO.contains(t));
+    let finalidade = body["finalidade"].as_i64().filter(|f| (1..=3).contains(f));
+    let destino = body["destino"].as_i64().filter(|d| (1..=3).contains(d));
+    let mut fields = Vec::new();
+    if descricao.is_empty() {
+        fields.push(json!({"code": 2, "msg": "A descrição deve ser informada", "element": "descricao"}));
+    }
+    if tipo.is_none() {
+        fields.push(json!({"code": 4, "msg": "O tipo de pagamento é inválido", "element": "tipoPagamento"}));
+    }
+    if finalidade.is_none() {
+        fields.push(json!({"code": 5, "msg": "A finalidade é inválida", "element": "finalidade"}));
+    }
+    if destino.is_none() {
+        fields.push(json!({"code": 6, "msg": "O destino é inválido", "element": "destino"}));
+    }
+    if !fields.is_empty() {
+        return validation(Value::Array(fields));
+    }
+    let mut inner = b.inner.lock();
+    inner.next_id += 1;
+    let id = inner.next_id;
+    inner.formas.push(json!({"id": id, "descricao": descricao, "tipoPagamento": tipo, "situacao": body["situacao"].as_i64().unwrap_or(1),
+        "fixa": false, "padrao": body["padrao"].as_i64().unwrap_or(0), "finalidade": finalidade}));
+    data(StatusCode::CREATED, json!({"id": id}))
 }
 
 async fn depositos(State(b): State<Bling>, h: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -1120,7 +1215,7 @@ async fn depositos(State(b): State<Bling>, h: HeaderMap, RawQuery(raw): RawQuery
 
 async fn canais_venda(State(b): State<Bling>, h: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     gated!(b, h);
-    let items = vec![json!({"id": 204_511_339, "descricao": "PDV Loja Centro", "tipo": "Api", "situacao": 1})];
+    let items = vec![json!({"id": CANAL_PDV, "descricao": "PDV Loja Centro", "tipo": "Api", "situacao": 1})];
     match page_of(items, &raw) {
         Ok(page) => data(StatusCode::OK, Value::Array(page)),
         Err(r) => r,

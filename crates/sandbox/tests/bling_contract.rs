@@ -190,3 +190,36 @@ async fn default_filters_hide_what_the_contract_says_they_hide() {
     let zero = c.get(&token, &format!("{q}&filtroSaldoEstoque=0")).await.1;
     assert_eq!(zero["data"][0]["produto"]["id"].as_i64(), Some(old));
 }
+
+#[tokio::test]
+async fn formas_de_pagamento_and_situacoes_a_merchant_creates_are_listed_and_usable() {
+    let cfg = Config { per_second: 1000, ..Config::default() };
+    let (h, c) = start(cfg).await;
+    let token = connect(&h, &c).await["access_token"].as_str().unwrap().to_owned();
+    let ids = |v: &Value| v["data"].as_array().unwrap().iter().map(|f| f["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    let (s, refused) = c.post(&token, "/formas-pagamentos", json!({"descricao": "Vale", "tipoPagamento": 6})).await;
+    assert_eq!(s, 400);
+    let elements: Vec<&str> =
+        refused["error"]["fields"].as_array().unwrap().iter().map(|f| f["element"].as_str().unwrap()).collect();
+    assert_eq!(elements, ["tipoPagamento", "finalidade", "destino"]);
+    let vale = json!({"descricao": "Vale-Troca", "tipoPagamento": 21, "finalidade": 3, "destino": 1});
+    let (s, created) = c.post(&token, "/formas-pagamentos", vale).await;
+    assert_eq!(s, 201, "{created}");
+    let forma = created["data"]["id"].as_i64().unwrap();
+    assert!(ids(&c.get(&token, "/formas-pagamentos").await.1).contains(&forma));
+    let produto = h.bling.seed_product(json!({"nome": "Copo", "codigo": "COPO", "preco": 5}));
+    let order = json!({"contato": {"id": 1}, "data": "2026-03-02", "dataSaida": "2026-03-02", "dataPrevista": "2026-03-02",
+        "numeroLoja": "V-2", "itens": [{"produto": {"id": produto}, "quantidade": 1, "valor": 5, "descricao": "Copo"}],
+        "parcelas": [{"dataVencimento": "2026-03-02", "valor": 5, "formaPagamento": {"id": forma}}]});
+    assert_eq!(c.post(&token, "/pedidos/vendas", order).await.0, 201, "the new forma pays an order");
+
+    let romaneio = json!({"idModuloSistema": 98310, "nome": "Em romaneio", "idHerdado": 15, "cor": "#1E90FF"});
+    let (s, created) = c.post(&token, "/situacoes", romaneio).await;
+    assert_eq!(s, 201, "{created}");
+    let situacao = created["data"]["id"].as_i64().unwrap();
+    let listed = c.get(&token, "/situacoes/modulos/98310").await.1;
+    assert!(ids(&listed).contains(&situacao));
+    let (s, _) = c.post(&token, "/situacoes", json!({"idModuloSistema": 98310, "nome": "X", "idHerdado": 7})).await;
+    assert_eq!(s, 400, "it must inherit from a situação of the module");
+    assert_eq!(c.post(&token, "/situacoes", json!({"idModuloSistema": 1, "nome": "X", "idHerdado": 15})).await.0, 404);
+}

@@ -114,9 +114,24 @@ async fn every_implemented_path_answers_as_the_official_spec_says() {
         ("/pedidos/vendas", "post", "/pedidos/vendas".into(), Some(json!({"contato": {"id": 1}, "itens": []})), 400),
         ("/pedidos/vendas/{idPedidoVenda}", "get", format!("/pedidos/vendas/{order_id}"), None, 200),
         ("/pedidos/vendas/{idPedidoVenda}", "get", "/pedidos/vendas/1".into(), None, 404),
+        (
+            "/situacoes",
+            "post",
+            "/situacoes".into(),
+            Some(json!({"idModuloSistema": 98310, "nome": "Em romaneio", "idHerdado": 15, "cor": "#1E90FF"})),
+            201,
+        ),
         ("/situacoes/modulos", "get", "/situacoes/modulos".into(), None, 200),
         ("/situacoes/modulos/{idModuloSistema}", "get", "/situacoes/modulos/98310".into(), None, 200),
         ("/formas-pagamentos", "get", "/formas-pagamentos".into(), None, 200),
+        (
+            "/formas-pagamentos",
+            "post",
+            "/formas-pagamentos".into(),
+            Some(json!({"descricao": "Vale-Troca", "tipoPagamento": 21, "finalidade": 3, "destino": 1})),
+            201,
+        ),
+        ("/formas-pagamentos", "post", "/formas-pagamentos".into(), Some(json!({"descricao": "Sem tipo"})), 400),
         ("/depositos", "get", "/depositos".into(), None, 200),
         ("/canais-venda", "get", "/canais-venda".into(), None, 200),
         ("/contatos/consumidor-final", "get", "/contatos/consumidor-final".into(), None, 200),
@@ -144,5 +159,5 @@ async fn every_implemented_path_answers_as_the_official_spec_says() {
         assert!(errors.is_empty(), "{method} {url} ({status}) does not match the spec:\n{}\n{got}", errors.join("\n"));
         checked += 1;
     }
-    assert_eq!(checked, 19);
+    assert_eq!(checked, 22);
 }

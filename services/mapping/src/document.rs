@@ -7,8 +7,10 @@
 //! and changes nothing). The link registry is data, not configuration, and is not part of it.
 //! A section present in the file is the whole table: entries missing from it are deleted. A
 //! section left out is not touched. The service has no update calls, so a changed entry is
-//! deleted and created again. The whole file is checked before anything is changed; the changes
-//! are then made one call at a time (deletes first), and the first refusal stops the import.
+//! deleted and created again. The whole file is checked before anything is changed (the Bling
+//! ids of payment methods, stores and situações by the service, against the tenant's Bling
+//! account); the changes are then made one call at a time (deletes first), and the first refusal
+//! stops the import.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -497,68 +499,109 @@ fn request<T>(message: T, actor: &str) -> anyhow::Result<tonic::Request<T>> {
     Ok(req)
 }
 
-/// Makes `changes` in order, as `actor`; stops at the first refusal, saying how many were made.
+/// Whether the service checks a change against the tenant's Bling account.
+fn checked_in_bling(change: &Change) -> bool {
+    matches!(change, Change::CreatePaymentMethod(_) | Change::CreateStore(_) | Change::CreateSituacao(_))
+}
+
+/// Sends one change as `actor`; with `validate_only`, a create is checked and not made.
+async fn send(
+    client: &mut MappingServiceClient<Channel>,
+    tenant_id: &str,
+    change: &Change,
+    actor: &str,
+    validate_only: bool,
+) -> anyhow::Result<Result<(), tonic::Status>> {
+    let t = || tenant_id.to_owned();
+    Ok(match change {
+        Change::DeletePaymentMethod(p) => client
+            .delete_payment_method_map(request(
+                DeletePaymentMethodMapRequest { tenant_id: t(), cplug_method: p.cplug_method.clone() },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::DeleteStore(s) => client
+            .delete_store_map(request(
+                DeleteStoreMapRequest { tenant_id: t(), cplug_store_id: s.cplug_store_id.clone() },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::DeleteSituacao(s) => client
+            .delete_situacao_map(request(
+                DeleteSituacaoMapRequest { tenant_id: t(), bling_situacao_id: s.bling_situacao_id },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::DeleteFieldMapping(_, id) => client
+            .delete_field_mapping(request(DeleteFieldMappingRequest { tenant_id: t(), mapping_id: id.clone() }, actor)?)
+            .await
+            .map(drop),
+        Change::CreatePaymentMethod(p) => client
+            .create_payment_method_map(request(
+                CreatePaymentMethodMapRequest { map: Some(p.to_proto(tenant_id)), validate_only },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::CreateStore(s) => client
+            .create_store_map(request(
+                CreateStoreMapRequest { map: Some(s.to_proto(tenant_id)), validate_only },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::CreateSituacao(s) => client
+            .create_situacao_map(request(
+                CreateSituacaoMapRequest { map: Some(s.to_proto(tenant_id)), validate_only },
+                actor,
+            )?)
+            .await
+            .map(drop),
+        Change::CreateFieldMapping(s) => client
+            .create_field_mapping(request(
+                CreateFieldMappingRequest { mapping: Some(s.to_proto(tenant_id, "", false, None)) },
+                actor,
+            )?)
+            .await
+            .map(drop),
+    })
+}
+
+/// Has the service check every payment method, store and situação `changes` create, their Bling
+/// ids against the tenant's Bling account included, without making any change; stops at the
+/// first refusal. (The rest of the document was checked whole by [`plan`].)
+pub async fn check(
+    client: &mut MappingServiceClient<Channel>,
+    tenant_id: &str,
+    changes: &[Change],
+    actor: &str,
+) -> anyhow::Result<()> {
+    for change in changes.iter().filter(|c| checked_in_bling(c)) {
+        send(client, tenant_id, change, actor, true)
+            .await?
+            .map_err(status)
+            .with_context(|| format!("{change} (no change was made)"))?;
+    }
+    Ok(())
+}
+
+/// Checks `changes` (see [`check`]), then makes them in order, as `actor`; stops at the first
+/// refusal, saying how many were made.
 pub async fn apply(
     client: &mut MappingServiceClient<Channel>,
     tenant_id: &str,
     changes: &[Change],
     actor: &str,
 ) -> anyhow::Result<()> {
-    let t = || tenant_id.to_owned();
+    check(client, tenant_id, changes, actor).await?;
     for (done, change) in changes.iter().enumerate() {
-        let result = match change {
-            Change::DeletePaymentMethod(p) => client
-                .delete_payment_method_map(request(
-                    DeletePaymentMethodMapRequest { tenant_id: t(), cplug_method: p.cplug_method.clone() },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-            Change::DeleteStore(s) => client
-                .delete_store_map(request(
-                    DeleteStoreMapRequest { tenant_id: t(), cplug_store_id: s.cplug_store_id.clone() },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-            Change::DeleteSituacao(s) => client
-                .delete_situacao_map(request(
-                    DeleteSituacaoMapRequest { tenant_id: t(), bling_situacao_id: s.bling_situacao_id },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-            Change::DeleteFieldMapping(_, id) => client
-                .delete_field_mapping(request(
-                    DeleteFieldMappingRequest { tenant_id: t(), mapping_id: id.clone() },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-            Change::CreatePaymentMethod(p) => client
-                .create_payment_method_map(request(
-                    CreatePaymentMethodMapRequest { map: Some(p.to_proto(tenant_id)) },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-            Change::CreateStore(s) => client
-                .create_store_map(request(CreateStoreMapRequest { map: Some(s.to_proto(tenant_id)) }, actor)?)
-                .await
-                .map(drop),
-            Change::CreateSituacao(s) => client
-                .create_situacao_map(request(CreateSituacaoMapRequest { map: Some(s.to_proto(tenant_id)) }, actor)?)
-                .await
-                .map(drop),
-            Change::CreateFieldMapping(s) => client
-                .create_field_mapping(request(
-                    CreateFieldMappingRequest { mapping: Some(s.to_proto(tenant_id, "", false, None)) },
-                    actor,
-                )?)
-                .await
-                .map(drop),
-        };
-        result.map_err(status).with_context(|| format!("{change} (after {done} of {} changes)", changes.len()))?;
+        send(client, tenant_id, change, actor, false)
+            .await?
+            .map_err(status)
+            .with_context(|| format!("{change} (after {done} of {} changes)", changes.len()))?;
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! mapping: how one system's data becomes another's, per tenant. Payment-method DE-PARA,
 //! store, situação and product field mappings, and the link registry. Every change is audited.
 //! [`document`] is the YAML form of a tenant's tables that `ponte mapping export|import` moves.
-//!
-//! Not yet done: payment methods, lojas, depósitos and situações are not checked against the
-//! tenant's actual Bling lists when written (that needs the Bling connector's list calls).
+//! Every Bling id a map names (forma de pagamento, loja, depósito, situação) is checked against
+//! the tenant's Bling account when the map is written ([`bling`]).
 
 mod audit;
+mod bling;
 pub mod document;
 mod fields;
 mod links;
@@ -17,10 +17,13 @@ pub mod transform;
 pub use audit::ACTOR_METADATA;
 pub use fields::{Direction, RULES_TTL, Spec as FieldSpec, Target};
 
+use ponte_connectors::bling::{BlingApi, client::API_URL};
 use ponte_core::{
     ServiceError,
+    access::AccessTokens,
     config::ConfigError,
     db::{Database, Migrations},
+    ratelimit::Quota,
     service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
@@ -43,7 +46,15 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
-    Ok(Routes::new(MappingServiceServer::new(Mapping { db: deps.db.clone(), tenants, rules: Default::default() })))
+    let bling_url = deps.env.http_url_or("PONTE_BLING_API_URL", API_URL)?;
+    let api = BlingApi::new(ponte_connectors::http::client(), &bling_url, deps.limiter.clone(), Quota::bling());
+    let bling = bling::BlingLists::new(AccessTokens::new(deps.auth_token_channel()?), api, bling::LIST_TTL);
+    Ok(Routes::new(MappingServiceServer::new(Mapping {
+        db: deps.db.clone(),
+        tenants,
+        bling,
+        rules: Default::default(),
+    })))
 }
 
 /// The gRPC implementation.
@@ -51,6 +62,8 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
 pub struct Mapping {
     db: Database,
     tenants: TenantCheck,
+    /// The tenants' Bling lists that mapped Bling ids are checked against.
+    bling: bling::BlingLists,
     rules: fields::RuleCache,
 }
 
@@ -81,7 +94,11 @@ mod api {
     };
     use tonic::{Request, Response, Status};
 
-    use crate::{Mapping, audit, fields, links, payment_methods, situacoes, stores};
+    use crate::{
+        Mapping, audit,
+        bling::List::{CanaisVenda, Depositos, FormasPagamento, Situacoes},
+        fields, links, payment_methods, situacoes, stores,
+    };
 
     #[tonic::async_trait]
     impl MappingService for Mapping {
@@ -90,9 +107,13 @@ mod api {
             req: Request<CreatePaymentMethodMapRequest>,
         ) -> Result<Response<CreatePaymentMethodMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
-            let map = req.into_inner().map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
+            let req = req.into_inner();
+            let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
             self.tenant("map.tenant_id", &map.tenant_id).await?;
-            let map = payment_methods::create(&self.db, map, &actor).await?;
+            let map = payment_methods::prepare(map)?;
+            let (tenant_id, forma) = (&map.tenant_id, map.bling_forma_pagamento_id);
+            self.bling.require(tenant_id, FormasPagamento, "map.bling_forma_pagamento_id", forma).await?;
+            let map = if req.validate_only { map } else { payment_methods::create(&self.db, map, &actor).await? };
             Ok(Response::new(CreatePaymentMethodMapResponse { map: Some(map) }))
         }
 
@@ -123,9 +144,14 @@ mod api {
             req: Request<CreateStoreMapRequest>,
         ) -> Result<Response<CreateStoreMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
-            let map = req.into_inner().map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
+            let req = req.into_inner();
+            let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
             self.tenant("map.tenant_id", &map.tenant_id).await?;
-            let map = stores::create(&self.db, map, &actor).await?;
+            let map = stores::prepare(map)?;
+            let t = &map.tenant_id;
+            self.bling.require(t, CanaisVenda, "map.bling_loja_id", map.bling_loja_id).await?;
+            self.bling.require(t, Depositos, "map.bling_deposito_id", map.bling_deposito_id).await?;
+            let map = if req.validate_only { map } else { stores::create(&self.db, map, &actor).await? };
             Ok(Response::new(CreateStoreMapResponse { map: Some(map) }))
         }
 
@@ -156,9 +182,12 @@ mod api {
             req: Request<CreateSituacaoMapRequest>,
         ) -> Result<Response<CreateSituacaoMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
-            let map = req.into_inner().map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
+            let req = req.into_inner();
+            let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
             self.tenant("map.tenant_id", &map.tenant_id).await?;
-            let map = situacoes::create(&self.db, map, &actor).await?;
+            let map = situacoes::prepare(map)?;
+            self.bling.require(&map.tenant_id, Situacoes, "map.bling_situacao_id", map.bling_situacao_id).await?;
+            let map = if req.validate_only { map } else { situacoes::create(&self.db, map, &actor).await? };
             Ok(Response::new(CreateSituacaoMapResponse { map: Some(map) }))
         }
 
@@ -340,10 +369,13 @@ mod sqlite {
             bling_deposito_id: 8,
             create_time: None,
         };
-        stores::create(&db, store, "a").await.unwrap();
+        stores::create(&db, store.clone(), "a").await.unwrap();
+        // Another tenant may use the same store id.
+        stores::create(&db, StoreMap { tenant_id: "outra".into(), bling_deposito_id: 9, ..store }, "a").await.unwrap();
         assert_eq!(stores::resolve(&db, t, "centro").await.unwrap().bling_deposito_id, 8);
         stores::delete(&db, t, "centro", "a").await.unwrap();
         assert!(stores::list(&db, t).await.unwrap().is_empty());
+        assert_eq!(stores::resolve(&db, "outra", "centro").await.unwrap().bling_deposito_id, 9);
 
         let sit = |id, status: ShippingStatus, r| SituacaoMap {
             tenant_id: t.into(),

@@ -43,9 +43,15 @@ pub fn validate(m: &PaymentMethodMap) -> Result<(), ServiceError> {
     Ok(())
 }
 
-pub async fn create(db: &Database, mut m: PaymentMethodMap, actor: &str) -> Result<PaymentMethodMap, ServiceError> {
+/// A new map as it would be stored: checked, its method trimmed.
+pub fn prepare(mut m: PaymentMethodMap) -> Result<PaymentMethodMap, ServiceError> {
     validate(&m)?;
     m.cplug_method = m.cplug_method.trim().to_owned();
+    Ok(m)
+}
+
+pub async fn create(db: &Database, m: PaymentMethodMap, actor: &str) -> Result<PaymentMethodMap, ServiceError> {
+    let mut m = prepare(m)?;
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(

@@ -118,9 +118,15 @@ async fn taken(tx: &mut Transaction<'_, Any>, m: &SituacaoMap) -> Result<Option<
     Ok(None)
 }
 
-pub async fn create(db: &Database, mut m: SituacaoMap, actor: &str) -> Result<SituacaoMap, ServiceError> {
+/// A new map as it would be stored: checked, its name trimmed.
+pub fn prepare(mut m: SituacaoMap) -> Result<SituacaoMap, ServiceError> {
     validate("map", &m)?;
     m.bling_situacao_name = m.bling_situacao_name.trim().to_owned();
+    Ok(m)
+}
+
+pub async fn create(db: &Database, m: SituacaoMap, actor: &str) -> Result<SituacaoMap, ServiceError> {
+    let mut m = prepare(m)?;
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
     if let Some(why) = taken(&mut tx, &m).await? {

@@ -48,9 +48,15 @@ pub fn validate(at: &str, m: &StoreMap) -> Result<(), ServiceError> {
 
 const SELECT: &str = "SELECT tenant_id, cplug_store_id, bling_loja_id, bling_deposito_id, create_time FROM store_maps";
 
-pub async fn create(db: &Database, mut m: StoreMap, actor: &str) -> Result<StoreMap, ServiceError> {
+/// A new map as it would be stored: checked, its store id trimmed.
+pub fn prepare(mut m: StoreMap) -> Result<StoreMap, ServiceError> {
     validate("map", &m)?;
     m.cplug_store_id = m.cplug_store_id.trim().to_owned();
+    Ok(m)
+}
+
+pub async fn create(db: &Database, m: StoreMap, actor: &str) -> Result<StoreMap, ServiceError> {
+    let mut m = prepare(m)?;
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(

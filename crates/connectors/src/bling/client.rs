@@ -24,10 +24,13 @@ use super::{
 use crate::error::ConnectorError;
 use tracing::Instrument;
 
+/// Bling's API base: the default of `PONTE_BLING_API_URL`.
+pub const API_URL: &str = "https://api.bling.com.br/Api/v3";
+
 /// The Bling app ponte runs as, and where Bling is.
 #[derive(Clone)]
 pub struct BlingConfig {
-    /// `PONTE_BLING_API_URL`, default `https://api.bling.com.br/Api/v3`.
+    /// `PONTE_BLING_API_URL`, default [`API_URL`].
     pub api_url: String,
     /// `PONTE_BLING_AUTHORIZE_URL`, default `https://www.bling.com.br/Api/v3/oauth/authorize`.
     pub authorize_url: String,
@@ -57,7 +60,7 @@ impl BlingConfig {
         Ok(Some(Self {
             client_id: client_id.to_owned(),
             client_secret: env.required("PONTE_BLING_CLIENT_SECRET", "the Bling app's client secret")?,
-            api_url: env.http_url_or("PONTE_BLING_API_URL", "https://api.bling.com.br/Api/v3")?,
+            api_url: env.http_url_or("PONTE_BLING_API_URL", API_URL)?,
             authorize_url: env
                 .http_url_or("PONTE_BLING_AUTHORIZE_URL", "https://www.bling.com.br/Api/v3/oauth/authorize")?,
             token_url: env.http_url_or("PONTE_BLING_TOKEN_URL", "https://www.bling.com.br/Api/v3/oauth/token")?,
