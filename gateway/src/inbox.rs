@@ -281,7 +281,10 @@ async fn run(db: Database, rx: Arc<Mutex<mpsc::Receiver<Job>>>, poke: Arc<Notify
         }
         crate::metrics::get().commit_batch.observe(batch.len() as f64);
         let events: Vec<&NewEvent> = batch.iter().map(|j| &j.event).collect();
-        let results = match commit(&db, &events).await {
+        let started = std::time::Instant::now();
+        let committed = commit(&db, &events).await;
+        crate::metrics::get().commit_seconds.observe(started.elapsed().as_secs_f64());
+        let results = match committed {
             Ok(r) => r.into_iter().map(Ok).collect(),
             // A row the database refuses must not fail the others that shared its batch:
             // each is tried alone before anyone is told it failed.

@@ -43,6 +43,7 @@ pub struct GatewayMetrics {
     pub rejected: Family<RejectLabels, Counter>,
     pub ack_latency: Family<SourceLabels, Histogram>,
     pub commit_batch: Histogram,
+    pub commit_seconds: Histogram,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub dispatch_lag: Family<SubscriberLabels, Histogram>,
 }
@@ -57,11 +58,18 @@ static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(|| {
         // 0.25 ms .. ~8 s
         ack_latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00025, 2.0, 16))),
         commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+        // 0.1 ms .. ~3 s
+        commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         deliveries: Family::default(),
         // 1 ms .. ~9 h: an event can wait out a long outage of its service.
         dispatch_lag: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 26))),
     };
     let r = ponte_core::metrics::global();
+    r.register(
+        "ponte_gateway_inbox_commit_seconds",
+        "Time one inbox commit (a batch of events) took, from statement to durable",
+        m.commit_seconds.clone(),
+    );
     r.register("ponte_gateway_events_received", "Webhook requests received, by source", m.received.clone());
     r.register(
         "ponte_gateway_events_stored",

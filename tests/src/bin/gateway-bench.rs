@@ -9,6 +9,7 @@
 //! table after each run, not taken from wrk.
 //!
 //! Usage: gateway-bench [--seconds N] [--connections 8,32] [--threads 2] [--products 10000] [--dispatch true]
+//!        [--writers N]
 
 use std::{
     io::Write,
@@ -64,10 +65,13 @@ struct Args {
     products: u64,
     /// Leave the dispatcher off (to see the receiving side alone).
     dispatch: bool,
+    /// `PONTE_INBOX_WRITERS`, when given.
+    writers: Option<u32>,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args { seconds: 15, connections: vec![8, 32], threads: 2, products: 10_000, dispatch: true };
+    let mut a =
+        Args { seconds: 15, connections: vec![8, 32], threads: 2, products: 10_000, dispatch: true, writers: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -79,6 +83,7 @@ fn args() -> anyhow::Result<Args> {
             "--threads" => a.threads = value.parse().context("--threads")?,
             "--products" => a.products = value.parse().context("--products")?,
             "--dispatch" => a.dispatch = value.parse().context("--dispatch (true or false)")?,
+            "--writers" => a.writers = Some(value.parse().context("--writers")?),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -176,7 +181,10 @@ async fn count(db: &ponte_core::db::Database, sql: &str) -> anyhow::Result<i64> 
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let w = BlingWorld::start(&[&ponte_auth_token::SPEC, &ponte_catalog_sync::SPEC]).await;
-    let env = w.mesh.env.clone().with("PONTE_DISPATCH_ENABLED", &a.dispatch.to_string());
+    let mut env = w.mesh.env.clone().with("PONTE_DISPATCH_ENABLED", &a.dispatch.to_string());
+    if let Some(n) = a.writers {
+        env = env.with("PONTE_INBOX_WRITERS", &n.to_string());
+    }
     let gw = w.mesh.start_gateway_http(env).await;
     let bare = bare_axum().await?;
     let settings: Vec<(String, String)> = sqlx::query_as(
@@ -214,8 +222,15 @@ async fn main() -> anyhow::Result<()> {
         let batch_before = batch_stats(&text);
         let run = wrk(&gw.url(""), "/webhooks/bling", c, a.threads, a.seconds, &bodies, &lua)?;
         let stored = count(&gw.db, "SELECT COUNT(*) FROM inbox_events").await? - before;
-        let batch_after = batch_stats(&ponte_core::metrics::global().encode());
+        let text_after = ponte_core::metrics::global().encode();
+        let batch_after = batch_stats(&text_after);
         let avg_batch = (batch_after.0 - batch_before.0) / (batch_after.1 - batch_before.1).max(1.0);
+        let (commit_before, commit_after) = (commit_stats(&text), commit_stats(&text_after));
+        eprintln!(
+            "round {round}: {:.0} commits, {:.2} ms each on average",
+            commit_after.1 - commit_before.1,
+            1000.0 * (commit_after.0 - commit_before.0) / (commit_after.1 - commit_before.1).max(1.0)
+        );
         let bare_rate = base.requests as f64 / base.seconds;
         let stored_rate = stored as f64 / run.seconds;
         println!(
@@ -244,8 +259,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// (sum, count) of the inbox commit times so far.
+fn commit_stats(text: &str) -> (f64, f64) {
+    histogram_stats(text, "ponte_gateway_inbox_commit_seconds")
+}
+
 /// (sum, count) of the inbox commit batch sizes so far.
 fn batch_stats(text: &str) -> (f64, f64) {
+    histogram_stats(text, "ponte_gateway_inbox_commit_batch_size")
+}
+
+/// (sum, count) of a histogram in Prometheus text.
+fn histogram_stats(text: &str, name: &str) -> (f64, f64) {
     let get = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -253,5 +278,5 @@ fn batch_stats(text: &str) -> (f64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    (get("ponte_gateway_inbox_commit_batch_size_sum"), get("ponte_gateway_inbox_commit_batch_size_count"))
+    (get(&format!("{name}_sum")), get(&format!("{name}_count")))
 }
