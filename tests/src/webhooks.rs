@@ -4,8 +4,9 @@
 
 use ponte_core::config::Env;
 use ponte_proto::v1::{
-    CompleteAuthorizationRequest, CreateTenantRequest, Provider, StartAuthorizationRequest,
-    auth_token_service_client::AuthTokenServiceClient,
+    Bitrix24WebhookCredentials, CompleteAuthorizationRequest, CreateTenantRequest, Provider, SetApiCredentialsRequest,
+    StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
+    set_api_credentials_request::Credentials,
 };
 use ponte_sandbox::bling::{Bling, Config, Handle};
 use serde_json::{Value, json};
@@ -46,6 +47,21 @@ impl BlingWorld {
 
     pub fn client_secret(&self) -> String {
         self.bling.bling.config().client_secret.clone()
+    }
+
+    /// Connects [`TENANT`] to a Bitrix24 sandbox portal through its incoming webhook (with the
+    /// application token its outbound events carry).
+    pub async fn connect_portal(&self, portal: &ponte_sandbox::bitrix24::Handle) {
+        AuthTokenServiceClient::new(self.mesh.channel("auth-token").await)
+            .set_api_credentials(SetApiCredentialsRequest {
+                tenant_id: TENANT.into(),
+                credentials: Some(Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
+                    webhook_url: portal.webhook_url.clone(),
+                    application_token: portal.portal.config().application_token.clone(),
+                })),
+            })
+            .await
+            .expect("connect Bitrix24");
     }
 
     /// `specs` must include auth-token.

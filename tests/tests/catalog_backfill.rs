@@ -7,9 +7,8 @@ use std::time::Duration;
 use ponte_core::{config::Env, service::ServiceSpec};
 use ponte_proto::v1::{
     Backfill, BackfillScope, BackfillState, CancelBackfillRequest, CatalogSyncServiceHandleEventRequest, Flow,
-    GetBackfillRequest, GetSyncStatusRequest, InboundEvent, Provider, SetApiCredentialsRequest, StartBackfillRequest,
-    SyncTarget, WatchBackfillRequest, auth_token_service_client::AuthTokenServiceClient,
-    catalog_sync_service_client::CatalogSyncServiceClient, set_api_credentials_request::Credentials,
+    GetBackfillRequest, GetSyncStatusRequest, InboundEvent, Provider, StartBackfillRequest, SyncTarget,
+    WatchBackfillRequest, catalog_sync_service_client::CatalogSyncServiceClient,
 };
 use ponte_sandbox::{
     bitrix24::{self, Bitrix24},
@@ -40,17 +39,7 @@ async fn world(bling_scale: f64, ponte_scale: f64) -> World {
     let config = bling::Config { time_scale: bling_scale, ..bling::Config::default() };
     let w = BlingWorld::start_with(SPECS, config, &ponte_tests::redis_url()).await;
     let portal = Bitrix24::new(bitrix24::Config::for_tests()).spawn(None).await.unwrap();
-    let mut auth = AuthTokenServiceClient::new(w.mesh.channel("auth-token").await);
-    auth.set_api_credentials(SetApiCredentialsRequest {
-        tenant_id: TENANT.into(),
-        credentials: Some(Credentials::Bitrix24Webhook(ponte_proto::v1::Bitrix24WebhookCredentials {
-            webhook_url: portal.webhook_url.clone(),
-            application_token: portal.portal.config().application_token.clone(),
-        })),
-    })
-    .await
-    .expect("connect Bitrix24");
-    drop(auth);
+    w.connect_portal(&portal).await;
     // The same deployment again with ponte's quotas scaled like the sandbox's.
     let env = w.mesh.env.clone().with("PONTE_RATE_LIMIT_SCALE", &ponte_scale.to_string());
     let BlingWorld { bling, mesh } = w;

@@ -57,16 +57,7 @@ async fn world_with(crm_events: bool) -> World {
         ..bitrix24::Config::for_tests()
     };
     let portal = Bitrix24::new(portal_config).spawn(None).await.unwrap();
-    let mut auth = AuthTokenServiceClient::new(w.mesh.channel("auth-token").await);
-    auth.set_api_credentials(SetApiCredentialsRequest {
-        tenant_id: TENANT.into(),
-        credentials: Some(Credentials::Bitrix24Webhook(ponte_proto::v1::Bitrix24WebhookCredentials {
-            webhook_url: portal.webhook_url.clone(),
-            application_token: portal.portal.config().application_token.clone(),
-        })),
-    })
-    .await
-    .expect("connect Bitrix24");
+    w.connect_portal(&portal).await;
     let env = w
         .mesh
         .env

@@ -6,14 +6,10 @@
 
 use std::time::Duration;
 
-use ponte_proto::v1::{
-    Bitrix24WebhookCredentials, SetApiCredentialsRequest, auth_token_service_client::AuthTokenServiceClient,
-    set_api_credentials_request::Credentials,
-};
 use ponte_sandbox::bitrix24::{self, Bitrix24};
 use ponte_tests::{
     eventually,
-    webhooks::{BlingWorld, TENANT, bling_body, date, sign},
+    webhooks::{BlingWorld, bling_body, date, sign},
 };
 use serde_json::json;
 
@@ -53,16 +49,7 @@ async fn the_whole_sync_is_one_trace_from_the_webhook_to_the_bitrix24_call() {
 
     let w = BlingWorld::start(SPECS).await;
     let portal = Bitrix24::new(bitrix24::Config::for_tests()).spawn(None).await.unwrap();
-    AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
-        .set_api_credentials(SetApiCredentialsRequest {
-            tenant_id: TENANT.into(),
-            credentials: Some(Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
-                webhook_url: portal.webhook_url.clone(),
-                application_token: portal.portal.config().application_token.clone(),
-            })),
-        })
-        .await
-        .unwrap();
+    w.connect_portal(&portal).await;
     let product = w.bling.bling.seed_product(json!({"nome": "Copo", "codigo": "COPO-1", "preco": 12.5}));
     let gw = w.mesh.start_gateway_http(w.mesh.env.clone().with("PONTE_DISPATCH_POLL_MS", "200")).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
