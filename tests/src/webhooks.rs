@@ -3,10 +3,12 @@
 //! resolves to a tenant the way it does in production).
 
 use ponte_core::config::Env;
+use std::time::Duration;
+
 use ponte_proto::v1::{
-    Bitrix24WebhookCredentials, CompleteAuthorizationRequest, CreateTenantRequest, Provider, SetApiCredentialsRequest,
-    StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
-    set_api_credentials_request::Credentials,
+    Bitrix24WebhookCredentials, CompleteAuthorizationRequest, CplugCredentials, CreateTenantRequest,
+    GetAccessTokenRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
+    auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
 use ponte_sandbox::bling::{Bling, Config, Handle};
 use serde_json::{Value, json};
@@ -62,6 +64,60 @@ impl BlingWorld {
             })
             .await
             .expect("connect Bitrix24");
+    }
+
+    /// Connects [`TENANT`] to a CPLUG sandbox store (ponte must have been started with
+    /// `PONTE_CPLUG_API_URL` set to the store's `base_url`).
+    pub async fn connect_cplug(mesh: &Mesh, pos: &ponte_sandbox::cplug::Handle) {
+        let cfg = pos.cplug.config().clone();
+        AuthTokenServiceClient::new(mesh.channel("auth-token").await)
+            .set_api_credentials(SetApiCredentialsRequest {
+                tenant_id: TENANT.into(),
+                credentials: Some(Credentials::Cplug(CplugCredentials {
+                    client_id: cfg.client_id,
+                    client_secret: cfg.client_secret,
+                    username: cfg.username,
+                    password: cfg.password,
+                    webhook_secret: cfg.webhook_secret,
+                })),
+            })
+            .await
+            .expect("connect CPLUG");
+    }
+
+    /// Calls the Bling sandbox's API as [`TENANT`]'s connected account, as a merchant's other
+    /// tools would: the account's 3 requests/s are shared with ponte's own calls, so a 429 is
+    /// waited out as any Bling client must. Panics on any other error.
+    pub async fn bling_api(mesh: &Mesh, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
+        let token = auth
+            .get_access_token(GetAccessTokenRequest {
+                tenant_id: TENANT.into(),
+                provider: Provider::Bling as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("Bling token")
+            .into_inner();
+        let http = reqwest::Client::new();
+        for _ in 0..50 {
+            let mut req = http
+                .request(method.clone(), format!("{}{path}", token.base_url.trim_end_matches('/')))
+                .bearer_auth(&token.access_token);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.expect("Bling sandbox");
+            if resp.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                continue;
+            }
+            let status = resp.status();
+            let text = resp.text().await.expect("Bling answer");
+            assert!(status.is_success(), "{method} {path}: {status} {text}");
+            return if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("Bling JSON") };
+        }
+        panic!("Bling kept answering 429")
     }
 
     /// `specs` must include auth-token.

@@ -7,12 +7,13 @@ use std::time::Duration;
 use ponte_core::{config::Env, service::ServiceSpec};
 use ponte_proto::v1::{
     Backfill, BackfillScope, BackfillState, CancelBackfillRequest, CatalogSyncServiceHandleEventRequest, Flow,
-    GetBackfillRequest, GetSyncStatusRequest, InboundEvent, Provider, StartBackfillRequest, SyncTarget,
-    WatchBackfillRequest, catalog_sync_service_client::CatalogSyncServiceClient,
+    GetBackfillRequest, GetSyncStatusRequest, InboundEvent, Provider, StartBackfillRequest, SyncSettings, SyncTarget,
+    UpdateSyncSettingsRequest, WatchBackfillRequest, catalog_sync_service_client::CatalogSyncServiceClient,
 };
 use ponte_sandbox::{
     bitrix24::{self, Bitrix24},
     bling,
+    cplug::{self, Cplug},
 };
 use ponte_tests::{
     Mesh,
@@ -36,8 +37,13 @@ struct World {
 /// The Bling sandbox at `bling_scale` times its real limits, a portal connected through its
 /// incoming webhook, and the mesh with ponte's quotas at `ponte_scale`.
 async fn world(bling_scale: f64, ponte_scale: f64) -> World {
+    world_with(bling_scale, ponte_scale, Env::default()).await
+}
+
+/// [`world`], with `env` added to ponte's configuration.
+async fn world_with(bling_scale: f64, ponte_scale: f64, env: Env) -> World {
     let config = bling::Config { time_scale: bling_scale, ..bling::Config::default() };
-    let w = BlingWorld::start_with(SPECS, config, &ponte_tests::redis_url()).await;
+    let w = BlingWorld::start_with_env(SPECS, config, &ponte_tests::redis_url(), env).await;
     let portal = Bitrix24::new(bitrix24::Config::for_tests()).spawn(None).await.unwrap();
     w.connect_portal(&portal).await;
     // The same deployment again with ponte's quotas scaled like the sandbox's.
@@ -55,18 +61,28 @@ impl World {
     }
 
     async fn start(&self) -> Backfill {
+        self.start_of(SyncTarget::Bitrix24, BackfillScope::Products).await
+    }
+
+    async fn start_of(&self, target: SyncTarget, scope: BackfillScope) -> Backfill {
         self.client()
             .await
             .start_backfill(StartBackfillRequest {
                 tenant_id: TENANT.into(),
-                target: SyncTarget::Bitrix24 as i32,
-                scope: BackfillScope::Products as i32,
+                target: target as i32,
+                scope: scope as i32,
             })
             .await
             .expect("start backfill")
             .into_inner()
             .backfill
             .unwrap()
+    }
+
+    /// Saves [`TENANT`]'s sync switches.
+    async fn settings(&self, settings: SyncSettings) {
+        let settings = Some(SyncSettings { tenant_id: TENANT.into(), ..settings });
+        self.client().await.update_sync_settings(UpdateSyncSettingsRequest { settings }).await.expect("settings");
     }
 
     async fn get(&self, id: &str) -> Backfill {
@@ -85,7 +101,7 @@ impl World {
             .into_inner();
         let mut seen = Vec::new();
         while let Some(msg) =
-            tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("progress").unwrap()
+            tokio::time::timeout(Duration::from_secs(120), stream.message()).await.expect("progress").unwrap()
         {
             seen.push(msg.backfill.unwrap());
         }
@@ -285,8 +301,11 @@ async fn bad_requests_are_refused_naming_the_field_and_a_backfill_can_be_cancell
     assert!(err.code() == Code::InvalidArgument && err.message().starts_with("target"), "{err:?}");
     let err = cs.start_backfill(start(TENANT, SyncTarget::Bitrix24, BackfillScope::Unspecified)).await.unwrap_err();
     assert!(err.code() == Code::InvalidArgument && err.message().starts_with("scope"), "{err:?}");
+    // CPLUG is not connected; orders never go to CPLUG.
     let err = cs.start_backfill(start(TENANT, SyncTarget::Cplug, BackfillScope::Products)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    assert!(err.code() == Code::FailedPrecondition && err.message().contains("cplug"), "{err:?}");
+    let err = cs.start_backfill(start(TENANT, SyncTarget::Cplug, BackfillScope::Orders)).await.unwrap_err();
+    assert!(err.code() == Code::InvalidArgument && err.message().starts_with("scope"), "{err:?}");
     let err = cs.get_backfill(GetBackfillRequest { backfill_id: String::new() }).await.unwrap_err();
     assert!(err.code() == Code::InvalidArgument && err.message().starts_with("backfill_id"), "{err:?}");
     let err = cs.get_backfill(GetBackfillRequest { backfill_id: "missing".into() }).await.unwrap_err();
@@ -298,6 +317,10 @@ async fn bad_requests_are_refused_naming_the_field_and_a_backfill_can_be_cancell
     let err = cs.start_backfill(start(TENANT, SyncTarget::Bitrix24, BackfillScope::Products)).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
     assert!(err.message().contains(&running.backfill_id));
+    // An orders backfill into the same portal may run beside it (there are no orders).
+    let orders = world.start_of(SyncTarget::Bitrix24, BackfillScope::Orders).await;
+    let orders = world.watch(&orders.backfill_id).await.pop().unwrap();
+    assert_eq!((orders.state, orders.pages_done), (BackfillState::Succeeded as i32, 0), "{orders:?}");
 
     let cancelled = cs
         .cancel_backfill(CancelBackfillRequest { backfill_id: running.backfill_id.clone() })
@@ -315,4 +338,146 @@ async fn bad_requests_are_refused_naming_the_field_and_a_backfill_can_be_cancell
     let err = cs.cancel_backfill(CancelBackfillRequest { backfill_id: "missing".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     cs.cancel_backfill(CancelBackfillRequest { backfill_id: next.backfill_id }).await.unwrap();
+}
+
+fn text(p: &Map<String, Value>, key: &str) -> String {
+    ponte_connectors::bitrix24::client::field_values(p.get(key)).into_iter().next().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cplug_backfill_sends_the_catalog_in_bulks_of_500_and_counts_what_changed() {
+    const FAST: f64 = 40.0;
+    let pos = Cplug::new(cplug::Config::for_tests()).spawn(None).await.unwrap();
+    let world = world_with(FAST, FAST, Env::default().with("PONTE_CPLUG_API_URL", &pos.base_url)).await;
+    BlingWorld::connect_cplug(&world.mesh, &pos).await;
+    world.settings(SyncSettings { catalog_to_cplug: true, cplug_grid_enabled: true, ..Default::default() }).await;
+    // 520 simple products (every fifth inactive, one sold by the kilo), 20 with variations and
+    // their 60 variations: 600 items, 7 Bling pages, two bulk calls.
+    let b = &world.bling.bling;
+    let mut simple = Vec::new();
+    for i in 0..520 {
+        simple.push(b.seed_product(json!({"nome": format!("Produto {i}"), "codigo": format!("SKU-{i}"),
+            "preco": 10.5 + i as f64, "unidade": if i == 7 { "KG" } else { "UN" },
+            "situacao": if i % 5 == 0 { "I" } else { "A" }})));
+    }
+    let mut variations = Vec::new();
+    for g in 0..20 {
+        let parent = b.seed_product(json!({"nome": format!("Camiseta {g}"), "codigo": format!("CAM-{g}"),
+            "preco": 59.9, "unidade": "UN", "formato": "V"}));
+        for cor in ["Azul", "Verde", "Preta"] {
+            variations.push((
+                parent,
+                b.seed_product(json!({"nome": format!("Camiseta {g} {cor}"),
+                "codigo": format!("CAM-{g}-{cor}"), "preco": 59.9,
+                "variacao": {"nome": format!("Cor:{cor};Tamanho:M"), "produtoPai": {"id": parent}}})),
+            ));
+        }
+    }
+    b.seed_product(json!({"nome": "Excluído", "codigo": "DEL-1", "preco": 1, "situacao": "E"}));
+
+    let calls_before = pos.cplug.stats().api_requests;
+    let started = world.start_of(SyncTarget::Cplug, BackfillScope::Products).await;
+    let done = world.watch(&started.backfill_id).await.pop().unwrap();
+    assert_eq!(done.state, BackfillState::Succeeded as i32, "{done:?}");
+    assert_eq!(done.pages_done, 7);
+    // products, variations, active, inactive, created, updated, unchanged, failed
+    assert_eq!(counts(&done), [540, 60, 496, 104, 600, 0, 0, 0], "{done:?}");
+    // One look at CPLUG's (empty) catalog, then one bulk call per 500 items.
+    let calls = pos.cplug.stats().api_requests - calls_before;
+    assert_eq!(calls, 3, "CPLUG calls: {calls}");
+
+    let held = pos.cplug.products();
+    assert_eq!(held.len(), 600);
+    assert!(!held.contains_key("DEL-1"));
+    let kilo = &held[&simple[7].to_string()];
+    assert_eq!(kilo["unit"], "KG", "{kilo}");
+    let (parent, variation) = variations[4];
+    let v = &held[&variation.to_string()];
+    assert_eq!(v["parent_external_id"], parent.to_string(), "{v}");
+    assert_eq!(v["variation"]["attributes"]["cor"], "Verde", "{v}");
+    assert_eq!(held[&simple[0].to_string()]["active"], false);
+
+    // One price changes in Bling; a second backfill writes only that one.
+    assert!(b.edit_product_in_ui(simple[3], json!({"preco": 99.9})));
+    let calls_before = pos.cplug.stats().api_requests;
+    let again = world.start_of(SyncTarget::Cplug, BackfillScope::Products).await;
+    let last = world.watch(&again.backfill_id).await.pop().unwrap();
+    assert_eq!(counts(&last), [540, 60, 496, 104, 0, 1, 599, 0], "{last:?}");
+    assert_eq!(pos.cplug.products()[&simple[3].to_string()]["price"], 99.9);
+    // The catalog read again (6 pages of 100), and one bulk call for the one change.
+    assert_eq!(pos.cplug.stats().api_requests - calls_before, 7);
+
+    let status = world.client().await.get_sync_status(GetSyncStatusRequest { tenant_id: TENANT.into() }).await;
+    let status = status.unwrap().into_inner();
+    let flow = status.flows.iter().find(|f| f.flow == Flow::BlingToCplugProducts as i32).unwrap();
+    assert!(flow.last_success_time.is_some(), "{flow:?}");
+    let c = flow.counts.unwrap();
+    assert_eq!((c.products, c.variations, c.updated, c.unchanged), (540, 60, 1, 599));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_orders_backfill_turns_every_bling_order_into_one_deal() {
+    let world = world(SCALE, SCALE).await;
+    let produto = world.bling.bling.seed_product(json!({"nome": "Caneca", "codigo": "CAN-1", "preco": 25}));
+    let mut orders = Vec::new();
+    for n in 0..105 {
+        let order = BlingWorld::bling_api(
+            &world.mesh,
+            reqwest::Method::POST,
+            "/pedidos/vendas",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-30",
+                "itens": [{"produto": {"id": produto}, "quantidade": 1 + n % 3, "valor": 25, "descricao": "Caneca"}]})),
+        )
+        .await;
+        orders.push(order["data"]["id"].as_i64().unwrap());
+    }
+    world
+        .settings(SyncSettings {
+            orders_to_bitrix24: true,
+            bling_create_creates_in_bitrix24: true,
+            bling_update_updates_bitrix24: true,
+            ..Default::default()
+        })
+        .await;
+    // One order is already a deal (the live sync made it): the backfill finds it.
+    let order = orders[17];
+    world
+        .client()
+        .await
+        .handle_event(CatalogSyncServiceHandleEventRequest {
+            event: Some(InboundEvent {
+                event_id: "e-1".into(),
+                tenant_id: TENANT.into(),
+                source: Provider::Bling as i32,
+                source_event_id: "b-1".into(),
+                event_type: "order.created".into(),
+                entity_key: format!("order:{order}"),
+                occurred_at: Some(ponte_core::time::to_timestamp(1_700_000_000_000)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(world.portal.portal.deals().len(), 1);
+
+    let started = world.start_of(SyncTarget::Bitrix24, BackfillScope::Orders).await;
+    let done = world.watch(&started.backfill_id).await.pop().unwrap();
+    assert_eq!(done.state, BackfillState::Succeeded as i32, "{done:?}");
+    assert_eq!(done.pages_done, 2);
+    assert_eq!(counts(&done), [0, 0, 0, 0, 104, 0, 1, 0], "{done:?}");
+    let deals = world.portal.portal.deals();
+    assert_eq!(deals.len(), 105);
+    let mut origins: Vec<String> = deals.iter().map(|d| text(d, "ORIGIN_ID")).collect();
+    origins.sort();
+    origins.dedup();
+    assert_eq!(origins.len(), 105, "one deal per order");
+    let d = deals.iter().find(|d| text(d, "ORIGIN_ID") == orders[2].to_string()).unwrap();
+    assert_eq!(text(d, "OPPORTUNITY").parse::<f64>().unwrap(), 75.0, "{d:?}");
+    assert_eq!(text(d, "STAGE_ID"), "NEW");
+
+    // Again: nothing to write.
+    let again = world.start_of(SyncTarget::Bitrix24, BackfillScope::Orders).await;
+    let last = world.watch(&again.backfill_id).await.pop().unwrap();
+    assert_eq!(counts(&last), [0, 0, 0, 0, 0, 0, 105, 0], "{last:?}");
+    assert_eq!(world.portal.portal.deals().len(), 105);
 }

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use ponte_core::db::Database;
 use ponte_proto::v1::{
-    EntityKind, GetAccessTokenRequest, Provider, ResolveRequest, SetApiCredentialsRequest, SyncSettings,
-    UpdateSyncSettingsRequest, auth_token_service_client::AuthTokenServiceClient,
-    catalog_sync_service_client::CatalogSyncServiceClient, mapping_service_client::MappingServiceClient,
-    set_api_credentials_request::Credentials,
+    DealStageMap, EntityKind, GetSyncSettingsRequest, Provider, ResolveRequest, SyncSettings,
+    UpdateSyncSettingsRequest, catalog_sync_service_client::CatalogSyncServiceClient,
+    mapping_service_client::MappingServiceClient,
 };
 use ponte_sandbox::{
     bitrix24::{self, Bitrix24},
@@ -78,35 +77,7 @@ impl World {
 
     /// One call to Bling's API with the tenant's token; the JSON answer (null when empty).
     async fn bling_api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut auth = AuthTokenServiceClient::new(self.w.mesh.channel("auth-token").await);
-        let token = auth
-            .get_access_token(GetAccessTokenRequest {
-                tenant_id: TENANT.into(),
-                provider: Provider::Bling as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        // The account's 3 requests/s are shared with ponte's own calls: wait out a 429 as any
-        // Bling client must.
-        for _ in 0..20 {
-            let mut req = reqwest::Client::new()
-                .request(method.clone(), format!("{}{path}", token.base_url.trim_end_matches('/')))
-                .bearer_auth(&token.access_token);
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.unwrap();
-            if resp.status() == 429 {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                continue;
-            }
-            assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
-            let text = resp.text().await.unwrap();
-            return if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
-        }
-        panic!("Bling kept answering 429")
+        BlingWorld::bling_api(&self.w.mesh, method, path, body).await
     }
 
     /// The inbox state of each Bling webhook whose `eventId` starts with `prefix`.
@@ -516,25 +487,107 @@ async fn bling_orders_become_bitrix24_deals_with_product_rows_and_the_stage_of_t
 }
 
 #[tokio::test]
+async fn a_tenants_own_situacoes_move_the_deal_to_the_stages_it_mapped() {
+    let world = world().await;
+    let mut cs = CatalogSyncServiceClient::new(world.w.mesh.channel("catalog-sync").await);
+    let stage = |id: i64, stage: &str| DealStageMap { bling_situacao_id: id, stage_id: stage.into() };
+    let with = |deal_stages: Vec<DealStageMap>| UpdateSyncSettingsRequest {
+        settings: Some(SyncSettings {
+            tenant_id: TENANT.into(),
+            orders_to_bitrix24: true,
+            deal_stages,
+            ..Default::default()
+        }),
+    };
+
+    // A bad map is refused whole, naming the entry's field.
+    for (deal_stages, field) in [
+        (vec![stage(24, "PREPARATION"), stage(18, "")], "settings.deal_stages[1].stage_id"),
+        (vec![stage(24, "PREPARATION"), stage(24, "NEW")], "settings.deal_stages[1].bling_situacao_id"),
+        (vec![stage(0, "NEW")], "settings.deal_stages[0].bling_situacao_id"),
+        (vec![stage(24, "c3:won")], "settings.deal_stages[0].stage_id"),
+    ] {
+        let status = cs.update_sync_settings(with(deal_stages)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().starts_with(&format!("{field}: ")), "{status:?}");
+    }
+    let get = GetSyncSettingsRequest { tenant_id: TENANT.into() };
+    let kept = cs.get_sync_settings(get.clone()).await.unwrap().into_inner().settings.unwrap();
+    assert!(!kept.orders_to_bitrix24 && kept.deal_stages.is_empty(), "nothing of a refused update is kept: {kept:?}");
+
+    // Verificado (24), a situação of the merchant's own, and Atendido (9), overriding its
+    // default; Venda agenciada (18) is left unmapped. Read back in situação order.
+    cs.update_sync_settings(with(vec![stage(24, "PREPARATION"), stage(9, "FINAL_INVOICE")])).await.unwrap();
+    let saved = cs.get_sync_settings(get).await.unwrap().into_inner().settings.unwrap();
+    assert_eq!(saved.deal_stages, [stage(9, "FINAL_INVOICE"), stage(24, "PREPARATION")]);
+
+    let product = world.w.bling.bling.seed_product(json!({"nome": "Caneca", "codigo": "CAN-1", "preco": 30}));
+    let order = world
+        .bling_api(
+            reqwest::Method::POST,
+            "/pedidos/vendas",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-12-01",
+                "itens": [{"produto": {"id": product}, "quantidade": 1, "valor": 30, "descricao": "Caneca"}]})),
+        )
+        .await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let deal = || world.portal.portal.deals().into_iter().find(|d| text(d, "ORIGIN_ID") == order.to_string());
+    let stage_is = |wanted: &'static str| {
+        let deal = &deal;
+        move || async move { deal().is_some_and(|d| text(&d, "STAGE_ID") == wanted) }
+    };
+    assert!(eventually(Duration::from_secs(20), stage_is("NEW")).await, "Em aberto: {:?}", deal());
+
+    let entity = format!("order:{order}");
+    // catalog-sync's deliveries of the order's webhooks: how many, how many not done yet (the
+    // order's deliveries to shipping-status, not running here, stay pending).
+    let inbox = || async {
+        let states: Vec<String> = sqlx::query_scalar(
+            "SELECT d.state FROM inbox_deliveries d JOIN inbox_events e ON e.event_id = d.event_id \
+             WHERE e.entity_key = $1 AND d.subscriber = 'catalog-sync'",
+        )
+        .bind(&entity)
+        .fetch_all(world.gateway.db.pool())
+        .await
+        .unwrap();
+        let open = states.iter().filter(|s| *s != "delivered" && *s != "coalesced").count();
+        (states.len(), open)
+    };
+    // Moves the order to `situacao` in Bling and waits until its webhook was handled.
+    let move_to = |situacao: i64| {
+        let (world, inbox) = (&world, &inbox);
+        async move {
+            let (before, _) = inbox().await;
+            world
+                .bling_api(reqwest::Method::PATCH, &format!("/pedidos/vendas/{order}/situacoes/{situacao}"), None)
+                .await;
+            let handled = || async { matches!(inbox().await, (n, 0) if n > before) };
+            assert!(eventually(Duration::from_secs(20), handled).await, "situação {situacao}: {:?}", inbox().await);
+        }
+    };
+
+    move_to(24).await;
+    assert!(eventually(Duration::from_secs(5), stage_is("PREPARATION")).await, "Verificado: {:?}", deal());
+    let deal_id = text(&deal().unwrap(), "ID");
+    move_to(18).await;
+    assert_eq!(text(&deal().unwrap(), "STAGE_ID"), "PREPARATION", "an unmapped situação keeps the stage");
+    let log = world.log(&entity).await;
+    assert_eq!(log.last().unwrap().1, format!("Bitrix24 deal {deal_id} already up to date"), "{log:?}");
+    move_to(9).await;
+    assert!(eventually(Duration::from_secs(5), stage_is("FINAL_INVOICE")).await, "Atendido: {:?}", deal());
+    move_to(12).await;
+    assert!(eventually(Duration::from_secs(5), stage_is("LOSE")).await, "Cancelado keeps its default: {:?}", deal());
+    assert_eq!(world.portal.portal.deals().len(), 1);
+}
+
+#[tokio::test]
 async fn the_bling_catalog_reaches_cplug_with_changes_arriving_together_sharing_bulk_calls() {
     let pos = ponte_sandbox::cplug::Cplug::new(ponte_sandbox::cplug::Config::for_tests()).spawn(None).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let env = ponte_core::config::Env::default().with("PONTE_CPLUG_API_URL", &pos.base_url);
     let w = BlingWorld::start_with_env(SPECS, bling::Config::default(), &ponte_tests::redis_url(), env).await;
-    let cfg = pos.cplug.config().clone();
-    AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
-        .set_api_credentials(SetApiCredentialsRequest {
-            tenant_id: TENANT.into(),
-            credentials: Some(Credentials::Cplug(ponte_proto::v1::CplugCredentials {
-                client_id: cfg.client_id.clone(),
-                client_secret: cfg.client_secret.clone(),
-                username: cfg.username.clone(),
-                password: cfg.password.clone(),
-                webhook_secret: cfg.webhook_secret.clone(),
-            })),
-        })
-        .await
-        .unwrap();
+    BlingWorld::connect_cplug(&w.mesh, &pos).await;
     let gateway = w.mesh.start_gateway_http_with(w.mesh.env.clone(), w.mesh.peers.clone(), Some(listener)).await;
     CatalogSyncServiceClient::new(w.mesh.channel("catalog-sync").await)
         .update_sync_settings(UpdateSyncSettingsRequest {

@@ -128,7 +128,7 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
             let order_id: i64 = id
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling order id")))?;
-            let change = sync.order_to_bitrix24(&e.tenant_id, order_id, Priority::Live).await?;
+            let change = sync.order_to_bitrix24(&e.tenant_id, order_id, &settings.deal_stages, Priority::Live).await?;
             Ok(describe(change, "Bitrix24 deal"))
         }
         (_, _) if !settings.bitrix24_export_to_bling => {

@@ -4,10 +4,15 @@
 //! products ponte linked (free-text rows for products never synced), and written only when the
 //! deal or its rows differ.
 //!
-//! Stages: Bling's default situações of the sales module map to the default pipeline — Em
-//! aberto → `NEW`, Em andamento → `EXECUTING`, Atendido → `WON`, Cancelado → `LOSE`. A deal at
-//! any other situação (a merchant's own) keeps the stage it has (a new deal starts at `NEW`), so
-//! a stage a salesperson set in the CRM is not overwritten by a situação ponte cannot place.
+//! Stages ([`deal_stage`]): the tenant's own map first (`SyncSettings.deal_stages`, a Bitrix24
+//! stage per Bling situação, e.g. a merchant's "Em separação" → `PREPARATION`, or Atendido →
+//! `C3:WON` of another pipeline); else Bling's default situações of the sales module map to the
+//! default pipeline — Em aberto → `NEW`, Em andamento → `EXECUTING`, Atendido → `WON`,
+//! Cancelado → `LOSE`. A deal at any other situação (a merchant's own, unmapped) keeps the stage
+//! it has (a new deal starts at `NEW`), so a stage a salesperson set in the CRM is not
+//! overwritten by a situação ponte cannot place. A new deal whose stage belongs to another
+//! pipeline (`C<n>:…`) is created in that pipeline (`CATEGORY_ID` n); an existing deal is only
+//! given the stage.
 
 use ponte_connectors::{
     ConnectorError,
@@ -15,7 +20,7 @@ use ponte_connectors::{
     bling::{Caller, resources::PedidoVenda},
 };
 use ponte_core::{access::AccessToken, error::ServiceError, ratelimit::Priority};
-use ponte_proto::v1::{EntityKind, Provider};
+use ponte_proto::v1::{DealStageMap, EntityKind, Provider};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
@@ -35,6 +40,24 @@ pub fn stage_for(situacao_id: i64) -> Option<&'static str> {
     }
 }
 
+/// The stage a deal at `situacao_id` moves to: the tenant's entry for the situação in `stages`,
+/// else the default stage of a default situação ([`stage_for`]), else none (the deal keeps its
+/// stage).
+pub fn deal_stage(stages: &[DealStageMap], situacao_id: i64) -> Option<&str> {
+    stages
+        .iter()
+        .find(|m| m.bling_situacao_id == situacao_id)
+        .map(|m| m.stage_id.as_str())
+        .or_else(|| stage_for(situacao_id))
+}
+
+/// The pipeline (`CATEGORY_ID`) a stage id belongs to when it is not the default one: `C3:WON`
+/// → 3.
+fn pipeline_of(stage: &str) -> Option<i64> {
+    let (prefix, _) = stage.split_once(':')?;
+    prefix.strip_prefix('C')?.parse().ok()
+}
+
 /// A product row as compared: Bitrix24 product id (0 for free text), unit price, quantity.
 fn row_key(row: &Value) -> (String, String, String) {
     let text = |k: &str| field_values(row.get(k)).into_iter().next().unwrap_or_default();
@@ -43,11 +66,14 @@ fn row_key(row: &Value) -> (String, String, String) {
 }
 
 impl ProductSync {
-    /// Syncs Bling order `order_id` of `tenant_id` into a Bitrix24 deal.
+    /// Syncs Bling order `order_id` of `tenant_id` into a Bitrix24 deal, its stage following
+    /// the tenant's situação → stage map `stages` (`SyncSettings.deal_stages`), then the
+    /// defaults.
     pub async fn order_to_bitrix24(
         &self,
         tenant_id: &str,
         order_id: i64,
+        stages: &[DealStageMap],
         priority: Priority,
     ) -> Result<Change, ServiceError> {
         let Some(token) = self.tokens.get_if_connected(tenant_id, Provider::Bitrix24).await? else {
@@ -66,10 +92,11 @@ impl ProductSync {
             Err(e) => return Err(service_error(e)),
         };
         let rows = self.deal_rows(tenant_id, &order).await?;
-        match self.write_deal(tenant_id, &token, &order, &rows, priority).await {
+        let stage = deal_stage(stages, order.situacao.id);
+        match self.write_deal(tenant_id, &token, &order, &rows, stage, priority).await {
             Err(WriteError::Portal(ConnectorError::InvalidToken { .. })) => {
                 let renewed = self.tokens.refused(tenant_id, Provider::Bitrix24, &token).await?;
-                Ok(self.write_deal(tenant_id, &renewed, &order, &rows, priority).await?)
+                Ok(self.write_deal(tenant_id, &renewed, &order, &rows, stage, priority).await?)
             }
             other => Ok(other?),
         }
@@ -100,6 +127,7 @@ impl ProductSync {
         token: &AccessToken,
         order: &PedidoVenda,
         rows: &[Value],
+        stage: Option<&str>,
         priority: Priority,
     ) -> Result<Change, WriteError> {
         let auth = bitrix_auth(token);
@@ -118,10 +146,13 @@ impl ProductSync {
         fields.insert("ORIGIN_ID".into(), json!(order_key));
         fields.insert("OPPORTUNITY".into(), json!(order.total.unwrap_or_default().to_string()));
         fields.insert("CURRENCY_ID".into(), json!("BRL"));
-        let stage = stage_for(order.situacao.id);
 
         let Some(id) = existing else {
-            fields.insert("STAGE_ID".into(), json!(stage.unwrap_or("NEW")));
+            let stage = stage.unwrap_or("NEW");
+            if let Some(pipeline) = pipeline_of(stage) {
+                fields.insert("CATEGORY_ID".into(), json!(pipeline));
+            }
+            fields.insert("STAGE_ID".into(), json!(stage));
             let created: Envelope<Value> =
                 self.bitrix.call(&auth, portal, priority, "crm.deal.add", &json!({"fields": fields})).await?;
             let id = ponte_connectors::bitrix24::types::as_string(&created.result).ok_or_else(|| {
@@ -179,5 +210,26 @@ mod tests {
     fn only_the_default_situacoes_move_the_stage() {
         assert_eq!([6, 15, 9, 12].map(stage_for), [Some("NEW"), Some("EXECUTING"), Some("WON"), Some("LOSE")]);
         assert_eq!(stage_for(24), None, "a merchant's own situação leaves the stage alone");
+    }
+
+    #[test]
+    fn the_tenant_map_comes_before_the_defaults() {
+        let stages = [
+            DealStageMap { bling_situacao_id: 24, stage_id: "PREPARATION".into() },
+            DealStageMap { bling_situacao_id: 9, stage_id: "C3:WON".into() },
+        ];
+        assert_eq!(deal_stage(&stages, 24), Some("PREPARATION"), "a merchant's own situação, mapped");
+        assert_eq!(deal_stage(&stages, 9), Some("C3:WON"), "the tenant's entry overrides the default");
+        assert_eq!(deal_stage(&stages, 12), Some("LOSE"), "an unmapped default situação keeps its default");
+        assert_eq!(deal_stage(&stages, 18), None, "unmapped and not default: the deal keeps its stage");
+        assert_eq!(deal_stage(&[], 15), Some("EXECUTING"));
+    }
+
+    #[test]
+    fn a_stage_of_another_pipeline_names_it() {
+        assert_eq!(pipeline_of("C3:WON"), Some(3));
+        assert_eq!(pipeline_of("C12:UC_A1B2"), Some(12));
+        assert_eq!(pipeline_of("PREPARATION"), None);
+        assert_eq!(pipeline_of("UC_X:Y"), None);
     }
 }

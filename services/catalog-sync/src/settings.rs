@@ -1,14 +1,20 @@
 //! The per-tenant sync switches. A tenant that never saved any gets the defaults the merchant
 //! expects from the Bitrix24 app: creation and changes in Bling reach Bitrix24; export back to
 //! Bling, orders as deals and the CPLUG catalog are opt-in.
+//!
+//! With them, the tenant's Bling situação → Bitrix24 deal stage map (`deal_stages`, none by
+//! default: see [`crate::orders`]), kept one row per situação in `deal_stage_maps` and replaced
+//! whole, in the same transaction as the switches, by each `UpdateSyncSettings`.
+
+use std::collections::HashMap;
 
 use ponte_core::{db::Database, error::ServiceError, time::now_millis};
 use ponte_proto::v1::{
     CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
-    CatalogSyncServiceHandleEventResponse, GetBackfillRequest, GetBackfillResponse, GetSyncSettingsRequest,
-    GetSyncSettingsResponse, GetSyncStatusRequest, GetSyncStatusResponse, StartBackfillRequest, StartBackfillResponse,
-    SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse, WatchBackfillRequest, WatchBackfillResponse,
-    catalog_sync_service_server::CatalogSyncService,
+    CatalogSyncServiceHandleEventResponse, DealStageMap, GetBackfillRequest, GetBackfillResponse,
+    GetSyncSettingsRequest, GetSyncSettingsResponse, GetSyncStatusRequest, GetSyncStatusResponse, StartBackfillRequest,
+    StartBackfillResponse, SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse, WatchBackfillRequest,
+    WatchBackfillResponse, catalog_sync_service_server::CatalogSyncService,
 };
 use sqlx::Row;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -25,7 +31,59 @@ pub fn defaults(tenant_id: &str) -> SyncSettings {
         orders_to_bitrix24: false,
         catalog_to_cplug: false,
         cplug_grid_enabled: false,
+        deal_stages: Vec::new(),
     }
+}
+
+/// The longest stage id accepted: Bitrix24 keeps stage ids of at most 50 characters.
+const STAGE_ID_MAX: usize = 50;
+
+/// Checks a tenant's situação → stage map: each situação id positive and mapped once, each
+/// stage id in Bitrix24's syntax. The error names the entry's field
+/// (`settings.deal_stages[2].stage_id`).
+pub fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError> {
+    let mut seen = HashMap::with_capacity(stages.len());
+    for (i, m) in stages.iter().enumerate() {
+        let field = |name: &str| format!("settings.deal_stages[{i}].{name}");
+        if m.bling_situacao_id <= 0 {
+            return Err(ServiceError::invalid(
+                field("bling_situacao_id"),
+                format!("{} is not a Bling situação id: it must be greater than 0", m.bling_situacao_id),
+            ));
+        }
+        if let Some(first) = seen.insert(m.bling_situacao_id, i) {
+            return Err(ServiceError::invalid(
+                field("bling_situacao_id"),
+                format!(
+                    "situação {} is already mapped by settings.deal_stages[{first}]: a situação has one stage",
+                    m.bling_situacao_id
+                ),
+            ));
+        }
+        let stage = m.stage_id.as_str();
+        if stage.is_empty() {
+            return Err(ServiceError::invalid(
+                field("stage_id"),
+                "is required: the Bitrix24 deal stage id (e.g. NEW, PREPARATION, C3:WON)",
+            ));
+        }
+        if stage.chars().count() > STAGE_ID_MAX {
+            return Err(ServiceError::invalid(
+                field("stage_id"),
+                format!("'{stage}' is longer than {STAGE_ID_MAX} characters, the most a Bitrix24 stage id has"),
+            ));
+        }
+        if !stage.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':') {
+            return Err(ServiceError::invalid(
+                field("stage_id"),
+                format!(
+                    "'{stage}' is not a Bitrix24 deal stage id: only uppercase letters, digits, '_' and ':' \
+                     (e.g. NEW, PREPARATION, C3:WON)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
@@ -36,7 +94,16 @@ pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, Servic
     .bind(tenant_id)
     .fetch_optional(db.pool())
     .await?;
-    let Some(row) = row else { return Ok(defaults(tenant_id)) };
+    let deal_stages = sqlx::query(
+        "SELECT bling_situacao_id, stage_id FROM deal_stage_maps WHERE tenant_id = $1 ORDER BY bling_situacao_id",
+    )
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| Ok(DealStageMap { bling_situacao_id: r.try_get(0)?, stage_id: r.try_get(1)? }))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let Some(row) = row else { return Ok(SyncSettings { deal_stages, ..defaults(tenant_id) }) };
     Ok(SyncSettings {
         tenant_id: tenant_id.to_owned(),
         bling_create_creates_in_bitrix24: row.try_get(0)?,
@@ -45,10 +112,14 @@ pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, Servic
         orders_to_bitrix24: row.try_get(3)?,
         catalog_to_cplug: row.try_get(4)?,
         cplug_grid_enabled: row.try_get(5)?,
+        deal_stages,
     })
 }
 
+/// Saves `s` whole: the switches and the stage map (replacing the tenant's), in one transaction.
 pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> {
+    let now = now_millis();
+    let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO sync_settings (tenant_id, bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, \
          bitrix24_export_to_bling, orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled, update_time) \
@@ -67,9 +138,19 @@ pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> 
     .bind(s.orders_to_bitrix24)
     .bind(s.catalog_to_cplug)
     .bind(s.cplug_grid_enabled)
-    .bind(now_millis())
-    .execute(db.pool())
+    .bind(now)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query("DELETE FROM deal_stage_maps WHERE tenant_id = $1").bind(&s.tenant_id).execute(&mut *tx).await?;
+    for m in &s.deal_stages {
+        sqlx::query("INSERT INTO deal_stage_maps (tenant_id, bling_situacao_id, stage_id) VALUES ($1, $2, $3)")
+            .bind(&s.tenant_id)
+            .bind(m.bling_situacao_id)
+            .bind(&m.stage_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -140,12 +221,60 @@ impl CatalogSyncService for CatalogSync {
         &self,
         req: Request<UpdateSyncSettingsRequest>,
     ) -> Result<Response<UpdateSyncSettingsResponse>, Status> {
-        let settings = req.into_inner().settings.ok_or_else(|| ServiceError::invalid("settings", "is required"))?;
+        let mut settings = req.into_inner().settings.ok_or_else(|| ServiceError::invalid("settings", "is required"))?;
+        validate_deal_stages(&settings.deal_stages)?;
+        settings.deal_stages.sort_by_key(|m| m.bling_situacao_id);
         self.tenants.require(&settings.tenant_id).await.map_err(|e| match e {
             ServiceError::InvalidArgument { message, .. } => ServiceError::invalid("settings.tenant_id", message),
             other => other,
         })?;
         store(&self.db, &settings).await?;
         Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(i64, &str)]) -> Vec<DealStageMap> {
+        pairs.iter().map(|&(id, stage)| DealStageMap { bling_situacao_id: id, stage_id: stage.into() }).collect()
+    }
+
+    fn refused(stages: &[(i64, &str)]) -> String {
+        validate_deal_stages(&map(stages)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn deal_stages_take_bitrix24_stage_ids_of_any_pipeline() {
+        validate_deal_stages(&[]).unwrap();
+        validate_deal_stages(&map(&[(24, "PREPARATION"), (9, "C3:WON"), (18, "C12:UC_A1B2C3"), (6, "NEW")])).unwrap();
+        validate_deal_stages(&map(&[(21, &"A".repeat(50))])).unwrap();
+    }
+
+    #[test]
+    fn a_bad_deal_stage_entry_names_its_field() {
+        let e = refused(&[(24, "PREPARATION"), (0, "NEW")]);
+        assert!(e.starts_with("settings.deal_stages[1].bling_situacao_id: 0 "), "{e}");
+        let e = refused(&[(-3, "NEW")]);
+        assert!(e.starts_with("settings.deal_stages[0].bling_situacao_id: -3 "), "{e}");
+        let e = refused(&[(24, "PREPARATION"), (9, "WON"), (24, "NEW")]);
+        assert!(
+            e.starts_with(
+                "settings.deal_stages[2].bling_situacao_id: situação 24 is already mapped by settings.deal_stages[0]"
+            ),
+            "{e}"
+        );
+        let e = refused(&[(24, "")]);
+        assert!(e.starts_with("settings.deal_stages[0].stage_id: is required"), "{e}");
+        let e = refused(&[(24, &"A".repeat(51))]);
+        assert!(e.starts_with("settings.deal_stages[0].stage_id: ") && e.contains("longer than 50"), "{e}");
+        for bad in ["preparation", "C3 WON", " NEW", "NEW-1", "ÉTAPA"] {
+            let e = refused(&[(24, bad)]);
+            assert!(
+                e.starts_with("settings.deal_stages[0].stage_id: ") && e.contains("not a Bitrix24 deal stage id"),
+                "{e}"
+            );
+        }
     }
 }

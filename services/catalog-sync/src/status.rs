@@ -25,19 +25,23 @@ struct FlowSource {
     flow: Flow,
     /// `event_log.source` and the `entity_key` pattern of its events, when it has live events.
     events: Option<(&'static str, &'static str)>,
-    /// `backfills.target`, when it has backfills.
-    backfills: Option<&'static str>,
+    /// `backfills.target` and `scope`, when it has backfills.
+    backfills: Option<(&'static str, &'static str)>,
 }
 
 const FLOWS: &[FlowSource] = &[
     FlowSource {
         flow: Flow::BlingToBitrix24Products,
         events: Some(("bling", "product:%")),
-        backfills: Some("bitrix24"),
+        backfills: Some(("bitrix24", "products")),
     },
-    FlowSource { flow: Flow::BlingToBitrix24Orders, events: Some(("bling", "order:%")), backfills: None },
+    FlowSource {
+        flow: Flow::BlingToBitrix24Orders,
+        events: Some(("bling", "order:%")),
+        backfills: Some(("bitrix24", "orders")),
+    },
     FlowSource { flow: Flow::Bitrix24ToBlingProducts, events: Some(("bitrix24", "%")), backfills: None },
-    FlowSource { flow: Flow::BlingToCplugProducts, events: None, backfills: Some("cplug") },
+    FlowSource { flow: Flow::BlingToCplugProducts, events: None, backfills: Some(("cplug", "products")) },
 ];
 
 /// What the ledger holds for one flow since a time.

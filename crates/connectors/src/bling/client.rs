@@ -385,6 +385,13 @@ impl BlingApi {
         self.get(caller, "/pedidos/vendas", &array_filter("numerosLojas[]", [numero_loja])).await
     }
 
+    /// One page of sales orders, newest first as Bling lists them (no items: read each order
+    /// for those).
+    pub async fn pedidos_page(&self, caller: Caller<'_>, pagina: u32) -> Result<Vec<PedidoVenda>, ConnectorError> {
+        let q = [("pagina", pagina.max(1).to_string()), ("limite", PAGE_SIZE.to_string())];
+        self.get(caller, "/pedidos/vendas", &q).await
+    }
+
     pub async fn pedido(&self, caller: Caller<'_>, id: i64) -> Result<PedidoVenda, ConnectorError> {
         self.get(caller, &format!("/pedidos/vendas/{id}"), &[]).await
     }

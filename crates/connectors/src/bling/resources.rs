@@ -209,6 +209,15 @@ pub struct NovoPedidoVenda {
     pub observacoes: String,
 }
 
+/// Bling answers `null` for some empty fields (an order's `numeroLoja`, say): read as empty.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A sales order as read back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -216,15 +225,15 @@ pub struct PedidoVenda {
     pub id: i64,
     #[serde(default)]
     pub numero: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub numero_loja: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: String,
     #[serde(default, with = "decimal_opt")]
     pub total: Option<Decimal>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub contato: ContatoRef,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub situacao: SituacaoRef,
     #[serde(default)]
     pub loja: Option<IdRef>,
@@ -373,6 +382,8 @@ pub struct Contato {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -391,6 +402,15 @@ mod tests {
         );
         assert_eq!(p.extra["estoque"]["minimo"], 1);
         assert_eq!(p.preco, Some(Decimal::new(599, 1)));
+    }
+
+    #[test]
+    fn an_order_listed_with_null_fields_reads_them_as_empty() {
+        let listed: PedidoVenda = serde_json::from_value(json!({"id": 9, "numero": 3, "numeroLoja": null,
+            "data": "2026-11-30", "contato": null, "situacao": {"id": 6, "valor": 0}, "loja": null}))
+        .unwrap();
+        assert_eq!((listed.id, listed.numero_loja.as_str(), listed.situacao.id), (9, "", 6));
+        assert!(serde_json::from_value::<PedidoVenda>(json!({"id": 9, "numeroLoja": 5})).is_err());
     }
 
     #[test]

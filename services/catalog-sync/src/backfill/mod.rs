@@ -34,8 +34,10 @@
 //! failures (rate limits, an unreachable dependency) with backoff, and fails the backfill on
 //! anything else (e.g. Bitrix24 disconnected), with the reason.
 //!
-//! Only the Bitrix24 target and the products scope are built; CPLUG and orders answer
-//! UNIMPLEMENTED.
+//! The same runner, checkpoints and counts serve the other two backfills: the Bling catalog
+//! into CPLUG (five Bling pages to one bulk call of 500, see [`cplug`]) and Bling's sales
+//! orders into Bitrix24 deals (see [`orders`]). One backfill of each target and scope runs per
+//! tenant at a time.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -68,6 +70,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tonic::Code;
 
 use crate::products::{BLING_ID_FIELD, ProductSync, WriteError, bitrix_auth, same_fields, service_error};
+
+mod cplug;
+mod orders;
+
+/// Items in a page of a Bling list.
+const PAGE_SIZE: usize = ponte_connectors::bling::client::PAGE_SIZE as usize;
 
 /// How often every replica looks for unfinished backfills without a runner.
 pub const SCAN_PERIOD: Duration = Duration::from_secs(30);
@@ -257,6 +265,8 @@ pub(crate) struct Backfills {
     commits: broadcast::Sender<String>,
     /// Closed when the service is dropped.
     alive: watch::Receiver<()>,
+    /// CPLUG's catalog as each CPLUG backfill's runner in this process knows it.
+    catalogs: Arc<Mutex<HashMap<String, Arc<Mutex<cplug::Catalog>>>>>,
 }
 
 impl Backfills {
@@ -264,7 +274,7 @@ impl Backfills {
     pub fn new(db: Database, sync: ProductSync) -> (Self, Lifeline) {
         let (tx, alive) = watch::channel(());
         let (commits, _) = broadcast::channel(256);
-        (Self { db, sync, running: Arc::default(), commits, alive }, Lifeline { _alive: tx })
+        (Self { db, sync, running: Arc::default(), commits, alive, catalogs: Arc::default() }, Lifeline { _alive: tx })
     }
 
     /// Adopts unfinished backfills now and every [`SCAN_PERIOD`] until the service is dropped.
@@ -306,38 +316,41 @@ impl Backfills {
                 _ = alive.changed() => tracing::info!(backfill = %id, "service stopping: backfill left at its checkpoint"),
                 _ = me.drive(&id) => {}
             }
+            me.catalogs.lock().remove(&id);
             me.running.lock().remove(&id);
         });
     }
 
     pub async fn start(&self, req: StartBackfillRequest) -> Result<Backfill, ServiceError> {
-        let target = match SyncTarget::try_from(req.target) {
-            Ok(SyncTarget::Bitrix24) => "bitrix24",
-            Ok(SyncTarget::Cplug) => {
-                return Err(ServiceError::Unimplemented(
-                    "backfills into CPLUG are not built yet; only SYNC_TARGET_BITRIX24 is".into(),
-                ));
-            }
+        let (target, provider) = match SyncTarget::try_from(req.target) {
+            Ok(SyncTarget::Bitrix24) => ("bitrix24", Provider::Bitrix24),
+            Ok(SyncTarget::Cplug) => ("cplug", Provider::Cplug),
             Ok(SyncTarget::Unspecified) => {
-                return Err(ServiceError::invalid("target", "is required (SYNC_TARGET_BITRIX24)"));
+                return Err(ServiceError::invalid("target", "is required (SYNC_TARGET_BITRIX24 or SYNC_TARGET_CPLUG)"));
             }
             Err(_) => return Err(ServiceError::invalid("target", format!("unknown target {}", req.target))),
         };
-        match BackfillScope::try_from(req.scope) {
-            Ok(BackfillScope::Products) => {}
-            Ok(BackfillScope::Orders) => {
-                return Err(ServiceError::Unimplemented(
-                    "order backfills are not built yet; only BACKFILL_SCOPE_PRODUCTS is".into(),
+        let scope = match BackfillScope::try_from(req.scope) {
+            Ok(BackfillScope::Products) => "products",
+            Ok(BackfillScope::Orders) if provider == Provider::Cplug => {
+                return Err(ServiceError::invalid(
+                    "scope",
+                    "BACKFILL_SCOPE_ORDERS goes only to SYNC_TARGET_BITRIX24: sales flow from CPLUG to Bling, \
+                     never back",
                 ));
             }
+            Ok(BackfillScope::Orders) => "orders",
             Ok(BackfillScope::Unspecified) => {
-                return Err(ServiceError::invalid("scope", "is required (BACKFILL_SCOPE_PRODUCTS)"));
+                return Err(ServiceError::invalid(
+                    "scope",
+                    "is required (BACKFILL_SCOPE_PRODUCTS or BACKFILL_SCOPE_ORDERS)",
+                ));
             }
             Err(_) => return Err(ServiceError::invalid("scope", format!("unknown scope {}", req.scope))),
-        }
+        };
         let tenant_id = req.tenant_id.trim();
-        if self.sync.tokens.get_if_connected(tenant_id, Provider::Bitrix24).await?.is_none() {
-            return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected Bitrix24")));
+        if self.sync.tokens.get_if_connected(tenant_id, provider).await?.is_none() {
+            return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected {target}")));
         }
         self.sync.tokens.get(tenant_id, Provider::Bling).await?;
         let id = uuid::Uuid::now_v7().to_string();
@@ -346,26 +359,28 @@ impl Backfills {
             "INSERT INTO backfills (backfill_id, tenant_id, target, scope, state, pages_done, products, variations, \
              active, inactive, created, updated, unchanged, failed, failures, inflight_page, inflight, reason, \
              start_time, end_time, update_time) \
-             VALUES ($1, $2, $3, 'products', 'pending', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, '{}', '', $4, 0, $4)",
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, '{}', '', $5, 0, $5)",
         )
         .bind(&id)
         .bind(tenant_id)
         .bind(target)
+        .bind(scope)
         .bind(now)
         .execute(self.db.pool())
         .await;
         if let Err(e) = inserted {
             if Database::is_unique_violation(&e) {
                 let running: Option<String> = sqlx::query_scalar(
-                    "SELECT backfill_id FROM backfills WHERE tenant_id = $1 AND target = $2 \
+                    "SELECT backfill_id FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
                      AND state IN ('pending', 'running')",
                 )
                 .bind(tenant_id)
                 .bind(target)
+                .bind(scope)
                 .fetch_optional(self.db.pool())
                 .await?;
                 return Err(ServiceError::AlreadyExists(format!(
-                    "backfill {} into {target} is already running for tenant '{tenant_id}'",
+                    "backfill {} of {scope} into {target} is already running for tenant '{tenant_id}'",
                     running.unwrap_or_default()
                 )));
             }
@@ -524,15 +539,29 @@ impl Backfills {
         }
         let page = u32::try_from(stored.pages_done + 1)
             .map_err(|_| ServiceError::Internal(anyhow::anyhow!("backfill {id} has an impossible checkpoint")))?;
+        let (through, result, last) = match (stored.target.as_str(), stored.scope.as_str()) {
+            ("cplug", _) => self.cplug_chunk(&stored, page).await?,
+            (_, "orders") => self.orders_page(&stored, page).await?,
+            _ => self.bitrix24_products_page(&stored, page).await?,
+        };
+        let state = self.commit(&stored, through, &result, last).await?;
+        Ok(if last || is_terminal(&state) { Step::Done } else { Step::More })
+    }
+
+    /// One page of products into Bitrix24: the last page read, what it added, whether it was
+    /// the last.
+    async fn bitrix24_products_page(
+        &self,
+        stored: &Stored,
+        page: u32,
+    ) -> Result<(u32, PageResult, bool), ServiceError> {
         let items = self.list_page(&stored.tenant_id, page).await?;
         if items.is_empty() {
-            self.commit(&stored, page - 1, &PageResult::default(), true).await?;
-            return Ok(Step::Done);
+            return Ok((page - 1, PageResult::default(), true));
         }
-        let last = items.len() < ponte_connectors::bling::client::PAGE_SIZE as usize;
-        let result = self.write_page(&stored, page, items).await?;
-        let state = self.commit(&stored, page, &result, last).await?;
-        Ok(if last || is_terminal(&state) { Step::Done } else { Step::More })
+        let last = items.len() < PAGE_SIZE;
+        let result = self.write_page(stored, page, items).await?;
+        Ok((page, result, last))
     }
 
     /// One page of Bling's product list, every product included.
@@ -619,31 +648,7 @@ impl Backfills {
             return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected Bitrix24")));
         };
         let outcomes = self.write_bitrix24(stored, page, &token, &items, translated).await?;
-        let mut result = PageResult::default();
-        for (item, outcome) in items.iter().zip(outcomes) {
-            let Some(outcome) = outcome else { continue };
-            let c = &mut result.counts;
-            if item.id_produto_pai.is_some() {
-                c.variations += 1;
-            } else {
-                c.products += 1;
-            }
-            if item.situacao == "A" {
-                c.active += 1;
-            } else {
-                c.inactive += 1;
-            }
-            match outcome {
-                Outcome::Created => c.created += 1,
-                Outcome::Updated => c.updated += 1,
-                Outcome::Unchanged => c.unchanged += 1,
-                Outcome::Failed(reason) => {
-                    c.failed += 1;
-                    result.failures.push(Failure { source_id: item.id.to_string(), reason });
-                }
-            }
-        }
-        Ok(result)
+        Ok(tally(&items, outcomes))
     }
 
     /// The Bitrix24 side of a page: look up, record intent, batch-write, link.
@@ -684,17 +689,7 @@ impl Backfills {
         let mut intent =
             if stored.inflight_page == i64::from(page) { stored.inflight.clone() } else { BTreeMap::new() };
         for (id, t) in ids.iter().zip(translated) {
-            let mut fields = match t {
-                None => {
-                    outcomes.push(None);
-                    continue;
-                }
-                Some(Err(why)) => {
-                    outcomes.push(Some(Outcome::Failed(why)));
-                    continue;
-                }
-                Some(Ok(fields)) => fields,
-            };
+            let Some(mut fields) = usable(t, &mut outcomes) else { continue };
             fields.remove(BLING_ID_FIELD);
             fields.insert(property.clone(), Value::String(id.clone()));
             match (found.get(id), linked.get(id)) {
@@ -922,6 +917,22 @@ impl Backfills {
     }
 }
 
+/// An item's translation, or `None` with its outcome pushed: gone from Bling (not counted) or
+/// failed with its reason.
+fn usable<T>(translated: Option<Result<T, String>>, outcomes: &mut Vec<Option<Outcome>>) -> Option<T> {
+    match translated {
+        None => {
+            outcomes.push(None);
+            None
+        }
+        Some(Err(why)) => {
+            outcomes.push(Some(Outcome::Failed(why)));
+            None
+        }
+        Some(Ok(t)) => Some(t),
+    }
+}
+
 /// What one page added.
 #[derive(Debug, Default)]
 struct PageResult {
@@ -929,38 +940,85 @@ struct PageResult {
     failures: Vec<Failure>,
 }
 
-/// The newest backfill of `tenant_id` into `target`, for the sync status.
-pub(crate) async fn latest(db: &Database, tenant_id: &str, target: &str) -> Result<Option<Backfill>, ServiceError> {
+/// A page's counts: every listed item once as a product or a variation, as active or inactive,
+/// and by what it came to (`None`: gone from Bling since it was listed, not counted).
+fn tally(items: &[ProdutoResumo], outcomes: Vec<Option<Outcome>>) -> PageResult {
+    let mut result = PageResult::default();
+    for (item, outcome) in items.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        let c = &mut result.counts;
+        if item.id_produto_pai.is_some() {
+            c.variations += 1;
+        } else {
+            c.products += 1;
+        }
+        if item.situacao == "A" {
+            c.active += 1;
+        } else {
+            c.inactive += 1;
+        }
+        result.record(&item.id.to_string(), outcome);
+    }
+    result
+}
+
+impl PageResult {
+    /// Counts one item's outcome (not whether it is a product or active).
+    fn record(&mut self, source_id: &str, outcome: Outcome) {
+        let c = &mut self.counts;
+        match outcome {
+            Outcome::Created => c.created += 1,
+            Outcome::Updated => c.updated += 1,
+            Outcome::Unchanged => c.unchanged += 1,
+            Outcome::Failed(reason) => {
+                c.failed += 1;
+                self.failures.push(Failure { source_id: source_id.to_owned(), reason });
+            }
+        }
+    }
+}
+
+/// The newest backfill of `tenant_id`'s `scope` into `target`, for the sync status.
+pub(crate) async fn latest(
+    db: &Database,
+    tenant_id: &str,
+    (target, scope): (&str, &str),
+) -> Result<Option<Backfill>, ServiceError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM backfills WHERE tenant_id = $1 AND target = $2 ORDER BY start_time DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
+         ORDER BY start_time DESC LIMIT 1"
     )))
     .bind(tenant_id)
     .bind(target)
+    .bind(scope)
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(from_row).transpose().map(|s| s.map(|s| s.to_proto()))
 }
 
-/// When the tenant's newest backfill into `target` that succeeded ended, and the newest failed
-/// one's (end, reason).
+/// When the tenant's newest backfill of `scope` into `target` that succeeded ended, and the
+/// newest failed one's (end, reason).
 pub(crate) async fn last_outcomes(
     db: &Database,
     tenant_id: &str,
-    target: &str,
+    (target, scope): (&str, &str),
 ) -> Result<(Option<i64>, Option<(i64, String)>), ServiceError> {
     let success: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(end_time) FROM backfills WHERE tenant_id = $1 AND target = $2 AND state = 'succeeded'",
+        "SELECT MAX(end_time) FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
+         AND state = 'succeeded'",
     )
     .bind(tenant_id)
     .bind(target)
+    .bind(scope)
     .fetch_one(db.pool())
     .await?;
     let failure = sqlx::query(
-        "SELECT end_time, reason FROM backfills WHERE tenant_id = $1 AND target = $2 AND state = 'failed' \
-         ORDER BY end_time DESC LIMIT 1",
+        "SELECT end_time, reason FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
+         AND state = 'failed' ORDER BY end_time DESC LIMIT 1",
     )
     .bind(tenant_id)
     .bind(target)
+    .bind(scope)
     .fetch_optional(db.pool())
     .await?
     .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
