@@ -267,6 +267,8 @@ pub(crate) struct Backfills {
     alive: watch::Receiver<()>,
     /// CPLUG's catalog as each CPLUG backfill's runner in this process knows it.
     catalogs: Arc<Mutex<HashMap<String, Arc<Mutex<cplug::Catalog>>>>>,
+    /// The next page of each Bitrix24 products backfill, being read.
+    prefetched: Arc<Mutex<HashMap<String, Prefetch>>>,
 }
 
 impl Backfills {
@@ -274,7 +276,18 @@ impl Backfills {
     pub fn new(db: Database, sync: ProductSync) -> (Self, Lifeline) {
         let (tx, alive) = watch::channel(());
         let (commits, _) = broadcast::channel(256);
-        (Self { db, sync, running: Arc::default(), commits, alive, catalogs: Arc::default() }, Lifeline { _alive: tx })
+        (
+            Self {
+                db,
+                sync,
+                running: Arc::default(),
+                commits,
+                alive,
+                catalogs: Arc::default(),
+                prefetched: Arc::default(),
+            },
+            Lifeline { _alive: tx },
+        )
     }
 
     /// Adopts unfinished backfills now and every [`SCAN_PERIOD`] until the service is dropped.
@@ -317,6 +330,9 @@ impl Backfills {
                 _ = me.drive(&id) => {}
             }
             me.catalogs.lock().remove(&id);
+            if let Some(ahead) = me.prefetched.lock().remove(&id) {
+                ahead.task.abort();
+            }
             me.running.lock().remove(&id);
         });
     }
@@ -549,19 +565,56 @@ impl Backfills {
     }
 
     /// One page of products into Bitrix24: the last page read, what it added, whether it was
-    /// the last.
+    /// the last. The next page is read and translated meanwhile (see [`Prefetch`]).
     async fn bitrix24_products_page(
         &self,
         stored: &Stored,
         page: u32,
     ) -> Result<(u32, PageResult, bool), ServiceError> {
-        let items = self.list_page(&stored.tenant_id, page).await?;
-        if items.is_empty() {
+        let tenant_id = stored.tenant_id.as_str();
+        let ahead = self.prefetched.lock().remove(&stored.id);
+        let read = match ahead {
+            Some(ahead) if ahead.page == page => match ahead.task.await {
+                Ok(read) => read,
+                Err(_) => self.read_page(tenant_id, page).await,
+            },
+            Some(stale) => {
+                stale.task.abort();
+                self.read_page(tenant_id, page).await
+            }
+            None => self.read_page(tenant_id, page).await,
+        }?;
+        if read.listed == 0 {
             return Ok((page - 1, PageResult::default(), true));
         }
-        let last = items.len() < PAGE_SIZE;
-        let result = self.write_page(stored, page, items).await?;
-        Ok((page, result, last))
+        let last = read.listed < PAGE_SIZE;
+        if !last {
+            self.prefetch(stored, page + 1);
+        }
+        let Some(token) = self.sync.tokens.get_if_connected(tenant_id, Provider::Bitrix24).await? else {
+            return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected Bitrix24")));
+        };
+        let outcomes = self.write_bitrix24(stored, page, &token, &read.items, read.translated).await?;
+        Ok((page, tally(&read.items, outcomes), last))
+    }
+
+    /// A page of Bling's product list, without the deleted items, and their translations.
+    async fn read_page(&self, tenant_id: &str, page: u32) -> Result<ReadPage, ServiceError> {
+        let listed = self.list_page(tenant_id, page).await?;
+        let count = listed.len();
+        let items: Vec<ProdutoResumo> = listed.into_iter().filter(|i| i.situacao != "E").collect();
+        let translated = self.translate_page(tenant_id, &items).await?;
+        Ok(ReadPage { listed: count, items, translated })
+    }
+
+    /// Starts reading `page` of `stored`'s backfill, to be taken by the step that writes it.
+    fn prefetch(&self, stored: &Stored, page: u32) {
+        let me = self.clone();
+        let tenant_id = stored.tenant_id.clone();
+        let task = tokio::spawn(async move { me.read_page(&tenant_id, page).await });
+        if let Some(old) = self.prefetched.lock().insert(stored.id.clone(), Prefetch { page, task }) {
+            old.task.abort();
+        }
     }
 
     /// One page of Bling's product list, every product included.
@@ -632,23 +685,6 @@ impl Backfills {
             Err(ServiceError::FailedPrecondition(why)) => Ok(Some(Err(why))),
             Err(e) => Err(e),
         }
-    }
-
-    /// Writes one page of items into Bitrix24; what each came to, by Bling id.
-    async fn write_page(
-        &self,
-        stored: &Stored,
-        page: u32,
-        items: Vec<ProdutoResumo>,
-    ) -> Result<PageResult, ServiceError> {
-        let tenant_id = stored.tenant_id.as_str();
-        let items: Vec<ProdutoResumo> = items.into_iter().filter(|i| i.situacao != "E").collect();
-        let translated = self.translate_page(tenant_id, &items).await?;
-        let Some(token) = self.sync.tokens.get_if_connected(tenant_id, Provider::Bitrix24).await? else {
-            return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected Bitrix24")));
-        };
-        let outcomes = self.write_bitrix24(stored, page, &token, &items, translated).await?;
-        Ok(tally(&items, outcomes))
     }
 
     /// The Bitrix24 side of a page: look up, record intent, batch-write, link.
@@ -931,6 +967,23 @@ fn usable<T>(translated: Option<Result<T, String>>, outcomes: &mut Vec<Option<Ou
         }
         Some(Ok(t)) => Some(t),
     }
+}
+
+/// A page of Bling's product list as read: how many items it listed (deleted ones included),
+/// the rest, and their translations.
+struct ReadPage {
+    listed: usize,
+    items: Vec<ProdutoResumo>,
+    translated: Vec<Option<Result<Map<String, Value>, String>>>,
+}
+
+/// The next page of a backfill, read and translated while the current one is written to
+/// Bitrix24, so the Bling read and the mapping calls of one page overlap the Bitrix24 calls of
+/// the one before. Reading writes nothing: a prefetch for a page that is not the next one to
+/// write (the checkpoint moved, a step failed) is dropped.
+struct Prefetch {
+    page: u32,
+    task: tokio::task::JoinHandle<Result<ReadPage, ServiceError>>,
 }
 
 /// What one page added.
