@@ -14,15 +14,15 @@ use ponte_core::{
 };
 use ponte_mapping::document;
 use ponte_proto::v1::{
-    ConcatenateTransform, CreateFieldMappingRequest, CreatePaymentMethodMapRequest, CreateSituacaoMapRequest,
-    CreateStoreMapRequest, CreateTenantRequest, DeleteFieldMappingRequest, DeleteSituacaoMapRequest,
-    DeleteStoreMapRequest, EntityKind, EntityLink, FieldMapping, GetAccessTokenRequest, LinkRequest,
-    ListAuditEntriesRequest, ListFieldMappingsRequest, ListPaymentMethodMapsRequest, ListSituacaoMapsRequest,
-    ListStoreMapsRequest, MappingDirection, MappingTarget, NumberFormatTransform, PaymentMethodMap, Provider,
-    ResolveRequest, ResolveStoreRequest, ShippingStatus, SituacaoMap, StoreMap, Transform, TranslateDirection,
-    TranslateProductRequest, TranslateSituacaoRequest, TruncateTransform, ValueMapTransform,
-    auth_token_service_client::AuthTokenServiceClient, mapping_service_client::MappingServiceClient, transform::Kind,
-    translate_situacao_request::From as SituacaoFrom,
+    BatchLinkRequest, BatchResolveRequest, ConcatenateTransform, CreateFieldMappingRequest,
+    CreatePaymentMethodMapRequest, CreateSituacaoMapRequest, CreateStoreMapRequest, CreateTenantRequest,
+    DeleteFieldMappingRequest, DeleteSituacaoMapRequest, DeleteStoreMapRequest, EntityKind, EntityLink, FieldMapping,
+    GetAccessTokenRequest, LinkRequest, ListAuditEntriesRequest, ListFieldMappingsRequest,
+    ListPaymentMethodMapsRequest, ListSituacaoMapsRequest, ListStoreMapsRequest, MappingDirection, MappingTarget,
+    NumberFormatTransform, PaymentMethodMap, Provider, ResolveRequest, ResolveStoreRequest, ShippingStatus,
+    SituacaoMap, StoreMap, Transform, TranslateDirection, TranslateProductRequest, TranslateSituacaoRequest,
+    TruncateTransform, ValueMapTransform, auth_token_service_client::AuthTokenServiceClient,
+    mapping_service_client::MappingServiceClient, transform::Kind, translate_situacao_request::From as SituacaoFrom,
 };
 use ponte_sandbox::{
     bling::{CANAL_PDV, Config, DEPOSITO_GERAL, DEPOSITOS, FORMAS, MODULO_VENDAS},
@@ -631,7 +631,11 @@ async fn links_are_idempotent_unique_both_ways_and_resolve_both_directions() {
     c.link(link(Product, (Bling, "16059781281"), (Cplug, "p-1"))).await.unwrap();
     c.link(link(Order, (Bling, "410"), (Envios360, "410"))).await.unwrap();
     refused(c.link(link(Product, (Bling, "1"), (Bling, "2"))).await, Code::InvalidArgument, "link.system_b: ");
-    refused(c.link(link(EntityKind::Unspecified, (Bling, "1"), (Cplug, "2"))).await, Code::InvalidArgument, "kind: ");
+    refused(
+        c.link(link(EntityKind::Unspecified, (Bling, "1"), (Cplug, "2"))).await,
+        Code::InvalidArgument,
+        "link.kind: ",
+    );
     refused(c.link(link(Product, (Bling, " "), (Cplug, "2"))).await, Code::InvalidArgument, "link.id_a: ");
 
     let id = |r: tonic::Response<ponte_proto::v1::ResolveResponse>| r.into_inner().id;
@@ -644,6 +648,74 @@ async fn links_are_idempotent_unique_both_ways_and_resolve_both_directions() {
     let mut ghost = resolve(Product, Bling, "1", Bitrix24);
     ghost.tenant_id = "ghost".into();
     refused(c.resolve(ghost).await, Code::NotFound, "tenant 'ghost'");
+    w.mesh.shutdown().await;
+}
+
+#[tokio::test]
+async fn batch_links_hold_or_say_why_each_one_was_refused_and_batch_resolve_answers_the_linked() {
+    let (w, mut c) = start().await;
+    use EntityKind::Product;
+    use Provider::{Bitrix24, Bling};
+    let one = |a: &str, b: &str| link(Product, (Bling, a), (Bitrix24, b)).link.unwrap();
+    c.link(link(Product, (Bling, "1"), (Bitrix24, "101"))).await.unwrap();
+    let results = c
+        .batch_link(BatchLinkRequest {
+            links: vec![
+                one("1", "101"), // already there
+                one("2", "102"), // new
+                one("3", "101"), // 101 is Bling 1's
+                one("2", "103"), // Bling 2 was linked by this very batch
+                one("4", "104"), // new
+                one("450", "1450"),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let got: Vec<(bool, &str)> = results.iter().map(|r| (r.created, r.conflict.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (false, ""),
+            (true, ""),
+            (false, "product bitrix24 '101' is already linked to bling '1'"),
+            (false, "product bling '2' is already linked to bitrix24 '102'"),
+            (true, ""),
+            (true, ""),
+        ]
+    );
+    assert_eq!(results[1].link.as_ref().unwrap().id_b, "102");
+
+    let ids = |from: Provider, ids: &[&str], to: Provider| BatchResolveRequest {
+        tenant_id: "loja".into(),
+        kind: Product as i32,
+        from_system: from as i32,
+        from_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        to_system: to as i32,
+    };
+    let found = c.batch_resolve(ids(Bling, &["1", "2", "3", "4"], Bitrix24)).await.unwrap().into_inner().ids;
+    let expected: std::collections::HashMap<String, String> =
+        [("1", "101"), ("2", "102"), ("4", "104")].map(|(a, b)| (a.to_owned(), b.to_owned())).into();
+    assert_eq!(found, expected, "Bling 3 is not linked");
+    let back = c.batch_resolve(ids(Bitrix24, &["104", "999"], Bling)).await.unwrap().into_inner().ids;
+    assert_eq!(back.into_iter().collect::<Vec<_>>(), [("104".to_owned(), "4".to_owned())]);
+    let many: Vec<String> = (0..600).map(|n| n.to_string()).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    // 600 ids go in more than one statement; 1, 2, 4 and 450 are linked.
+    assert_eq!(c.batch_resolve(ids(Bling, &many, Bitrix24)).await.unwrap().into_inner().ids.len(), 4);
+
+    // Bad batches are refused whole, naming the item.
+    let mut elsewhere = one("5", "105");
+    elsewhere.tenant_id = "outra".into();
+    let bad = c.batch_link(BatchLinkRequest { links: vec![one("6", "106"), elsewhere] }).await;
+    refused(bad, Code::InvalidArgument, "links[1].tenant_id: ");
+    let bad = c.batch_link(BatchLinkRequest { links: vec![one("6", "106"), one(" ", "107")] }).await;
+    refused(bad, Code::InvalidArgument, "links[1].id_a: ");
+    let too_many = BatchLinkRequest { links: (0..1001).map(|n| one(&n.to_string(), &n.to_string())).collect() };
+    refused(c.batch_link(too_many).await, Code::InvalidArgument, "links: at most 1000");
+    refused(c.batch_resolve(ids(Bling, &["1", ""], Bitrix24)).await, Code::InvalidArgument, "from_ids[1]: ");
+    assert!(c.batch_resolve(ids(Bling, &["6"], Bitrix24)).await.unwrap().into_inner().ids.is_empty());
     w.mesh.shutdown().await;
 }
 

@@ -80,9 +80,10 @@ impl Mapping {
 mod api {
     use ponte_core::error::ServiceError;
     use ponte_proto::v1::{
-        CreateFieldMappingRequest, CreateFieldMappingResponse, CreatePaymentMethodMapRequest,
-        CreatePaymentMethodMapResponse, CreateSituacaoMapRequest, CreateSituacaoMapResponse, CreateStoreMapRequest,
-        CreateStoreMapResponse, DeleteFieldMappingRequest, DeleteFieldMappingResponse, DeletePaymentMethodMapRequest,
+        BatchLinkRequest, BatchLinkResponse, BatchResolveRequest, BatchResolveResponse, CreateFieldMappingRequest,
+        CreateFieldMappingResponse, CreatePaymentMethodMapRequest, CreatePaymentMethodMapResponse,
+        CreateSituacaoMapRequest, CreateSituacaoMapResponse, CreateStoreMapRequest, CreateStoreMapResponse,
+        DeleteFieldMappingRequest, DeleteFieldMappingResponse, DeletePaymentMethodMapRequest,
         DeletePaymentMethodMapResponse, DeleteSituacaoMapRequest, DeleteSituacaoMapResponse, DeleteStoreMapRequest,
         DeleteStoreMapResponse, LinkRequest, LinkResponse, ListAuditEntriesRequest, ListAuditEntriesResponse,
         ListFieldMappingsRequest, ListFieldMappingsResponse, ListPaymentMethodMapsRequest,
@@ -302,6 +303,27 @@ mod api {
             self.tenant("link.tenant_id", &l.tenant_id).await?;
             let created = links::link(&self.db, &l, &actor).await?;
             Ok(Response::new(LinkResponse { link: Some(links::answered(&l)), created }))
+        }
+
+        async fn batch_link(&self, req: Request<BatchLinkRequest>) -> Result<Response<BatchLinkResponse>, Status> {
+            let actor = audit::actor(req.metadata());
+            let links = req.into_inner().links;
+            if let Some(first) = links.first() {
+                self.tenant("links[0].tenant_id", &first.tenant_id).await?;
+            }
+            let results = links::batch_link(&self.db, &links, &actor).await?;
+            Ok(Response::new(BatchLinkResponse { results }))
+        }
+
+        async fn batch_resolve(
+            &self,
+            req: Request<BatchResolveRequest>,
+        ) -> Result<Response<BatchResolveResponse>, Status> {
+            let r = req.into_inner();
+            self.tenants.require(&r.tenant_id).await?;
+            let ids =
+                links::batch_resolve(&self.db, &r.tenant_id, r.kind, r.from_system, &r.from_ids, r.to_system).await?;
+            Ok(Response::new(BatchResolveResponse { ids }))
         }
 
         async fn resolve(&self, req: Request<ResolveRequest>) -> Result<Response<ResolveResponse>, Status> {

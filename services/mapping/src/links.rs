@@ -7,9 +7,11 @@ use ponte_core::{
     error::ServiceError,
     time::{now_millis, to_timestamp},
 };
-use ponte_proto::v1::{EntityKind, EntityLink, Provider};
+use std::collections::HashMap;
+
+use ponte_proto::v1::{BatchLinkResult, EntityKind, EntityLink, Provider};
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::audit::{self, Change};
 
@@ -33,78 +35,129 @@ fn system_name(field: &str, p: i32) -> Result<&'static str, ServiceError> {
     }
 }
 
-/// Stores a link; `false` when the same link already existed.
-pub async fn link(db: &Database, l: &EntityLink, actor: &str) -> Result<bool, ServiceError> {
-    let kind = kind_name(l.kind)?;
+/// Most links or ids one batch call takes.
+pub const BATCH_LIMIT: usize = 1000;
+
+/// A link in its stored form: its kind, and the pair ordered by system name.
+struct Canonical<'a> {
+    kind: &'static str,
+    a: (&'static str, &'a str),
+    b: (&'static str, &'a str),
+}
+
+/// `l` checked (errors name `field`.kind, `field`.id_a, …) and put in its stored order.
+fn canonical<'a>(l: &'a EntityLink, field: &str) -> Result<Canonical<'a>, ServiceError> {
+    let kind = kind_name(l.kind).map_err(|_| {
+        ServiceError::invalid(format!("{field}.kind"), "must be ENTITY_KIND_PRODUCT, _ORDER, _CONTACT or _DEAL")
+    })?;
     let (mut a, mut b) = (
-        (system_name("link.system_a", l.system_a)?, l.id_a.trim()),
-        (system_name("link.system_b", l.system_b)?, l.id_b.trim()),
+        (system_name(&format!("{field}.system_a"), l.system_a)?, l.id_a.trim()),
+        (system_name(&format!("{field}.system_b"), l.system_b)?, l.id_b.trim()),
     );
-    ServiceError::require("link.id_a", a.1)?;
-    ServiceError::require("link.id_b", b.1)?;
+    ServiceError::require(&format!("{field}.id_a"), a.1)?;
+    ServiceError::require(&format!("{field}.id_b"), b.1)?;
     if a.0 == b.0 {
-        return Err(ServiceError::invalid("link.system_b", "must differ from system_a"));
+        return Err(ServiceError::invalid(format!("{field}.system_b"), "must differ from system_a"));
     }
     if a.0 > b.0 {
         std::mem::swap(&mut a, &mut b);
     }
-    let t = l.tenant_id.as_str();
-    if let Some(other) = counterpart(db, t, kind, a, b.0).await? {
-        return if other == b.1 {
-            Ok(false)
-        } else {
-            Err(ServiceError::AlreadyExists(format!("{kind} {} '{}' is already linked to {} '{other}'", a.0, a.1, b.0)))
-        };
+    Ok(Canonical { kind, a, b })
+}
+
+/// Stores a link; `false` when the same link already existed.
+pub async fn link(db: &Database, l: &EntityLink, actor: &str) -> Result<bool, ServiceError> {
+    let c = canonical(l, "link")?;
+    let mut tx = db.pool().begin().await?;
+    let created = link_in(&mut tx, &l.tenant_id, &c, actor).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Stores many links of one tenant in one transaction; each link's result, in order.
+pub async fn batch_link(
+    db: &Database,
+    links: &[EntityLink],
+    actor: &str,
+) -> Result<Vec<BatchLinkResult>, ServiceError> {
+    if links.len() > BATCH_LIMIT {
+        return Err(ServiceError::invalid("links", format!("at most {BATCH_LIMIT} a call, not {}", links.len())));
+    }
+    let Some(first) = links.first() else { return Ok(Vec::new()) };
+    let mut canon = Vec::with_capacity(links.len());
+    for (i, l) in links.iter().enumerate() {
+        if l.tenant_id != first.tenant_id {
+            return Err(ServiceError::invalid(format!("links[{i}].tenant_id"), "must be links[0]'s tenant"));
+        }
+        canon.push(canonical(l, &format!("links[{i}]"))?);
     }
     let mut tx = db.pool().begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO links (tenant_id, kind, system_a, id_a, system_b, id_b, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(t)
-    .bind(kind)
-    .bind(a.0)
-    .bind(a.1)
-    .bind(b.0)
-    .bind(b.1)
-    .bind(now_millis())
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {
-            let key = format!("{kind} {}:{} {}:{}", a.0, a.1, b.0, b.1);
-            let new = json!({"kind": kind, "system_a": a.0, "id_a": a.1, "system_b": b.0, "id_b": b.1});
-            audit::record(
-                &mut tx,
-                Change {
-                    tenant_id: &l.tenant_id,
-                    table: "link",
-                    key: &key,
-                    action: "create",
-                    actor,
-                    previous: None,
-                    new: Some(new),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-        Err(e) if Database::is_unique_violation(&e) => {
-            drop(tx);
-            // A concurrent call may have stored this very pair; that is the idempotent case.
-            if counterpart(db, t, kind, a, b.0).await?.as_deref() == Some(b.1) {
-                return Ok(false);
-            }
-            let other = counterpart(db, t, kind, b, a.0).await?.unwrap_or_else(|| "another id".to_owned());
-            Err(ServiceError::AlreadyExists(format!("{kind} {} '{}' is already linked to {} '{other}'", b.0, b.1, a.0)))
-        }
-        Err(e) => Err(e.into()),
+    let mut out = Vec::with_capacity(links.len());
+    for (l, c) in links.iter().zip(&canon) {
+        let (created, conflict) = match link_in(&mut tx, &first.tenant_id, c, actor).await {
+            Ok(created) => (created, String::new()),
+            Err(ServiceError::AlreadyExists(why)) => (false, why),
+            Err(e) => return Err(e),
+        };
+        out.push(BatchLinkResult { link: Some(answered(l)), created, conflict });
     }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Stores `c` within `tx` unless it is there already (`false`); ALREADY_EXISTS when either
+/// side is linked to another id. A concurrent transaction storing the same row makes this one
+/// wait for it, then find it.
+async fn link_in(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    c: &Canonical<'_>,
+    actor: &str,
+) -> Result<bool, ServiceError> {
+    let Canonical { kind, a, b } = *c;
+    let taken = |side: (&str, &str), other_system: &str, other: &str| {
+        ServiceError::AlreadyExists(format!(
+            "{kind} {} '{}' is already linked to {other_system} '{other}'",
+            side.0, side.1
+        ))
+    };
+    for _ in 0..2 {
+        if let Some(other) = counterpart(&mut **tx, tenant_id, kind, a, b.0).await? {
+            return if other == b.1 { Ok(false) } else { Err(taken(a, b.0, &other)) };
+        }
+        if let Some(other) = counterpart(&mut **tx, tenant_id, kind, b, a.0).await? {
+            return Err(taken(b, a.0, &other));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO links (tenant_id, kind, system_a, id_a, system_b, id_b, create_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(kind)
+        .bind(a.0)
+        .bind(a.1)
+        .bind(b.0)
+        .bind(b.1)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // Stored meanwhile by another transaction: look again.
+            continue;
+        }
+        let key = format!("{kind} {}:{} {}:{}", a.0, a.1, b.0, b.1);
+        let new = json!({"kind": kind, "system_a": a.0, "id_a": a.1, "system_b": b.0, "id_b": b.1});
+        let change =
+            Change { tenant_id, table: "link", key: &key, action: "create", actor, previous: None, new: Some(new) };
+        audit::record(tx, change).await?;
+        return Ok(true);
+    }
+    Err(ServiceError::unavailable("the link registry changed under this link; try again", None))
 }
 
 /// The id in system `to` linked to `from` (a system and id), whichever order the pair is stored in.
-async fn counterpart(
-    db: &Database,
+async fn counterpart<'c, E: sqlx::Executor<'c, Database = Any>>(
+    ex: E,
     tenant_id: &str,
     kind: &str,
     from: (&str, &str),
@@ -115,15 +168,50 @@ async fn counterpart(
     } else {
         "SELECT id_a FROM links WHERE tenant_id = $1 AND kind = $2 AND system_b = $3 AND id_b = $4 AND system_a = $5"
     };
-    let row = sqlx::query(sql)
-        .bind(tenant_id)
-        .bind(kind)
-        .bind(from.0)
-        .bind(from.1)
-        .bind(to)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(sql).bind(tenant_id).bind(kind).bind(from.0).bind(from.1).bind(to).fetch_optional(ex).await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// The ids in `to` linked to `from_ids` in `from`, by from id (unlinked ones left out).
+pub async fn batch_resolve(
+    db: &Database,
+    tenant_id: &str,
+    kind: i32,
+    from: i32,
+    from_ids: &[String],
+    to: i32,
+) -> Result<HashMap<String, String>, ServiceError> {
+    let kind = kind_name(kind)?;
+    let (from, to) = (system_name("from_system", from)?, system_name("to_system", to)?);
+    if from == to {
+        return Err(ServiceError::invalid("to_system", "must differ from from_system"));
+    }
+    if from_ids.len() > BATCH_LIMIT {
+        return Err(ServiceError::invalid("from_ids", format!("at most {BATCH_LIMIT} a call, not {}", from_ids.len())));
+    }
+    for (i, id) in from_ids.iter().enumerate() {
+        ServiceError::require(&format!("from_ids[{i}]"), id)?;
+    }
+    let (from_col, to_col, from_sys, to_sys) =
+        if from < to { ("id_a", "id_b", "system_a", "system_b") } else { ("id_b", "id_a", "system_b", "system_a") };
+    let mut found = HashMap::new();
+    // A few hundred parameters a statement, well inside every driver's limit.
+    for chunk in from_ids.chunks(250) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 5)).collect();
+        let sql = format!(
+            "SELECT {from_col}, {to_col} FROM links WHERE tenant_id = $1 AND kind = $2 AND {from_sys} = $3 \
+             AND {to_sys} = $4 AND {from_col} IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(kind).bind(from).bind(to);
+        for id in chunk {
+            q = q.bind(id.trim());
+        }
+        for row in q.fetch_all(db.pool()).await? {
+            found.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+        }
+    }
+    Ok(found)
 }
 
 /// The id in `to` linked to `from_id` in `from`.
@@ -141,7 +229,7 @@ pub async fn resolve(
     if from == to {
         return Err(ServiceError::invalid("to_system", "must differ from from_system"));
     }
-    counterpart(db, tenant_id, kind, (from, from_id), to).await
+    counterpart(db.pool(), tenant_id, kind, (from, from_id), to).await
 }
 
 /// The stored form of a link, for answers.

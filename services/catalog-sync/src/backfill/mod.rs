@@ -60,14 +60,14 @@ use ponte_core::{
     time::{now_millis, to_timestamp},
 };
 use ponte_proto::v1::{
-    Backfill, BackfillFailure, BackfillScope, BackfillState, CatalogCounts, EntityKind, EntityLink, LinkRequest,
-    ListFieldMappingsRequest, MappingTarget, Provider, StartBackfillRequest, SyncTarget, TranslateDirection,
+    Backfill, BackfillFailure, BackfillScope, BackfillState, BatchLinkRequest, BatchResolveRequest, CatalogCounts,
+    EntityKind, EntityLink, ListFieldMappingsRequest, MappingTarget, Provider, StartBackfillRequest, SyncTarget,
+    TranslateDirection,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::{Row, any::AnyRow};
 use tokio::sync::{broadcast, mpsc, watch};
-use tonic::Code;
 
 use crate::products::{BLING_ID_FIELD, ProductSync, WriteError, bitrix_auth, same_fields, service_error};
 
@@ -709,15 +709,8 @@ impl Backfills {
             Ok(found) => found,
             Err(e) => return Err(self.portal_error(tenant_id, token, e).await),
         };
-        let unfound: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
-        let lookups: Vec<_> = unfound.into_iter().map(|id| self.sync.linked(tenant_id, id)).collect();
-        let resolved: Vec<_> = stream::iter(lookups).buffered(MAPPING_CONCURRENCY).collect().await;
-        let mut linked: HashMap<String, String> = HashMap::new();
-        for (id, r) in ids.iter().filter(|id| !found.contains_key(*id)).zip(resolved) {
-            if let Some(bitrix_id) = r? {
-                linked.insert(id.clone(), bitrix_id);
-            }
-        }
+        let unfound: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
+        let linked = self.linked(tenant_id, unfound).await?;
 
         // What each item needs.
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
@@ -789,14 +782,10 @@ impl Backfills {
                 None => outcomes[i] = Some(Outcome::Failed("Bitrix24 returned no id for the new product".into())),
             }
         }
-        let links: Vec<_> = to_link.iter().map(|(_, id, b)| self.link(tenant_id, id, b)).collect();
-        let link_results: Vec<_> = stream::iter(links).buffered(MAPPING_CONCURRENCY).collect().await;
-        for ((i, _, _), r) in to_link.iter().zip(link_results) {
-            let i = *i;
-            match r {
-                Ok(()) => {}
-                Err(ServiceError::AlreadyExists(why)) => outcomes[i] = Some(Outcome::Failed(why)),
-                Err(e) => return Err(e),
+        let conflicts = self.link(tenant_id, &to_link).await?;
+        for ((i, _, _), conflict) in to_link.iter().zip(conflicts) {
+            if !conflict.is_empty() {
+                outcomes[*i] = Some(Outcome::Failed(format!("linked to another product: {conflict}")));
             }
         }
 
@@ -868,25 +857,46 @@ impl Backfills {
         }
     }
 
-    /// Links a Bling product to its Bitrix24 product; ALREADY_EXISTS when either is linked
-    /// elsewhere.
-    async fn link(&self, tenant_id: &str, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
+    /// The Bitrix24 products the link registry holds for Bling products `ids`, in one call.
+    async fn linked(&self, tenant_id: &str, ids: Vec<String>) -> Result<HashMap<String, String>, ServiceError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut mapping = self.sync.mapping.clone();
-        let link = EntityLink {
+        let req = BatchResolveRequest {
             tenant_id: tenant_id.to_owned(),
             kind: EntityKind::Product as i32,
-            system_a: Provider::Bling as i32,
-            id_a: bling_id.to_owned(),
-            system_b: Provider::Bitrix24 as i32,
-            id_b: bitrix_id.to_owned(),
-            create_time: None,
+            from_system: Provider::Bling as i32,
+            from_ids: ids,
+            to_system: Provider::Bitrix24 as i32,
         };
-        match mapping.link(LinkRequest { link: Some(link) }).await {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == Code::AlreadyExists => Err(ServiceError::AlreadyExists(format!(
-                "Bitrix24 product {bitrix_id} or Bling product {bling_id} is linked to another product: {}",
-                s.message()
-            ))),
+        match mapping.batch_resolve(req).await {
+            Ok(r) => Ok(r.into_inner().ids),
+            Err(s) => Err(ServiceError::unavailable(format!("link registry: {}", s.message()), None)),
+        }
+    }
+
+    /// Links Bling products to their Bitrix24 products `(_, bling id, bitrix id)` in one call;
+    /// per link, empty or why it was refused (either side is linked to another product).
+    async fn link(&self, tenant_id: &str, pairs: &[(usize, String, String)]) -> Result<Vec<String>, ServiceError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mapping = self.sync.mapping.clone();
+        let links = pairs
+            .iter()
+            .map(|(_, bling_id, bitrix_id)| EntityLink {
+                tenant_id: tenant_id.to_owned(),
+                kind: EntityKind::Product as i32,
+                system_a: Provider::Bling as i32,
+                id_a: bling_id.clone(),
+                system_b: Provider::Bitrix24 as i32,
+                id_b: bitrix_id.clone(),
+                create_time: None,
+            })
+            .collect();
+        match mapping.batch_link(BatchLinkRequest { links }).await {
+            Ok(r) => Ok(r.into_inner().results.into_iter().map(|r| r.conflict).collect()),
             Err(s) => Err(ServiceError::unavailable(format!("link registry: {}", s.message()), None)),
         }
     }
