@@ -686,6 +686,28 @@ async fn batch_links_hold_or_say_why_each_one_was_refused_and_batch_resolve_answ
         ]
     );
     assert_eq!(results[1].link.as_ref().unwrap().id_b, "102");
+    // Each new link is audited, and only those.
+    let audited = c
+        .list_audit_entries(ListAuditEntriesRequest {
+            tenant_id: "loja".into(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let mut keys: Vec<&str> = audited.iter().filter(|e| e.table == "link").map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "product bitrix24:101 bling:1",
+            "product bitrix24:102 bling:2",
+            "product bitrix24:104 bling:4",
+            "product bitrix24:1450 bling:450"
+        ]
+    );
 
     let ids = |from: Provider, ids: &[&str], to: Provider| BatchResolveRequest {
         tenant_id: "loja".into(),

@@ -50,6 +50,50 @@ pub async fn record(tx: &mut Transaction<'_, Any>, c: Change<'_>) -> Result<(), 
     Ok(())
 }
 
+/// Records many changes in one statement, inside the transaction that makes them.
+pub async fn record_many(tx: &mut Transaction<'_, Any>, changes: Vec<Change<'_>>) -> Result<(), ServiceError> {
+    let json = |v: Option<serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
+    let now = now_millis();
+    // Eight parameters a row, a few hundred rows a statement.
+    for chunk in changes.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let n = r * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_entries (tenant_id, table_name, row_key, action, actor, previous_value, new_value, \
+             create_time) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q
+                .bind(c.tenant_id)
+                .bind(c.table)
+                .bind(c.key)
+                .bind(c.action)
+                .bind(c.actor)
+                .bind(json(c.previous.clone()))
+                .bind(json(c.new.clone()))
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// A tenant's entries, newest first, paged by sequence number.
 pub async fn list(
     db: &ponte_core::db::Database,

@@ -7,11 +7,11 @@ use ponte_core::{
     error::ServiceError,
     time::{now_millis, to_timestamp},
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ponte_proto::v1::{BatchLinkResult, EntityKind, EntityLink, Provider};
 use serde_json::json;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use crate::audit::{self, Change};
 
@@ -74,7 +74,12 @@ pub async fn link(db: &Database, l: &EntityLink, actor: &str) -> Result<bool, Se
     Ok(created)
 }
 
-/// Stores many links of one tenant in one transaction; each link's result, in order.
+/// Stores many links of one tenant in one transaction; each link's result, in order. The links
+/// whose ids no earlier link of the batch names are written in one statement (the database's
+/// unique indexes, not a prior read, decide which are new); only those it did not take, and
+/// those that share an id with an earlier link of the batch, are then settled one by one as
+/// [`link`] would. The new links' audit entries go in one more statement, and the batch commits
+/// once.
 pub async fn batch_link(
     db: &Database,
     links: &[EntityLink],
@@ -84,25 +89,100 @@ pub async fn batch_link(
         return Err(ServiceError::invalid("links", format!("at most {BATCH_LIMIT} a call, not {}", links.len())));
     }
     let Some(first) = links.first() else { return Ok(Vec::new()) };
+    let tenant_id = first.tenant_id.as_str();
     let mut canon = Vec::with_capacity(links.len());
     for (i, l) in links.iter().enumerate() {
-        if l.tenant_id != first.tenant_id {
+        if l.tenant_id != tenant_id {
             return Err(ServiceError::invalid(format!("links[{i}].tenant_id"), "must be links[0]'s tenant"));
         }
         canon.push(canonical(l, &format!("links[{i}]"))?);
     }
+    // Each side of each link once: the first link naming an id goes in the bulk insert.
+    let mut named = HashSet::new();
+    let mut bulk = Vec::new();
+    for (i, c) in canon.iter().enumerate() {
+        let sides = [(c.kind, c.a.0, c.b.0, 'a', c.a.1), (c.kind, c.a.0, c.b.0, 'b', c.b.1)];
+        if sides.iter().all(|side| !named.contains(side)) {
+            bulk.push(i);
+        }
+        named.extend(sides);
+    }
     let mut tx = db.pool().begin().await?;
+    let candidates: Vec<&Canonical<'_>> = bulk.iter().map(|&i| &canon[i]).collect();
+    let taken: HashSet<usize> =
+        insert_all(&mut tx, tenant_id, &candidates, actor).await?.into_iter().map(|k| bulk[k]).collect();
     let mut out = Vec::with_capacity(links.len());
-    for (l, c) in links.iter().zip(&canon) {
-        let (created, conflict) = match link_in(&mut tx, &first.tenant_id, c, actor).await {
-            Ok(created) => (created, String::new()),
-            Err(ServiceError::AlreadyExists(why)) => (false, why),
-            Err(e) => return Err(e),
+    for (i, (l, c)) in links.iter().zip(&canon).enumerate() {
+        let (created, conflict) = if taken.contains(&i) {
+            (true, String::new())
+        } else {
+            match link_in(&mut tx, tenant_id, c, actor).await {
+                Ok(created) => (created, String::new()),
+                Err(ServiceError::AlreadyExists(why)) => (false, why),
+                Err(e) => return Err(e),
+            }
         };
         out.push(BatchLinkResult { link: Some(answered(l)), created, conflict });
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Inserts `links` where neither side is linked yet, with the audit entries of those taken;
+/// the positions in `links` of those the database took.
+async fn insert_all(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    links: &[&Canonical<'_>],
+    actor: &str,
+) -> Result<Vec<usize>, ServiceError> {
+    let now = now_millis();
+    let mut taken: HashSet<(&str, &str, &str, String)> = HashSet::new();
+    for chunk in links.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let n = r * 5 + 2;
+                format!("($1, ${}, ${}, ${}, ${}, ${}, {now})", n, n + 1, n + 2, n + 3, n + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO links (tenant_id, kind, system_a, id_a, system_b, id_b, create_time) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING kind, system_a, system_b, id_a",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
+        for c in chunk {
+            q = q.bind(c.kind).bind(c.a.0).bind(c.a.1).bind(c.b.0).bind(c.b.1);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let (kind, sys_a, sys_b): (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let Some(c) = chunk.iter().find(|c| c.kind == kind && c.a.0 == sys_a && c.b.0 == sys_b) else { continue };
+            taken.insert((c.kind, c.a.0, c.b.0, row.try_get(3)?));
+        }
+    }
+    let new: Vec<(usize, &Canonical<'_>)> = links
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| taken.contains(&(c.kind, c.a.0, c.b.0, c.a.1.to_owned())))
+        .map(|(i, c)| (i, *c))
+        .collect();
+    let keys: Vec<String> =
+        new.iter().map(|(_, c)| format!("{} {}:{} {}:{}", c.kind, c.a.0, c.a.1, c.b.0, c.b.1)).collect();
+    let changes = new
+        .iter()
+        .zip(&keys)
+        .map(|((_, c), key)| Change {
+            tenant_id,
+            table: "link",
+            key,
+            action: "create",
+            actor,
+            previous: None,
+            new: Some(json!({"kind": c.kind, "system_a": c.a.0, "id_a": c.a.1, "system_b": c.b.0, "id_b": c.b.1})),
+        })
+        .collect();
+    audit::record_many(tx, changes).await?;
+    Ok(new.into_iter().map(|(i, _)| i).collect())
 }
 
 /// Stores `c` within `tx` unless it is there already (`false`); ALREADY_EXISTS when either
@@ -172,6 +252,44 @@ async fn counterpart<'c, E: sqlx::Executor<'c, Database = Any>>(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
+/// The linked id in system `to` of each of `ids` in system `from`, as (id, linked id), for the
+/// linked ones. Each id is one probe of a unique index (a correlated look-up on the whole key),
+/// so the plan does not depend on the table's statistics: a registry that has just grown from
+/// nothing (a first backfill) has none yet, and an `IN` list would then be matched row by row.
+async fn lookup(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    kind: &str,
+    from: &str,
+    ids: &[&str],
+    to: &str,
+) -> Result<Vec<(String, String)>, ServiceError> {
+    let (from_col, to_col, from_sys, to_sys) =
+        if from < to { ("id_a", "id_b", "system_a", "system_b") } else { ("id_b", "id_a", "system_b", "system_a") };
+    let mut found = Vec::new();
+    // A few hundred parameters a statement, well inside every driver's limit.
+    for chunk in ids.chunks(250) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| if i == 0 { "(CAST($5 AS TEXT))".to_owned() } else { format!("(${})", i + 5) })
+            .collect();
+        let sql = format!(
+            "WITH v (id) AS (VALUES {}) SELECT v.id, (SELECT l.{to_col} FROM links l WHERE l.tenant_id = $1 \
+             AND l.kind = $2 AND l.{from_sys} = $3 AND l.{from_col} = v.id AND l.{to_sys} = $4) FROM v",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(kind).bind(from).bind(to);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            if let Some(linked) = row.try_get::<Option<String>, _>(1)? {
+                found.push((row.try_get::<String, _>(0)?, linked));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The ids in `to` linked to `from_ids` in `from`, by from id (unlinked ones left out).
 pub async fn batch_resolve(
     db: &Database,
@@ -192,26 +310,10 @@ pub async fn batch_resolve(
     for (i, id) in from_ids.iter().enumerate() {
         ServiceError::require(&format!("from_ids[{i}]"), id)?;
     }
-    let (from_col, to_col, from_sys, to_sys) =
-        if from < to { ("id_a", "id_b", "system_a", "system_b") } else { ("id_b", "id_a", "system_b", "system_a") };
-    let mut found = HashMap::new();
-    // A few hundred parameters a statement, well inside every driver's limit.
-    for chunk in from_ids.chunks(250) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 5)).collect();
-        let sql = format!(
-            "SELECT {from_col}, {to_col} FROM links WHERE tenant_id = $1 AND kind = $2 AND {from_sys} = $3 \
-             AND {to_sys} = $4 AND {from_col} IN ({})",
-            list.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(kind).bind(from).bind(to);
-        for id in chunk {
-            q = q.bind(id.trim());
-        }
-        for row in q.fetch_all(db.pool()).await? {
-            found.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
-        }
-    }
-    Ok(found)
+    let ids: Vec<&str> = from_ids.iter().map(|id| id.trim()).collect();
+    let mut conn = db.pool().acquire().await?;
+    let found = lookup(&mut conn, tenant_id, kind, from, &ids, to).await?;
+    Ok(found.into_iter().collect())
 }
 
 /// The id in `to` linked to `from_id` in `from`.

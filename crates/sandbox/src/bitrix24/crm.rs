@@ -3,7 +3,11 @@
 //! (`crm.deal.*`, `ORIGINATOR_ID`/`ORIGIN_ID`, `UF_CRM_*` user fields) and their product rows.
 //! Every number a `crm.*` method returns is a string, as Bitrix24's PHP core writes them.
 
-use std::{cmp::Ordering, collections::BTreeMap, str::FromStr};
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, HashSet},
+    str::FromStr,
+};
 
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset};
@@ -681,8 +685,13 @@ impl Crm {
             }
             "crm.product.list" => {
                 let select = Select::parse(params, &[])?;
-                let rows: Vec<Map<String, Value>> =
-                    self.products.values().map(|p| self.product_json(p, &Select::everything())).collect();
+                let wanted = property_equalities(params);
+                let rows: Vec<Map<String, Value>> = self
+                    .products
+                    .values()
+                    .filter(|p| wanted.iter().all(|(pid, values)| p.may_hold(*pid, values)))
+                    .map(|p| self.product_json(p, &Select::everything()))
+                    .collect();
                 list(rows, params, |row| {
                     let mut out = Map::new();
                     for f in PRODUCT_FIELDS {
@@ -993,6 +1002,46 @@ impl Condition {
             }),
             _ => false,
         }
+    }
+}
+
+/// A value as equality compares it: numbers by their value (`007` is `7`), the rest as text.
+fn equality_key(s: &str) -> String {
+    Decimal::from_str(s).map(|d| d.normalize().to_string()).unwrap_or_else(|_| s.to_owned())
+}
+
+/// The `=` and `@` conditions of a list's filter on product properties, as (property id, the
+/// values one of which it must hold): a cheap first pass over the raw products, so a look-up
+/// by property in a large catalog does not render every product. [`Condition::matches`] still
+/// decides on what passes.
+fn property_equalities(params: &Map<String, Value>) -> Vec<(u64, HashSet<String>)> {
+    let Some(Value::Object(filter)) = get(params, "filter") else { return Vec::new() };
+    filter
+        .iter()
+        .filter_map(|(key, want)| {
+            let c = Condition::parse(key);
+            if c.op != "=" && c.op != "@" {
+                return None;
+            }
+            let pid = property_id(&c.field)?;
+            let wants: Vec<String> = match want {
+                Value::Array(a) => a.iter().filter_map(text).collect(),
+                Value::Object(m) => m.values().filter_map(text).collect(),
+                other => text(other).into_iter().collect(),
+            };
+            let wants: HashSet<String> = wants.iter().map(|w| equality_key(w)).collect();
+            // `=""` asks for an empty property: not a look-up by value.
+            (!wants.is_empty() && !wants.contains("")).then_some((pid, wants))
+        })
+        .collect()
+}
+
+impl Product {
+    /// Whether property `pid` may equal one of `values` (keys of [`equality_key`]).
+    fn may_hold(&self, pid: u64, values: &HashSet<String>) -> bool {
+        self.props.get(&pid).is_some_and(|vs| {
+            vs.iter().any(|(_, v)| values_of(Some(v)).iter().any(|h| values.contains(&equality_key(h))))
+        })
     }
 }
 
