@@ -5,7 +5,8 @@
 //! Bitrix24's calls beyond its burst ÷ 2/s, divided by the scale.
 //!
 //! `backfill-bench [--products N] [--scale F]` (default 10,000 items, 30% of them variations,
-//! at 10×) prints one JSON line. Needs PostgreSQL and Redis (scripts/services.sh).
+//! at the real limits, scale 1: about two minutes) prints one JSON line. Needs PostgreSQL and
+//! Redis (scripts/services.sh).
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let items: u64 = arg(&args, "--products", "10000").parse()?;
-    let scale: f64 = arg(&args, "--scale", "10").parse()?;
+    let scale: f64 = arg(&args, "--scale", "1").parse()?;
 
     let w = BlingWorld::start_with(
         SPECS,
