@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 
 # Test databases are named ponte_t_<uuid>; drop what earlier runs left behind.
-export PONTE_TEST_DATABASE_URL="${PONTE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:${PONTE_TEST_PG_PORT:-5432}/postgres}"
+export PONTE_TEST_DATABASE_URL="${PONTE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:${PONTE_TEST_PG_PORT:-5432}/postgres?sslmode=disable}"
 export PONTE_TEST_REDIS_URL="${PONTE_TEST_REDIS_URL:-redis://127.0.0.1:${PONTE_TEST_REDIS_PORT:-6379}}"
 if command -v psql >/dev/null 2>&1; then
   psql -qAt "$PONTE_TEST_DATABASE_URL" -c "SELECT datname FROM pg_database WHERE datname LIKE 'ponte\_t\_%'" 2>/dev/null |

@@ -28,8 +28,11 @@ use ponte_core::{
 use sqlx::{Connection, Executor};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
+/// The server the tests create their databases on. Loopback to a local server: without TLS
+/// (`sslmode=disable`), which would only cost CPU there (sqlx's default would negotiate it).
 pub fn admin_database_url() -> String {
-    std::env::var("PONTE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PONTE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 pub fn redis_url() -> String {

@@ -8,7 +8,7 @@
 //! outbound events (`ONCRMPRODUCTADD`…) posted form-encoded with `auth[application_token]`,
 //! the app's installation (`ONAPPINSTALL` posted to its installation path) and `app.info`.
 //! Admin routes under `/__admin/` seed data, act "as a person in the CRM", install the app, and
-//! show state.
+//! show state; [`Bitrix24::product_writes`] reports each product write as it is applied.
 
 // Handlers short-circuit with the response to send; its size does not matter in a fake.
 #![allow(clippy::result_large_err)]
@@ -39,7 +39,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::broadcast, task::JoinHandle};
 
 pub use crm::{MethodError, Property, STAGES};
 pub use params::parse_php_query;
@@ -163,6 +163,18 @@ pub struct EventDelivery {
     pub status: Option<u16>,
 }
 
+/// A product write the portal applied, as [`Bitrix24::product_writes`] reports it.
+#[derive(Debug, Clone)]
+pub struct ProductWrite {
+    /// `ONCRMPRODUCTADD`, `ONCRMPRODUCTUPDATE` or `ONCRMPRODUCTDELETE`.
+    pub event: &'static str,
+    pub id: u64,
+    /// The product right after the write, as `crm.product.get` shows it (`None` once deleted).
+    pub product: Option<Map<String, Value>>,
+    /// When the write was applied (real time, not the sandbox clock).
+    pub at: Instant,
+}
+
 /// A handler bound with `event.bind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Binding {
@@ -207,6 +219,8 @@ pub struct Bitrix24 {
     faults: crate::common::Faults,
     clock: Clock,
     reorder: Reorder,
+    /// Product writes as they are applied, for whoever subscribed.
+    writes: broadcast::Sender<ProductWrite>,
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -236,6 +250,27 @@ impl Bitrix24 {
             faults,
             clock,
             reorder: Reorder::default(),
+            writes: broadcast::channel(4096).0,
+        }
+    }
+
+    /// Every product write applied from now on (`crm.product.add`, `.update` and `.delete`
+    /// through the REST API, alone or in a batch, or by a person in the UI), the moment the
+    /// portal's data changed: e.g. to time a sync end to end. A receiver that falls more than
+    /// 4,096 writes behind loses the oldest (`RecvError::Lagged`). Costs nothing while nobody
+    /// subscribes.
+    pub fn product_writes(&self) -> broadcast::Receiver<ProductWrite> {
+        self.writes.subscribe()
+    }
+
+    /// Reports the product writes among a method's `events` to [`Bitrix24::product_writes`].
+    fn applied(&self, events: &[(&'static str, u64)]) {
+        if self.writes.receiver_count() == 0 {
+            return;
+        }
+        let at = Instant::now();
+        for &(event, id) in events.iter().filter(|(e, _)| e.starts_with("ONCRMPRODUCT")) {
+            let _ = self.writes.send(ProductWrite { event, id, product: self.product(id), at });
         }
     }
 
@@ -333,6 +368,7 @@ impl Bitrix24 {
     pub fn as_person(&self, method: &str, params: Value) -> Result<Value, MethodError> {
         let now = self.local_now();
         let reply = self.inner.lock().crm.call(&method.to_ascii_lowercase(), &object(params), now)?;
+        self.applied(&reply.events);
         for (event, id) in &reply.events {
             self.raise(event, *id);
         }
@@ -595,6 +631,9 @@ impl Bitrix24 {
                 self.inner.lock().crm.call(m, &params, local)
             }
         };
+        if let Ok(reply) = &outcome {
+            self.applied(&reply.events);
+        }
         let spent = started.elapsed().as_secs_f64();
         let used = {
             let mut inner = self.inner.lock();
@@ -1040,5 +1079,43 @@ impl Deref for Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn product_writes_are_reported_as_they_are_applied() {
+        let portal = spawn(Config::for_tests()).await.unwrap();
+        portal.seed_product(json!({"NAME": "Seeded"})).unwrap();
+        let mut writes = portal.product_writes();
+        let call = |method: &str, body: Value| {
+            reqwest::Client::new().post(format!("{}{method}.json", portal.webhook_url)).json(&body).send()
+        };
+        let before = Instant::now();
+        let added = call("crm.product.add", json!({"fields": {"NAME": "Copo"}})).await.unwrap();
+        let id = added.json::<Value>().await.unwrap()["result"].as_u64().unwrap();
+        let batch = json!({"halt": 1, "cmd": {"u": format!("crm.product.update?id={id}&fields[NAME]=Caneca"),
+                                             "g": format!("crm.product.get?id={id}")}});
+        assert_eq!(call("batch", batch).await.unwrap().status(), 200);
+        portal.edit_product_in_ui(id, json!({"NAME": "Caneca grande"})).unwrap();
+        call("crm.product.delete", json!({"id": id})).await.unwrap();
+
+        let mut seen = Vec::new();
+        while let Ok(w) = writes.try_recv() {
+            assert!(w.at >= before);
+            seen.push((w.event, w.id, w.product.map(|p| p["NAME"].clone())));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("ONCRMPRODUCTADD", id, Some(json!("Copo"))),
+                ("ONCRMPRODUCTUPDATE", id, Some(json!("Caneca"))),
+                ("ONCRMPRODUCTUPDATE", id, Some(json!("Caneca grande"))),
+                ("ONCRMPRODUCTDELETE", id, None),
+            ]
+        );
     }
 }

@@ -92,7 +92,7 @@ fn describe(change: Change, what: &str) -> (EventOutcome, String) {
 /// What an accepted event does, with the detail the ledger and the gateway keep.
 async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
     let e = c.event;
-    let settings = crate::settings::load(db, &e.tenant_id).await?;
+    let settings = sync.settings.get(db, &e.tenant_id).await?;
     let (kind, id) = e.entity_key.split_once(':').unwrap_or_default();
     match (c.source, kind) {
         ("bling", "product") => {

@@ -82,6 +82,8 @@ pub struct ProductSync {
     pub http: reqwest::Client,
     /// CPLUG upserts waiting to share a bulk call.
     pub(crate) cplug: crate::cplug_sync::CplugBulks,
+    /// The tenants' sync settings as live events read them.
+    pub(crate) settings: crate::settings::SettingsCache,
     /// Portal → the `PROPERTY_<n>` key of its "Bling ID" property.
     properties: Arc<Mutex<HashMap<String, String>>>,
 }
@@ -146,7 +148,17 @@ impl ProductSync {
         locks: Arc<dyn Locks>,
         http: reqwest::Client,
     ) -> Self {
-        Self { tokens, mapping, bling, bitrix, locks, http, cplug: Default::default(), properties: Arc::default() }
+        Self {
+            tokens,
+            mapping,
+            bling,
+            bitrix,
+            locks,
+            http,
+            cplug: Default::default(),
+            settings: Default::default(),
+            properties: Arc::default(),
+        }
     }
 
     /// Syncs Bling product `bling_id` of `tenant_id` into Bitrix24 as `settings` allow.

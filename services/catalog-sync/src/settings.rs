@@ -6,8 +6,13 @@
 //! default: see [`crate::orders`]), kept one row per situação in `deal_stage_maps` and replaced
 //! whole, in the same transaction as the switches, by each `UpdateSyncSettings`.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use parking_lot::Mutex;
 use ponte_core::{db::Database, error::ServiceError, time::now_millis};
 use ponte_proto::v1::{
     CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
@@ -84,6 +89,35 @@ pub fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError>
         }
     }
     Ok(())
+}
+
+/// How long a replica keeps a tenant's settings for its live events before reading them again.
+/// A change through this replica applies at once; one made through another replica within
+/// this time.
+pub const SETTINGS_TTL: Duration = Duration::from_secs(2);
+
+/// The settings live events read, per tenant, for [`SETTINGS_TTL`]: every event needs them, and
+/// they change rarely.
+#[derive(Clone, Default)]
+pub struct SettingsCache {
+    held: Arc<Mutex<HashMap<String, (Instant, SyncSettings)>>>,
+}
+
+impl SettingsCache {
+    pub async fn get(&self, db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
+        if let Some((at, s)) = self.held.lock().get(tenant_id)
+            && at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(s.clone());
+        }
+        let fresh = load(db, tenant_id).await?;
+        self.held.lock().insert(tenant_id.to_owned(), (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    pub fn forget(&self, tenant_id: &str) {
+        self.held.lock().remove(tenant_id);
+    }
 }
 
 pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
@@ -229,6 +263,7 @@ impl CatalogSyncService for CatalogSync {
             other => other,
         })?;
         store(&self.db, &settings).await?;
+        self.sync.settings.forget(&settings.tenant_id);
         Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
     }
 }
