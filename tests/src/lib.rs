@@ -306,3 +306,31 @@ impl TcpProxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// Backfills [`webhooks::TENANT`]'s Bling products into Bitrix24 through catalog-sync at
+/// `channel` and follows `WatchBackfill` to the end; the backfill as it ended.
+pub async fn backfill_products_to_bitrix24(
+    channel: tonic::transport::Channel,
+) -> Result<ponte_proto::v1::Backfill, tonic::Status> {
+    use ponte_proto::v1::{
+        BackfillScope, StartBackfillRequest, SyncTarget, WatchBackfillRequest,
+        catalog_sync_service_client::CatalogSyncServiceClient,
+    };
+    let mut cs = CatalogSyncServiceClient::new(channel);
+    let started = cs
+        .start_backfill(StartBackfillRequest {
+            tenant_id: webhooks::TENANT.into(),
+            target: SyncTarget::Bitrix24 as i32,
+            scope: BackfillScope::Products as i32,
+        })
+        .await?
+        .into_inner()
+        .backfill
+        .unwrap_or_default();
+    let mut stream = cs.watch_backfill(WatchBackfillRequest { backfill_id: started.backfill_id.clone() }).await?;
+    let mut last = started;
+    while let Some(msg) = stream.get_mut().message().await? {
+        last = msg.backfill.unwrap_or_default();
+    }
+    Ok(last)
+}

@@ -11,8 +11,7 @@
 use std::time::{Duration, Instant};
 
 use ponte_proto::v1::{
-    BackfillScope, BackfillState, SetApiCredentialsRequest, StartBackfillRequest, SyncTarget, WatchBackfillRequest,
-    auth_token_service_client::AuthTokenServiceClient, catalog_sync_service_client::CatalogSyncServiceClient,
+    BackfillState, SetApiCredentialsRequest, auth_token_service_client::AuthTokenServiceClient,
     set_api_credentials_request::Credentials,
 };
 use ponte_sandbox::{
@@ -81,24 +80,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let (bling_before, portal_before) = (b.stats().api_requests, portal.portal.stats().requests);
-    let mut cs = CatalogSyncServiceClient::new(mesh.channel("catalog-sync").await);
     let began = Instant::now();
-    let started = cs
-        .start_backfill(StartBackfillRequest {
-            tenant_id: TENANT.into(),
-            target: SyncTarget::Bitrix24 as i32,
-            scope: BackfillScope::Products as i32,
-        })
-        .await?
-        .into_inner()
-        .backfill
-        .unwrap_or_default();
-    let mut stream =
-        cs.watch_backfill(WatchBackfillRequest { backfill_id: started.backfill_id.clone() }).await?.into_inner();
-    let mut last = started;
-    while let Some(msg) = stream.message().await? {
-        last = msg.backfill.unwrap_or_default();
-    }
+    let last = ponte_tests::backfill_products_to_bitrix24(mesh.channel("catalog-sync").await).await?;
     let elapsed = began.elapsed();
     anyhow::ensure!(last.state == BackfillState::Succeeded as i32, "backfill ended {:?}: {}", last.state, last.reason);
 

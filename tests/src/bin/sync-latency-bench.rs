@@ -57,9 +57,7 @@ use std::{
 use anyhow::Context;
 use ponte_connectors::bitrix24::client::field_values;
 use ponte_proto::v1::{
-    BackfillScope, BackfillState, GetAccessTokenRequest, Provider, StartBackfillRequest, SyncTarget,
-    WatchBackfillRequest, auth_token_service_client::AuthTokenServiceClient,
-    catalog_sync_service_client::CatalogSyncServiceClient,
+    BackfillState, GetAccessTokenRequest, Provider, auth_token_service_client::AuthTokenServiceClient,
 };
 use ponte_sandbox::{
     bitrix24::{self, Bitrix24},
@@ -499,23 +497,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     eprintln!("seeded {n_products} products; backfilling them into Bitrix24");
-    let mut cs = CatalogSyncServiceClient::new(w.mesh.channel("catalog-sync").await);
-    let started = cs
-        .start_backfill(StartBackfillRequest {
-            tenant_id: TENANT.into(),
-            target: SyncTarget::Bitrix24 as i32,
-            scope: BackfillScope::Products as i32,
-        })
-        .await?
-        .into_inner()
-        .backfill
-        .unwrap_or_default();
-    let mut stream =
-        cs.watch_backfill(WatchBackfillRequest { backfill_id: started.backfill_id.clone() }).await?.into_inner();
-    let mut last = started;
-    while let Some(msg) = stream.message().await? {
-        last = msg.backfill.unwrap_or_default();
-    }
+    let last = ponte_tests::backfill_products_to_bitrix24(w.mesh.channel("catalog-sync").await).await?;
     anyhow::ensure!(last.state == BackfillState::Succeeded as i32, "backfill ended {:?}: {}", last.state, last.reason);
     let key = portal
         .properties()
