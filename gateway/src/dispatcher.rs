@@ -16,7 +16,10 @@
 //! in-process signal from the writer, `LISTEN`/`NOTIFY` from other replicas) or by a slow poll.
 
 use std::{
-    sync::{Arc, LazyLock, Mutex as StdMutex, Weak},
+    sync::{
+        Arc, LazyLock, Mutex as StdMutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -249,6 +252,9 @@ pub struct Dispatcher {
     slots: Arc<Semaphore>,
     /// SQLite: one claim at a time in this process (there is no row locking to share it).
     claim_lock: Mutex<()>,
+    /// Set when the claim loop stopped for want of a free slot, so that the next delivery to
+    /// finish wakes it.
+    starved: AtomicBool,
 }
 
 impl Dispatcher {
@@ -266,6 +272,7 @@ impl Dispatcher {
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
             cfg,
             claim_lock: Mutex::new(()),
+            starved: AtomicBool::new(false),
         })
     }
 
@@ -304,6 +311,7 @@ impl Dispatcher {
                 let free = self.slots.available_permits();
                 if free == 0 {
                     idle = false;
+                    self.starved.store(true, Ordering::Release);
                     break;
                 }
                 match self.claim(free).await {
@@ -502,8 +510,29 @@ impl Dispatcher {
                 }
             }
         }
-        // The next event of the lane may go now.
-        self.wake.notify_one();
+        // Wake the claim loop when there is something this delivery was holding back: the next
+        // event of its lane, a slot the loop was waiting for, or this event's own next attempt.
+        // Checked after the completion committed, so an event queued behind it later finds the
+        // lane free when its own insert wakes a claim; an empty claim (a transaction and the
+        // heads query) costs more than the look.
+        let retry = matches!(completion, Completion::Retry { .. });
+        if retry || self.starved.swap(false, Ordering::AcqRel) || self.lane_has_successor(&c).await.unwrap_or(true) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether a delivery to the same service waits in `c`'s lane.
+    async fn lane_has_successor(&self, c: &Claimed) -> Result<bool, sqlx::Error> {
+        let lane = inbox::lane(&c.event.tenant_id, &c.event.entity_key);
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM inbox_deliveries WHERE subscriber = $1 AND lane = $2 AND state = 'pending' \
+             LIMIT 1",
+        )
+        .bind(c.subscriber.name())
+        .bind(lane)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(next.is_some())
     }
 
     /// Records an attempt's result if this replica still holds the delivery.
