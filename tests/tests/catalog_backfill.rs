@@ -439,25 +439,30 @@ async fn an_orders_backfill_turns_every_bling_order_into_one_deal() {
             ..Default::default()
         })
         .await;
-    // One order is already a deal (the live sync made it): the backfill finds it.
+    // One order is already a deal (the live sync made it): the backfill finds it. The orders
+    // were just created through the same Bling account, so its 3 requests/s may be spent:
+    // UNAVAILABLE is retried after its retry-after, as the gateway's dispatcher does.
     let order = orders[17];
-    world
-        .client()
-        .await
-        .handle_event(CatalogSyncServiceHandleEventRequest {
-            event: Some(InboundEvent {
-                event_id: "e-1".into(),
-                tenant_id: TENANT.into(),
-                source: Provider::Bling as i32,
-                source_event_id: "b-1".into(),
-                event_type: "order.created".into(),
-                entity_key: format!("order:{order}"),
-                occurred_at: Some(ponte_core::time::to_timestamp(1_700_000_000_000)),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let event = InboundEvent {
+        event_id: "e-1".into(),
+        tenant_id: TENANT.into(),
+        source: Provider::Bling as i32,
+        source_event_id: "b-1".into(),
+        event_type: "order.created".into(),
+        entity_key: format!("order:{order}"),
+        occurred_at: Some(ponte_core::time::to_timestamp(1_700_000_000_000)),
+        ..Default::default()
+    };
+    let mut cs = world.client().await;
+    for attempt in 1.. {
+        match cs.handle_event(CatalogSyncServiceHandleEventRequest { event: Some(event.clone()) }).await {
+            Ok(_) => break,
+            Err(s) if s.code() == Code::Unavailable && attempt < 10 => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(s) => panic!("order.created: {s:?}"),
+        }
+    }
     assert_eq!(world.portal.portal.deals().len(), 1);
 
     let started = world.start_of(SyncTarget::Bitrix24, BackfillScope::Orders).await;
