@@ -407,9 +407,7 @@ impl Dispatcher {
             .await?;
             claimed.push((event_id, subscriber, attempts));
         }
-        for event_id in &settle {
-            inbox::settle(&mut tx, event_id).await?;
-        }
+        inbox::settle_all(&mut tx, self.db.backend(), &mut settle).await?;
         let mut out = Vec::with_capacity(claimed.len());
         for (event_id, subscriber, attempts) in claimed {
             let row = sqlx::query(
@@ -565,7 +563,7 @@ impl Dispatcher {
         .rows_affected()
             == 1;
         if done && new_state != delivery::PENDING {
-            inbox::settle(&mut tx, &c.event.event_id).await?;
+            inbox::settle(&mut tx, self.db.backend(), &c.event.event_id).await?;
         }
         tx.commit().await?;
         Ok(done)

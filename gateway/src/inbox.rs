@@ -164,7 +164,20 @@ pub async fn notify(conn: &mut AnyConnection, db: &Database) -> Result<(), sqlx:
 
 /// Sets an event's state from its deliveries: pending while any is outstanding, then dead if
 /// any died (with their reasons), coalesced if every one was replaced, delivered otherwise.
-pub async fn settle(conn: &mut AnyConnection, event_id: &str) -> Result<&'static str, sqlx::Error> {
+///
+/// Two deliveries of one event can finish in concurrent transactions (catalog-sync and
+/// shipping-status each get order events). On PostgreSQL the event row is locked before its
+/// deliveries are read, so the second transaction waits for the first to commit and then sees
+/// both results; without it each would see the other still outstanding and leave the event
+/// pending for good. A transaction settling several events must settle them in one order (see
+/// [`settle_all`]) so that two of them never wait on each other. SQLite has one writer at a time.
+pub async fn settle(conn: &mut AnyConnection, backend: Backend, event_id: &str) -> Result<&'static str, sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT event_id FROM inbox_events WHERE event_id = $1 FOR UPDATE")
+            .bind(event_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
     let rows = sqlx::query("SELECT subscriber, state, last_error FROM inbox_deliveries WHERE event_id = $1")
         .bind(event_id)
         .fetch_all(&mut *conn)
@@ -193,6 +206,20 @@ pub async fn settle(conn: &mut AnyConnection, event_id: &str) -> Result<&'static
         .execute(&mut *conn)
         .await?;
     Ok(new_state)
+}
+
+/// Settles several events, in event id order.
+pub async fn settle_all(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    event_ids: &mut Vec<String>,
+) -> Result<(), sqlx::Error> {
+    event_ids.sort_unstable();
+    event_ids.dedup();
+    for id in event_ids.iter() {
+        settle(conn, backend, id).await?;
+    }
+    Ok(())
 }
 
 /// What storing an event came to.

@@ -282,3 +282,61 @@ async fn five_updates_of_one_product_are_applied_in_order_or_coalesced_to_the_la
         "order events to shipping-status must not be coalesced"
     );
 }
+
+/// Two deliveries of one event finishing at the same moment in two transactions (catalog-sync
+/// and shipping-status each get order events): the second to commit must see the first's result,
+/// or the event stays pending with nothing left to deliver.
+#[tokio::test]
+async fn two_deliveries_of_one_event_finishing_together_settle_the_event() {
+    let url = ponte_tests::fresh_database().await;
+    let db = Database::connect(&url, ponte_gateway::SPEC.schema, 4, Duration::from_secs(5)).await.unwrap();
+    db.migrate(ponte_gateway::SPEC.migrations).await.unwrap();
+    sqlx::query(
+        "INSERT INTO inbox_events (event_id, source, source_event_id, event_type, entity_key, state, payload, \
+         receive_time) VALUES ('ev', 'bling', 'e-1', 'order.updated', 'order:1', 'pending', $1, 0)",
+    )
+    .bind(b"{}".to_vec())
+    .execute(db.pool())
+    .await
+    .unwrap();
+    for sub in ["catalog-sync", "shipping-status"] {
+        sqlx::query(
+            "INSERT INTO inbox_deliveries (event_id, subscriber, lane, order_time, coalescible, state, \
+             next_attempt_time, lease_owner, create_time) VALUES ('ev', $1, 'loja|order:1', 0, 1, 'in_flight', 0, 'r', 0)",
+        )
+        .bind(sub)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    let finish = |sub: &'static str, state: &'static str| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.pool().begin().await.unwrap();
+            sqlx::query("UPDATE inbox_deliveries SET state = $1 WHERE event_id = 'ev' AND subscriber = $2")
+                .bind(state)
+                .bind(sub)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            (tx, db)
+        }
+    };
+    // Both deliveries are written; the first settles (the event is still pending for it).
+    let (mut first, _) = finish("catalog-sync", "delivered").await;
+    let (mut second, db2) = finish("shipping-status", "dead").await;
+    let settled = ponte_gateway::inbox::settle(&mut first, db.backend(), "ev").await.unwrap();
+    assert_eq!(settled, "pending");
+    // The second settles while the first is still open, then the first commits.
+    let second_settles = tokio::spawn(async move {
+        let state = ponte_gateway::inbox::settle(&mut second, db2.backend(), "ev").await.unwrap();
+        second.commit().await.unwrap();
+        state
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.commit().await.unwrap();
+    assert_eq!(second_settles.await.unwrap(), "dead");
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = 'ev'").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(state, "dead", "every delivery has finished, so the event has too");
+}
