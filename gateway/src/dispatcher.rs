@@ -205,6 +205,48 @@ struct Claimed {
     event: InboundEvent,
     traceparent: String,
     receive_time: i64,
+    /// How many services the event goes to (its deliveries, fixed when it was routed).
+    fanout: i64,
+}
+
+/// What a claim reads of the event (`e`) it delivers.
+const CLAIMED_EVENT: &str = "e.tenant_id, e.source, e.source_event_id, e.event_type, e.entity_key, e.payload, \
+     e.traceparent, e.occurred_time, e.receive_time, \
+     (SELECT COUNT(*) FROM inbox_deliveries f WHERE f.event_id = e.event_id)";
+
+/// A claimed delivery from a row holding [`CLAIMED_EVENT`] from column `at`; none when the
+/// subscriber is not one this build knows.
+fn claimed(
+    row: &sqlx::any::AnyRow,
+    at: usize,
+    event_id: String,
+    subscriber: &str,
+    attempts: i64,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    let Some(subscriber) = Subscriber::from_name(subscriber) else { return Ok(None) };
+    let source: String = row.try_get(at + 1)?;
+    let occurred: Option<i64> = row.try_get(at + 7)?;
+    let receive_time: i64 = row.try_get(at + 8)?;
+    let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
+    Ok(Some(Claimed {
+        subscriber,
+        attempt,
+        traceparent: row.try_get(at + 6)?,
+        receive_time,
+        fanout: row.try_get(at + 9)?,
+        event: InboundEvent {
+            event_id,
+            tenant_id: row.try_get(at)?,
+            source: SourceKind::from_name(&source).map_or(0, |k| k.provider() as i32),
+            source_event_id: row.try_get(at + 2)?,
+            event_type: row.try_get(at + 3)?,
+            entity_key: row.try_get(at + 4)?,
+            occurred_at: Some(to_timestamp(occurred.unwrap_or(receive_time))),
+            received_at: Some(to_timestamp(receive_time)),
+            payload: row.try_get(at + 5)?,
+            attempt,
+        },
+    }))
 }
 
 /// What became of one attempt.
@@ -355,15 +397,23 @@ impl Dispatcher {
     }
 
     /// Claims up to `limit` deliveries that are due and head their lanes.
+    ///
+    /// On PostgreSQL the heads that need no coalescing (the common case: nothing else queued in
+    /// their lane) are claimed and read with their events in one statement; a transaction of a
+    /// claim is then four round trips however many it claims.
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, sqlx::Error> {
         let _one = match self.db.backend() {
             Backend::Sqlite => Some(self.claim_lock.lock().await),
             Backend::Postgres => None,
         };
+        let postgres = self.db.backend() == Backend::Postgres;
         let now = now_millis();
-        let lock = if self.db.backend() == Backend::Postgres { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
+        let lock = if postgres { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
         let sql = format!(
-            "SELECT d.event_id, d.subscriber, d.lane, d.coalescible FROM inbox_deliveries d \
+            "SELECT d.event_id, d.subscriber, d.lane, d.coalescible, CAST(CASE WHEN EXISTS ( \
+               SELECT 1 FROM inbox_deliveries y WHERE y.subscriber = d.subscriber AND y.lane = d.lane \
+               AND y.state = 'pending' AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) \
+             FROM inbox_deliveries d \
              WHERE d.state = 'pending' AND d.next_attempt_time <= $1 AND NOT EXISTS ( \
                SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane \
                AND x.state IN ('pending', 'in_flight') AND (x.state = 'in_flight' OR x.order_time < d.order_time \
@@ -377,12 +427,15 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         let lease_until = now + self.cfg.lease.as_millis() as i64;
-        let mut claimed = Vec::with_capacity(heads.len());
+        // Claimed together (PostgreSQL), or one by one.
+        let mut together: Vec<(String, String)> = Vec::new();
+        let mut one_by_one = Vec::new();
         let mut settle = Vec::new();
         for head in &heads {
             let (mut event_id, subscriber, lane): (String, String, String) =
                 (head.try_get(0)?, head.try_get(1)?, head.try_get(2)?);
-            if head.try_get::<i64, _>(3)? == 1 {
+            let (coalescible, queued_behind) = (head.try_get::<i64, _>(3)? == 1, head.try_get::<i64, _>(4)? == 1);
+            if coalescible && queued_behind {
                 let replaced = coalesce(&mut tx, &subscriber, &lane, &event_id).await?;
                 if let Some((target, replaced)) = replaced {
                     let m = metrics::get();
@@ -395,6 +448,10 @@ impl Dispatcher {
                     event_id = target;
                 }
             }
+            if postgres {
+                together.push((event_id, subscriber));
+                continue;
+            }
             let attempts: i64 = sqlx::query_scalar(
                 "UPDATE inbox_deliveries SET state = 'in_flight', lease_owner = $1, lease_until = $2, \
                  attempts = attempts + 1 WHERE event_id = $3 AND subscriber = $4 RETURNING attempts",
@@ -405,40 +462,35 @@ impl Dispatcher {
             .bind(&subscriber)
             .fetch_one(&mut *tx)
             .await?;
-            claimed.push((event_id, subscriber, attempts));
+            one_by_one.push((event_id, subscriber, attempts));
         }
         inbox::settle_all(&mut tx, self.db.backend(), &mut settle).await?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for (event_id, subscriber, attempts) in claimed {
-            let row = sqlx::query(
-                "SELECT tenant_id, source, source_event_id, event_type, entity_key, payload, traceparent, \
-                 occurred_time, receive_time FROM inbox_events WHERE event_id = $1",
-            )
+        let mut out = Vec::with_capacity(heads.len());
+        if !together.is_empty() {
+            let sql = format!(
+                "UPDATE inbox_deliveries d SET state = 'in_flight', lease_owner = $1, lease_until = $2, \
+                 attempts = d.attempts + 1 FROM inbox_events e \
+                 WHERE e.event_id = d.event_id AND (d.event_id, d.subscriber) IN (VALUES {}) \
+                 RETURNING d.event_id, d.subscriber, d.attempts, {CLAIMED_EVENT}",
+                inbox::values_from(3, together.len(), 2)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&self.owner).bind(lease_until);
+            for (event_id, subscriber) in &together {
+                q = q.bind(event_id).bind(subscriber);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let (event_id, subscriber, attempts) = (row.try_get(0)?, row.try_get::<String, _>(1)?, row.try_get(2)?);
+                out.extend(claimed(&row, 3, event_id, &subscriber, attempts)?);
+            }
+        }
+        for (event_id, subscriber, attempts) in one_by_one {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {CLAIMED_EVENT} FROM inbox_events e WHERE e.event_id = $1"
+            )))
             .bind(&event_id)
             .fetch_one(&mut *tx)
             .await?;
-            let source: String = row.try_get(1)?;
-            let receive_time: i64 = row.try_get(8)?;
-            let occurred: Option<i64> = row.try_get(7)?;
-            let Some(subscriber) = Subscriber::from_name(&subscriber) else { continue };
-            out.push(Claimed {
-                subscriber,
-                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                traceparent: row.try_get(6)?,
-                receive_time,
-                event: InboundEvent {
-                    event_id,
-                    tenant_id: row.try_get(0)?,
-                    source: SourceKind::from_name(&source).map_or(0, |k| k.provider() as i32),
-                    source_event_id: row.try_get(2)?,
-                    event_type: row.try_get(3)?,
-                    entity_key: row.try_get(4)?,
-                    occurred_at: Some(to_timestamp(occurred.unwrap_or(receive_time))),
-                    received_at: Some(to_timestamp(receive_time)),
-                    payload: row.try_get(5)?,
-                    attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-                },
-            });
+            out.extend(claimed(&row, 0, event_id, &subscriber, attempts)?);
         }
         tx.commit().await?;
         Ok(out)
@@ -487,9 +539,11 @@ impl Dispatcher {
         // A lost database answer here is not lost work: the lease expires and the event is
         // delivered again (services treat a repeated event id as the same event).
         let mut wait = Duration::from_millis(100);
+        let mut successor = None;
         for _ in 0..5 {
             match self.complete(&c, &completion).await {
-                Ok(true) => {
+                Ok(Some(known)) => {
+                    successor = known;
                     if let (Completion::Dead { .. }, Some(kind)) =
                         (&completion, SourceKind::from_provider(c.event.source()))
                     {
@@ -497,7 +551,7 @@ impl Dispatcher {
                     }
                     break;
                 }
-                Ok(false) => {
+                Ok(None) => {
                     tracing::warn!(parent: &span, "the delivery's lease was taken over; its result is dropped");
                     break;
                 }
@@ -514,7 +568,14 @@ impl Dispatcher {
         // lane free when its own insert wakes a claim; an empty claim (a transaction and the
         // heads query) costs more than the look.
         let retry = matches!(completion, Completion::Retry { .. });
-        if retry || self.starved.swap(false, Ordering::AcqRel) || self.lane_has_successor(&c).await.unwrap_or(true) {
+        let mut wake = retry || self.starved.swap(false, Ordering::AcqRel);
+        if !wake {
+            wake = match successor {
+                Some(known) => known,
+                None => self.lane_has_successor(&c).await.unwrap_or(true),
+            };
+        }
+        if wake {
             self.wake.notify_one();
         }
     }
@@ -533,8 +594,13 @@ impl Dispatcher {
         Ok(next.is_some())
     }
 
-    /// Records an attempt's result if this replica still holds the delivery.
-    async fn complete(&self, c: &Claimed, completion: &Completion) -> Result<bool, sqlx::Error> {
+    /// Records an attempt's result if this replica still holds the delivery: `None` when it
+    /// does not (the lease was taken over), otherwise whether a delivery waits behind it in
+    /// its lane, when that was learnt on the way.
+    ///
+    /// On PostgreSQL an event that goes to one service only is settled in the same statement
+    /// (no other delivery can finish beside it); otherwise a transaction settles the event.
+    async fn complete(&self, c: &Claimed, completion: &Completion) -> Result<Option<Option<bool>>, sqlx::Error> {
         let now = now_millis();
         let (new_state, next, error, outcome, detail, delivered) = match completion {
             Completion::Delivered { outcome, detail } => {
@@ -543,30 +609,41 @@ impl Dispatcher {
             Completion::Retry { at, error } => (delivery::PENDING, *at, error.clone(), "", String::new(), None),
             Completion::Dead { error } => (delivery::DEAD, now, error.clone(), "", String::new(), None),
         };
+        const UPDATE: &str = "UPDATE inbox_deliveries SET state = $1, next_attempt_time = $2, lease_owner = '', \
+             lease_until = 0, last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END, outcome = $4, detail = $5, \
+             delivered_time = $6 WHERE event_id = $7 AND subscriber = $8 AND state = 'in_flight' AND lease_owner = $9";
+        let bind = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            q.bind(new_state)
+                .bind(next)
+                .bind(error.clone())
+                .bind(outcome)
+                .bind(detail.clone())
+                .bind(delivered)
+                .bind(c.event.event_id.clone())
+                .bind(c.subscriber.name())
+                .bind(self.owner.clone())
+        };
+        if self.db.backend() == Backend::Postgres && c.fanout == 1 {
+            let sql = format!(
+                "WITH done AS ({UPDATE} RETURNING event_id, lane, state, last_error), \
+                 settled AS (UPDATE inbox_events e SET \
+                   state = CASE WHEN done.state = 'dead' THEN 'dead' ELSE 'delivered' END, \
+                   dead_reason = CASE WHEN done.state = 'dead' THEN done.last_error ELSE '' END \
+                   FROM done WHERE e.event_id = done.event_id AND done.state <> 'pending') \
+                 SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = $8 \
+                   AND x.lane = done.lane AND x.state = 'pending') THEN 1 ELSE 0 END AS BIGINT) FROM done"
+            );
+            let successor: Option<i64> =
+                bind(sqlx::query(sqlx::AssertSqlSafe(sql))).fetch_optional(self.db.pool()).await?.map(|r| r.get(0));
+            return Ok(successor.map(|s| Some(s == 1)));
+        }
         let mut tx = self.db.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE inbox_deliveries SET state = $1, next_attempt_time = $2, lease_owner = '', lease_until = 0, \
-             last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END, outcome = $4, detail = $5, delivered_time = $6 \
-             WHERE event_id = $7 AND subscriber = $8 AND state = 'in_flight' AND lease_owner = $9",
-        )
-        .bind(new_state)
-        .bind(next)
-        .bind(error)
-        .bind(outcome)
-        .bind(detail)
-        .bind(delivered)
-        .bind(&c.event.event_id)
-        .bind(c.subscriber.name())
-        .bind(&self.owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let done = bind(sqlx::query(UPDATE)).execute(&mut *tx).await?.rows_affected() == 1;
         if done && new_state != delivery::PENDING {
             inbox::settle(&mut tx, self.db.backend(), &c.event.event_id).await?;
         }
         tx.commit().await?;
-        Ok(done)
+        Ok(done.then_some(None))
     }
 
     /// Deliveries whose replica stopped answering for them go back to the queue.
@@ -714,7 +791,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Wakes `wake` whenever another replica commits work (PostgreSQL `LISTEN`).
+/// Wakes `wake` whenever another process commits work (PostgreSQL `LISTEN`).
 async fn listen(db: Database, wake: Arc<Notify>) {
     let url = db.pool().connect_options().database_url.to_string();
     let channel = inbox::channel(&db);
@@ -723,6 +800,7 @@ async fn listen(db: Database, wake: Arc<Notify>) {
             Ok(mut listener) => match listener.listen(&channel).await {
                 Ok(()) => loop {
                     match listener.recv().await {
+                        Ok(n) if n.payload() == inbox::origin() => {}
                         Ok(_) => wake.notify_one(),
                         Err(e) => {
                             tracing::warn!(error = %e, "inbox notifications interrupted; reconnecting");
@@ -851,7 +929,7 @@ mod sqlite_tests {
         assert_eq!(coalesced, 2);
         let c = claimed.into_iter().find(|c| c.event.source_event_id == "e3").unwrap();
         let done = Completion::Delivered { outcome: EventOutcome::Skipped, detail: "ok".into() };
-        assert!(d.complete(&c, &done).await.unwrap());
+        assert!(d.complete(&c, &done).await.unwrap().is_some(), "the lease was lost");
         let st: String = sqlx::query_scalar("SELECT state FROM inbox_events WHERE source_event_id = 'e3'")
             .fetch_one(db.pool())
             .await

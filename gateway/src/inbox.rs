@@ -47,6 +47,14 @@ pub fn channel(db: &Database) -> String {
     format!("ponte_inbox_{}", db.schema())
 }
 
+/// This process on the notifications it sends (their payload). Its own dispatchers were
+/// already woken in-process ([`crate::dispatcher::wake_local`]) and skip them: an extra wake
+/// is an empty claim, a transaction and the heads query.
+pub fn origin() -> &'static str {
+    static ORIGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| uuid::Uuid::new_v4().to_string());
+    &ORIGIN
+}
+
 /// Deliveries of one tenant's entity to one service go one at a time, in order: the lane.
 pub fn lane(tenant_id: &str, entity_key: &str) -> String {
     format!("{tenant_id}|{entity_key}")
@@ -78,8 +86,13 @@ pub fn clean(s: &str) -> String {
     if s.contains('\0') { s.replace('\0', "") } else { s.to_owned() }
 }
 
-/// `($n, …), (…)` for `rows` rows of `cols` parameters.
+/// `($1, …), (…)` for `rows` rows of `cols` parameters.
 fn values(rows: usize, cols: usize) -> String {
+    values_from(1, rows, cols)
+}
+
+/// `($first, …), (…)` for `rows` rows of `cols` parameters, numbered from `first`.
+pub fn values_from(first: usize, rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -91,7 +104,7 @@ fn values(rows: usize, cols: usize) -> String {
                 out.push(',');
             }
             out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
+            out.push_str(&(first + r * cols + c).to_string());
         }
         out.push(')');
     }
@@ -157,7 +170,7 @@ pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery<'_>
 /// Tells the other replicas (PostgreSQL) that there is work; delivered on commit.
 pub async fn notify(conn: &mut AnyConnection, db: &Database) -> Result<(), sqlx::Error> {
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, '')").bind(channel(db)).execute(conn).await?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(channel(db)).bind(origin()).execute(conn).await?;
     }
     Ok(())
 }
@@ -283,7 +296,7 @@ async fn notifier(db: Database, poke: Arc<Notify>) {
     let channel = channel(&db);
     loop {
         poke.notified().await;
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(db.pool()).await {
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(&channel).bind(origin()).execute(db.pool()).await {
             tracing::warn!(error = %e, "could not notify the other replicas; their poll will find the work");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -505,6 +518,7 @@ mod tests {
     #[test]
     fn values_number_every_parameter() {
         assert_eq!(values(2, 3), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(values_from(3, 2, 2), "($3,$4),($5,$6)");
         assert_eq!(clean("a\0b"), "ab");
     }
 }

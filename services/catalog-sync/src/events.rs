@@ -14,7 +14,7 @@
 
 use crate::products::{Change, ProductSync};
 use ponte_core::{
-    db::Database,
+    db::{Backend, Database},
     error::ServiceError,
     ratelimit::Priority,
     time::{from_timestamp, now_millis, to_datetime},
@@ -185,7 +185,7 @@ pub async fn handle(
 }
 
 /// Logs the event's outcome and, when it was acted on, makes it the entity's newest version
-/// (never over a newer one), in one transaction.
+/// (never over a newer one), atomically: one statement on PostgreSQL, a transaction on SQLite.
 async fn record(
     db: &Database,
     c: &Checked<'_>,
@@ -193,16 +193,40 @@ async fn record(
     detail: &str,
     acted: bool,
 ) -> Result<(), ServiceError> {
+    const VERSION: &str = "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
+         event_id = excluded.event_id, update_time = excluded.update_time \
+         WHERE entity_versions.version_time <= excluded.version_time";
     let e = c.event;
+    if !acted {
+        log(db.pool(), c, outcome_name(outcome), detail).await?;
+        return Ok(());
+    }
+    if db.backend() == Backend::Postgres {
+        let sql = format!(
+            "WITH v AS ({VERSION}) INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, \
+             event_type, occurred_time, attempt, outcome, detail, handle_time) \
+             VALUES ($1, $2, $4, $6, $7, $8, $3, $9, $10, $11, $5)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&e.tenant_id)
+            .bind(&e.entity_key)
+            .bind(c.occurred)
+            .bind(&e.event_id)
+            .bind(now_millis())
+            .bind(c.source)
+            .bind(&e.source_event_id)
+            .bind(&e.event_type)
+            .bind(i64::from(e.attempt))
+            .bind(outcome_name(outcome))
+            .bind(detail)
+            .execute(db.pool())
+            .await?;
+        return Ok(());
+    }
     let mut tx = db.pool().begin().await?;
-    if acted {
-        sqlx::query(
-            "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
-             event_id = excluded.event_id, update_time = excluded.update_time \
-             WHERE entity_versions.version_time <= excluded.version_time",
-        )
+    sqlx::query(VERSION)
         .bind(&e.tenant_id)
         .bind(&e.entity_key)
         .bind(c.occurred)
@@ -210,7 +234,6 @@ async fn record(
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
-    }
     log(&mut *tx, c, outcome_name(outcome), detail).await?;
     tx.commit().await?;
     Ok(())
