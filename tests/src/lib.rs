@@ -245,6 +245,11 @@ pub async fn black_hole() -> SocketAddr {
     addr
 }
 
+/// The single number a test's `SELECT COUNT(*) …` (or any one-value query) returns.
+pub async fn count(db: &ponte_core::db::Database, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.expect("count query")
+}
+
 /// Waits until `f` returns true, polling every 50 ms, for at most `within`.
 pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
 where

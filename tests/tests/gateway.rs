@@ -9,7 +9,7 @@ use ponte_proto::v1::{
     inbox_service_client::InboxServiceClient, replay_request::Target,
 };
 use ponte_tests::{
-    TcpProxy, eventually,
+    TcpProxy, count, eventually,
     webhooks::{BlingWorld, TENANT, bling_body, date, sign},
 };
 use serde_json::{Value, json};
@@ -29,10 +29,6 @@ async fn post(url: &str, content_type: &str, signature: Option<(&str, String)>, 
 async fn post_bling(w: &BlingWorld, gw: &ponte_tests::GatewayHttp, body: String) -> reqwest::Response {
     let sig = sign(&w.client_secret(), body.as_bytes());
     post(&gw.url("/webhooks/bling"), "application/json", Some(("X-Bling-Signature-256", sig)), body).await
-}
-
-async fn count(db: &Database, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.unwrap()
 }
 
 async fn catalog_db(w: &BlingWorld) -> Database {

@@ -13,7 +13,7 @@ use ponte_proto::v1::{
     replay_request::Target,
 };
 use ponte_tests::{
-    GatewayHttp, TcpProxy, black_hole, eventually,
+    GatewayHttp, TcpProxy, black_hole, count, eventually,
     webhooks::{BlingWorld, bling_body, date, sign},
 };
 use serde_json::{Value, json};
@@ -59,10 +59,6 @@ async fn log(db: &Database) -> Vec<(String, String, i64, String)> {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect()
-}
-
-async fn count(db: &Database, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.unwrap()
 }
 
 /// Waits until no event of the inbox is waiting for a delivery.

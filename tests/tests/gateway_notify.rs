@@ -4,15 +4,10 @@
 
 use std::time::Duration;
 
-use ponte_core::db::Database;
-use ponte_tests::{eventually, webhooks::BlingWorld};
+use ponte_tests::{count, eventually, webhooks::BlingWorld};
 
 const SPECS: &[&ponte_core::service::ServiceSpec] =
     &[&ponte_auth_token::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
-
-async fn count(db: &Database, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(db.pool()).await.unwrap()
-}
 
 /// Work committed by another process reaches this one's dispatcher through `NOTIFY`, long before
 /// its poll; its own notifications are skipped (it was woken in-process already).
