@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
-    DeadLetterFilter, EventOutcome, EventState, GetEventRequest, InboxEvent, ListDeadLettersRequest, Provider,
-    ReplayRequest, inbox_service_client::InboxServiceClient, replay_request::Target,
+    DeadLetterFilter, EventState, GetEventRequest, InboxEvent, ListDeadLettersRequest, Provider, ReplayRequest,
+    inbox_service_client::InboxServiceClient, replay_request::Target,
 };
 use tonic::transport::Channel;
 
@@ -132,16 +132,6 @@ fn state_name(s: EventState) -> &'static str {
     }
 }
 
-fn outcome_name(o: EventOutcome) -> &'static str {
-    match o {
-        EventOutcome::Applied => "applied",
-        EventOutcome::Skipped => "skipped",
-        EventOutcome::Stale => "stale",
-        EventOutcome::Parked => "parked",
-        EventOutcome::Unspecified => "-",
-    }
-}
-
 fn line(e: &InboxEvent) -> String {
     [
         e.event_id.as_str(),
@@ -208,7 +198,7 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<()> {
                     d.subscriber,
                     state_name(d.state()),
                     d.attempts,
-                    outcome_name(d.outcome()),
+                    d.outcome().label(),
                     d.last_error
                 );
             }

@@ -15,6 +15,7 @@ use std::{
 
 use ponte_connectors::{ConnectorError, bling::BlingApi};
 use ponte_core::{
+    TenantId,
     access::AccessTokens,
     ratelimit::{MemoryRateLimiter, Quota},
 };
@@ -153,11 +154,12 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
             AccessTokens::new(ponte_core::grpc::channel("caller", &replica.url()).unwrap())
         })
         .collect();
+    let loja = TenantId::parse("loja").unwrap();
     let mut first = None;
     for tokens in &callers {
-        let t = tokens.get("loja", Provider::Bling).await.unwrap();
-        api.dados_basicos(&t.account, &t.token).await.unwrap();
-        assert_eq!(*first.get_or_insert_with(|| t.token.clone()), t.token);
+        let t = tokens.get(&loja, Provider::Bling).await.unwrap();
+        api.dados_basicos(&t.account, t.secret()).await.unwrap();
+        assert_eq!(*first.get_or_insert_with(|| t.secret().to_owned()), t.secret());
     }
     let old = first.unwrap();
     let before = bling.bling.stats();
@@ -168,15 +170,15 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
     let barrier = Arc::new(Barrier::new(callers.len()));
     let mut tasks = tokio::task::JoinSet::new();
     for tokens in callers {
-        let (api, barrier) = (api.clone(), barrier.clone());
+        let (api, barrier, loja) = (api.clone(), barrier.clone(), loja.clone());
         tasks.spawn(async move {
-            let stale = tokens.get("loja", Provider::Bling).await.unwrap();
-            let refused = api.dados_basicos(&stale.account, &stale.token).await.unwrap_err();
+            let stale = tokens.get(&loja, Provider::Bling).await.unwrap();
+            let refused = api.dados_basicos(&stale.account, stale.secret()).await.unwrap_err();
             assert!(matches!(refused, ConnectorError::InvalidToken { .. }), "{refused:?}");
             barrier.wait().await;
-            let fresh = tokens.refused("loja", Provider::Bling, &stale).await.unwrap();
-            api.dados_basicos(&fresh.account, &fresh.token).await.unwrap();
-            (stale.token, fresh.token)
+            let fresh = tokens.refused(&loja, Provider::Bling, &stale).await.unwrap();
+            api.dados_basicos(&fresh.account, fresh.secret()).await.unwrap();
+            (stale.secret().to_owned(), fresh.secret().to_owned())
         });
     }
     let mut renewed = std::collections::HashSet::new();

@@ -188,16 +188,6 @@ impl Clients {
     }
 }
 
-fn outcome_name(o: EventOutcome) -> &'static str {
-    match o {
-        EventOutcome::Applied => "applied",
-        EventOutcome::Skipped => "skipped",
-        EventOutcome::Stale => "stale",
-        EventOutcome::Parked => "parked",
-        EventOutcome::Unspecified => "unspecified",
-    }
-}
-
 /// A claimed delivery with what the service needs.
 struct Claimed {
     subscriber: Subscriber,
@@ -524,7 +514,7 @@ impl Dispatcher {
                 m.dispatch_lag
                     .get_or_create(&SubscriberLabels { subscriber: sub })
                     .observe(((now_millis() - c.receive_time).max(0) as f64) / 1000.0);
-                outcome_name(*outcome)
+                outcome.label()
             }
             Completion::Retry { error, .. } => {
                 tracing::info!(parent: &span, error = %error, "delivery failed; will retry");
@@ -604,7 +594,7 @@ impl Dispatcher {
         let now = now_millis();
         let (new_state, next, error, outcome, detail, delivered) = match completion {
             Completion::Delivered { outcome, detail } => {
-                (delivery::DELIVERED, now, String::new(), outcome_name(*outcome), detail.clone(), Some(now))
+                (delivery::DELIVERED, now, String::new(), outcome.label(), detail.clone(), Some(now))
             }
             Completion::Retry { at, error } => (delivery::PENDING, *at, error.clone(), "", String::new(), None),
             Completion::Dead { error } => (delivery::DEAD, now, error.clone(), "", String::new(), None),

@@ -18,3 +18,23 @@ pub mod service_names {
     pub const SHIPPING_STATUS: &str = "ponte.v1.ShippingStatusService";
     pub const INBOX: &str = "ponte.v1.InboxService";
 }
+
+impl v1::EventOutcome {
+    /// The outcome's name in ponte's tables, logs and metric labels (`applied`, `skipped`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Skipped => "skipped",
+            Self::Stale => "stale",
+            Self::Parked => "parked",
+            Self::Unspecified => "unspecified",
+        }
+    }
+
+    /// The outcome a label names.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Self::Applied, Self::Skipped, Self::Stale, Self::Parked, Self::Unspecified]
+            .into_iter()
+            .find(|o| o.label() == label)
+    }
+}

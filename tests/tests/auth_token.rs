@@ -266,20 +266,21 @@ async fn callers_cache_tokens_and_a_refused_token_is_fetched_again() {
     auth.set_api_credentials(envios(API_TOKEN, HOOK_SECRET)).await.unwrap();
     let channel = ponte_core::grpc::channel("x", &format!("http://{}", mesh.addr("auth-token"))).unwrap();
     let tokens = ponte_core::access::AccessTokens::new(channel);
-    let first = tokens.get("loja", Provider::Envios360).await.unwrap();
-    assert_eq!(first.token, API_TOKEN);
+    let loja = ponte_core::TenantId::parse("loja").unwrap();
+    let first = tokens.get(&loja, Provider::Envios360).await.unwrap();
+    assert_eq!(first.secret(), API_TOKEN);
 
     // Stored anew (version bumps); the cache keeps answering the old token until it is refused.
     auth.set_api_credentials(envios("tok-360-rotated-zzzzzzzzzzzz", HOOK_SECRET)).await.unwrap();
-    let cached = tokens.get("loja", Provider::Envios360).await.unwrap();
-    assert_eq!((cached.token.as_str(), cached.version), (API_TOKEN, first.version));
-    let fresh = tokens.refused("loja", Provider::Envios360, &cached).await.unwrap();
-    assert_eq!(fresh.token, "tok-360-rotated-zzzzzzzzzzzz");
+    let cached = tokens.get(&loja, Provider::Envios360).await.unwrap();
+    assert_eq!((cached.secret(), cached.version), (API_TOKEN, first.version));
+    let fresh = tokens.refused(&loja, Provider::Envios360, &cached).await.unwrap();
+    assert_eq!(fresh.secret(), "tok-360-rotated-zzzzzzzzzzzz");
     assert!(fresh.version > first.version);
-    assert_eq!(tokens.get("loja", Provider::Envios360).await.unwrap().token, fresh.token);
+    assert_eq!(tokens.get(&loja, Provider::Envios360).await.unwrap().secret(), fresh.secret());
 
     // A connection the merchant must fix is a precondition failure the caller can park on.
-    let missing = tokens.get("loja", Provider::Bling).await.unwrap_err();
+    let missing = tokens.get(&loja, Provider::Bling).await.unwrap_err();
     assert!(matches!(missing, ponte_core::error::ServiceError::FailedPrecondition(_)), "{missing:?}");
     mesh.shutdown().await;
 }

@@ -1,8 +1,14 @@
-//! How a call to an outside system failed, classified for retrying.
+//! How a call to an outside system failed, classified for retrying, and what a service
+//! answers for it: the one conversion every service uses ([`From<ConnectorError>`] for
+//! `ServiceError`).
 
 use std::time::Duration;
 
-use ponte_core::retry::{Class, Classify};
+use ponte_core::{
+    access::TokenRefusal,
+    error::ServiceError,
+    retry::{Class, Classify},
+};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConnectorError {
@@ -46,7 +52,72 @@ impl Classify for ConnectorError {
     }
 }
 
+impl TokenRefusal for ConnectorError {
+    fn token_refused(&self) -> bool {
+        matches!(self, Self::InvalidToken { .. })
+    }
+}
+
+/// The wait a service asks its caller for when an outside system is busy and said nothing.
+const DEFAULT_WAIT: Duration = Duration::from_secs(1);
+
+/// What a service answers when an outside call failed: a wait-and-retry (`Unavailable`) for what
+/// passes with time, `FailedPrecondition` for what a person must fix (a revoked grant, a
+/// refused record: the caller parks its work with the reason), `NotFound` for what is gone.
+impl From<ConnectorError> for ServiceError {
+    fn from(e: ConnectorError) -> Self {
+        match e {
+            ConnectorError::RateLimited { retry_after, .. } => {
+                let wait = retry_after.unwrap_or(DEFAULT_WAIT);
+                ServiceError::unavailable(e.to_string(), Some(wait))
+            }
+            ConnectorError::Unavailable { .. } => ServiceError::unavailable(e.to_string(), None),
+            ConnectorError::BudgetExhausted { renews_in, .. } => ServiceError::unavailable(e.to_string(), renews_in),
+            ConnectorError::NotFound { .. } => ServiceError::NotFound(e.to_string()),
+            ConnectorError::Rejected { ref fields, .. } if !fields.is_empty() => {
+                ServiceError::FailedPrecondition(format!("{e}: {}", fields.join("; ")))
+            }
+            ConnectorError::InvalidGrant { .. }
+            | ConnectorError::InvalidToken { .. }
+            | ConnectorError::Rejected { .. }
+            | ConnectorError::Protocol { .. } => ServiceError::FailedPrecondition(e.to_string()),
+        }
+    }
+}
+
+/// A failure on the way to an outside system: the system's own answer, or ponte's (a token
+/// that could not be had, a mapping that failed). What [`AccessTokens::with_token`] retries.
+///
+/// [`AccessTokens::with_token`]: ponte_core::access::AccessTokens::with_token
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Outside(#[from] ConnectorError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl TokenRefusal for CallError {
+    fn token_refused(&self) -> bool {
+        matches!(self, Self::Outside(e) if e.token_refused())
+    }
+}
+
+impl From<CallError> for ServiceError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Outside(e) => e.into(),
+            CallError::Service(e) => e,
+        }
+    }
+}
+
 impl ConnectorError {
+    /// Whether the outside system said the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+
     /// A transport failure (connect, timeout, reset) as the retriable error it is.
     pub fn transport(system: &'static str, e: reqwest::Error) -> Self {
         let what = if e.is_timeout() {

@@ -14,4 +14,4 @@ pub mod error;
 pub mod http;
 pub mod json;
 
-pub use error::ConnectorError;
+pub use error::{CallError, ConnectorError};

@@ -9,6 +9,32 @@ use tonic::{Code, Status};
 /// Metadata key carrying how long a caller should wait before retrying, in milliseconds.
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 
+/// The longest status message sent: gRPC metadata is limited (16 KiB by default), and a
+/// message that long helps nobody.
+const MAX_MESSAGE: usize = 1024;
+
+/// A caller's value as an error message shows it: in single quotes, cut to its first 32
+/// characters, so a huge bad value never makes a huge error.
+pub fn quote(raw: &str) -> String {
+    const MAX: usize = 32;
+    let mut chars = raw.chars();
+    let head: String = chars.by_ref().take(MAX).collect();
+    if chars.next().is_some() { format!("'{head}…'") } else { format!("'{head}'") }
+}
+
+/// `message` cut to [`MAX_MESSAGE`] bytes at a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The caller sent a bad value; `field` names it (`sale.items[2].sku`).
@@ -42,6 +68,21 @@ impl ServiceError {
         Self::Unavailable { message: message.into(), retry_after }
     }
 
+    /// A copy of an error shared by several callers (a cache's single-flight load): the same
+    /// answer, with an internal error's detail kept as text.
+    pub fn cloned(&self) -> Self {
+        match self {
+            Self::InvalidArgument { field, message } => Self::invalid(field.clone(), message.clone()),
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::AlreadyExists(m) => Self::AlreadyExists(m.clone()),
+            Self::FailedPrecondition(m) => Self::FailedPrecondition(m.clone()),
+            Self::PermissionDenied(m) => Self::PermissionDenied(m.clone()),
+            Self::Unavailable { message, retry_after } => Self::unavailable(message.clone(), *retry_after),
+            Self::Unimplemented(m) => Self::Unimplemented(m.clone()),
+            Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// Requires a non-empty string field.
     pub fn require<'a>(field: &str, value: &'a str) -> Result<&'a str, Self> {
         let v = value.trim();
@@ -63,14 +104,14 @@ impl From<sqlx::Error> for ServiceError {
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-            ServiceError::NotFound(m) => Status::not_found(m),
-            ServiceError::AlreadyExists(m) => Status::already_exists(m),
-            ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
-            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
-            ServiceError::Unimplemented(m) => Status::unimplemented(m),
+            ServiceError::InvalidArgument { .. } => Status::invalid_argument(bounded(e.to_string())),
+            ServiceError::NotFound(m) => Status::not_found(bounded(m)),
+            ServiceError::AlreadyExists(m) => Status::already_exists(bounded(m)),
+            ServiceError::FailedPrecondition(m) => Status::failed_precondition(bounded(m)),
+            ServiceError::PermissionDenied(m) => Status::permission_denied(bounded(m)),
+            ServiceError::Unimplemented(m) => Status::unimplemented(bounded(m)),
             ServiceError::Unavailable { message, retry_after } => {
-                let mut status = Status::unavailable(message);
+                let mut status = Status::unavailable(bounded(message));
                 if let Some(wait) = retry_after
                     && let Ok(v) = wait.as_millis().to_string().parse()
                 {
@@ -121,6 +162,14 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(retry_after(&s), Some(Duration::from_millis(340)));
         assert!(is_retriable(&s));
+    }
+
+    #[test]
+    fn messages_are_bounded_and_values_quoted_by_a_prefix() {
+        assert_eq!(quote("loja"), "'loja'");
+        assert_eq!(quote(&"é".repeat(40)), format!("'{}…'", "é".repeat(32)));
+        let s: Status = ServiceError::NotFound("ç".repeat(10_000)).into();
+        assert!(s.message().len() <= MAX_MESSAGE + 3, "{}", s.message().len());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
+pub mod ids;
 pub mod lock;
 pub mod metrics;
 pub mod ratelimit;
@@ -22,3 +23,4 @@ pub mod time;
 
 pub use config::{ConfigError, Env};
 pub use error::ServiceError;
+pub use ids::{BlingId, TenantId};

@@ -1,6 +1,11 @@
 //! One retry policy for every outbound call. What may be retried is the caller's knowledge
 //! ([`Classify`]: each connector classifies its own errors); how long to wait is here:
 //! exponential backoff with full jitter, or the wait a rate-limited answer asked for.
+//!
+//! Why not backon: its jitter adds up to one more delay on top of the exponential one, so
+//! clients retrying together stay bunched within a factor of two, where full jitter spreads
+//! them over the whole window; and the dispatcher needs the n-th delay of a schedule it keeps in
+//! its database, not a loop around a future. Both fit in the few lines below.
 
 use std::{future::Future, time::Duration};
 
@@ -62,7 +67,9 @@ impl RetryPolicy {
             let wait = match err.class() {
                 Class::Permanent => return Err(err),
                 _ if attempt >= self.max_attempts => return Err(err),
-                Class::RateLimited(Some(wait)) => wait.min(self.max_delay.max(wait)),
+                // The other side knows when it will take requests again: its wait overrides
+                // `max_delay`, which caps only the backoff ponte chooses itself.
+                Class::RateLimited(Some(wait)) => wait,
                 Class::RateLimited(None) | Class::Retriable => self.backoff(attempt),
             };
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying after a transient failure");

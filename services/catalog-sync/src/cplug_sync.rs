@@ -26,7 +26,7 @@ use ponte_connectors::{
         types::{Product, Variation},
     },
 };
-use ponte_core::{error::ServiceError, ratelimit::Priority};
+use ponte_core::{TenantId, error::ServiceError, ratelimit::Priority};
 use ponte_proto::v1::{Provider, SyncSettings, TranslateDirection};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -44,7 +44,7 @@ type Queue = Vec<(Product, Reply)>;
 /// Upserts waiting to share a bulk call, per tenant.
 #[derive(Clone, Default)]
 pub struct CplugBulks {
-    pending: Arc<Mutex<HashMap<String, Queue>>>,
+    pending: Arc<Mutex<HashMap<TenantId, Queue>>>,
 }
 
 /// A Bling variation's attributes: `"Cor:Azul;Tamanho:M"` → {cor: Azul, tamanho: M}.
@@ -111,13 +111,13 @@ impl CplugBulks {
         &self,
         client: &CplugClient,
         token: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         product: Product,
     ) -> Result<(), ConnectorError> {
         let (reply, answer) = oneshot::channel();
         let leader = {
             let mut pending = self.pending.lock();
-            let queue = pending.entry(tenant_id.to_owned()).or_default();
+            let queue = pending.entry(tenant_id.clone()).or_default();
             queue.push((product, reply));
             queue.len() == 1
         };
@@ -190,7 +190,7 @@ impl ProductSync {
     /// (the gateway hands over an entity's events in order and stale ones never get here).
     pub async fn bling_to_cplug(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         bling_id: i64,
         sent: Option<&Value>,
         settings: &SyncSettings,
@@ -214,12 +214,12 @@ impl ProductSync {
         let mapped =
             self.translate_fields(tenant_id, TranslateDirection::BlingToCplug, &bling_id.to_string(), &source).await?;
         let item = cplug_product(&product, &mapped, settings.cplug_grid_enabled);
-        let client = CplugClient::new(self.http.clone(), &token.base_url);
-        match self.cplug.upsert(&client, &token.token, tenant_id, item.clone()).await {
+        let client = CplugClient::new(self.http.clone(), token.base_url());
+        match self.cplug.upsert(&client, token.secret(), tenant_id, item.clone()).await {
             Err(ConnectorError::InvalidToken { .. }) => {
                 // CPLUG's token ran out: auth-token gets a new one, and the write goes once more.
                 let renewed = self.tokens.refused(tenant_id, Provider::Cplug, &token).await?;
-                self.cplug.upsert(&client, &renewed.token, tenant_id, item).await.map_err(service_error)?;
+                self.cplug.upsert(&client, renewed.secret(), tenant_id, item).await.map_err(service_error)?;
             }
             other => other.map_err(service_error)?,
         }

@@ -14,6 +14,7 @@
 
 use crate::products::{Change, ProductSync};
 use ponte_core::{
+    TenantId,
     db::{Backend, Database},
     error::ServiceError,
     ratelimit::Priority,
@@ -37,13 +38,14 @@ const BITRIX24_TYPES: &[&str] = &[
 /// The checked parts of an event.
 struct Checked<'a> {
     event: &'a InboundEvent,
+    tenant: TenantId,
     source: &'static str,
     occurred: i64,
 }
 
 fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     ServiceError::require("event.event_id", &event.event_id)?;
-    ServiceError::require("event.tenant_id", &event.tenant_id)?;
+    let tenant = TenantId::field("event.tenant_id", &event.tenant_id)?;
     let (source, known) = match Provider::try_from(event.source) {
         Ok(Provider::Bling) => ("bling", BLING_TYPES),
         Ok(Provider::Bitrix24) => ("bitrix24", BITRIX24_TYPES),
@@ -65,17 +67,7 @@ fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     let occurred = event.occurred_at.as_ref().map(from_timestamp).ok_or_else(|| {
         ServiceError::invalid("event.occurred_at", "is required (it orders the events of one entity)")
     })?;
-    Ok(Checked { event, source, occurred })
-}
-
-fn outcome_name(o: EventOutcome) -> &'static str {
-    match o {
-        EventOutcome::Applied => "applied",
-        EventOutcome::Skipped => "skipped",
-        EventOutcome::Stale => "stale",
-        EventOutcome::Parked => "parked",
-        EventOutcome::Unspecified => "unspecified",
-    }
+    Ok(Checked { event, tenant, source, occurred })
 }
 
 /// A change to `what` (e.g. "Bitrix24 product") as the ledger and the gateway keep it.
@@ -92,7 +84,7 @@ fn describe(change: Change, what: &str) -> (EventOutcome, String) {
 /// What an accepted event does, with the detail the ledger and the gateway keep.
 async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
     let e = c.event;
-    let settings = sync.settings.get(db, &e.tenant_id).await?;
+    let settings = sync.settings.get(db, &c.tenant).await?;
     let (kind, id) = e.entity_key.split_once(':').unwrap_or_default();
     match (c.source, kind) {
         ("bling", "product") => {
@@ -100,7 +92,7 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
             let crm = describe(
-                sync.bling_to_bitrix24(&e.tenant_id, bling_id, &settings, Priority::Live).await?,
+                sync.bling_to_bitrix24(&c.tenant, bling_id, &settings, Priority::Live).await?,
                 "Bitrix24 product",
             );
             if !settings.catalog_to_cplug || e.event_type == "product.deleted" {
@@ -111,7 +103,7 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
             // Both targets are written idempotently: a failure of either retries the event,
             // and the other finds nothing left to change.
             let pos = describe(
-                sync.bling_to_cplug(&e.tenant_id, bling_id, sent.as_ref(), &settings, Priority::Live).await?,
+                sync.bling_to_cplug(&c.tenant, bling_id, sent.as_ref(), &settings, Priority::Live).await?,
                 "CPLUG product",
             );
             let outcome = if crm.0 == EventOutcome::Applied || pos.0 == EventOutcome::Applied {
@@ -128,14 +120,14 @@ async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(Even
             let order_id: i64 = id
                 .parse()
                 .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling order id")))?;
-            let change = sync.order_to_bitrix24(&e.tenant_id, order_id, &settings.deal_stages, Priority::Live).await?;
+            let change = sync.order_to_bitrix24(&c.tenant, order_id, &settings.deal_stages, Priority::Live).await?;
             Ok(describe(change, "Bitrix24 deal"))
         }
         (_, _) if !settings.bitrix24_export_to_bling => {
             Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
         }
         (_, _) => {
-            let change = sync.bitrix24_to_bling(&e.tenant_id, id, Priority::Live).await?;
+            let change = sync.bitrix24_to_bling(&c.tenant, id, Priority::Live).await?;
             Ok(describe(change, "Bling product"))
         }
     }
@@ -180,7 +172,7 @@ pub async fn handle(
         }
     };
     record(db, &c, outcome, &detail, true).await?;
-    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome_name(outcome), "event handled");
+    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome.label(), "event handled");
     Ok(CatalogSyncServiceHandleEventResponse { outcome: outcome as i32, detail })
 }
 
@@ -200,7 +192,7 @@ async fn record(
          WHERE entity_versions.version_time <= excluded.version_time";
     let e = c.event;
     if !acted {
-        log(db.pool(), c, outcome_name(outcome), detail).await?;
+        log(db.pool(), c, outcome.label(), detail).await?;
         return Ok(());
     }
     if db.backend() == Backend::Postgres {
@@ -219,7 +211,7 @@ async fn record(
             .bind(&e.source_event_id)
             .bind(&e.event_type)
             .bind(i64::from(e.attempt))
-            .bind(outcome_name(outcome))
+            .bind(outcome.label())
             .bind(detail)
             .execute(db.pool())
             .await?;
@@ -234,7 +226,7 @@ async fn record(
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
-    log(&mut *tx, c, outcome_name(outcome), detail).await?;
+    log(&mut *tx, c, outcome.label(), detail).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use ponte_connectors::{
     bitrix24::{client::field_values, types::Envelope},
     bling::{Caller, resources::produto_numbers},
 };
-use ponte_core::{access::AccessToken, error::ServiceError, ratelimit::Priority};
+use ponte_core::{TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
 use ponte_proto::v1::{EntityKind, Provider, TranslateDirection};
 use serde_json::{Map, Value, json};
 
@@ -23,7 +23,7 @@ impl ProductSync {
     /// Exports Bitrix24 product `bitrix_id` of `tenant_id` into Bling.
     pub async fn bitrix24_to_bling(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         bitrix_id: &str,
         priority: Priority,
     ) -> Result<Change, ServiceError> {
@@ -41,7 +41,7 @@ impl ProductSync {
 
     async fn export(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         token: &AccessToken,
         bitrix_id: &str,
         priority: Priority,
@@ -74,7 +74,7 @@ impl ProductSync {
         produto_numbers(&mut fields);
 
         let bling = self.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = || Caller { account: &bling.account, priority, token: &bling.token };
+        let caller = || Caller { account: &bling.account, priority, token: bling.secret() };
         let Some(bling_id) = bling_id.and_then(|id| id.parse::<i64>().ok()) else {
             // New in the CRM: create it in Bling, link it, and mark the CRM product so another
             // replica (or a retry) finds it before the link registry answers.

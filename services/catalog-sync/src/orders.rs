@@ -19,7 +19,7 @@ use ponte_connectors::{
     bitrix24::{client::field_values, types::Envelope},
     bling::{Caller, resources::PedidoVenda},
 };
-use ponte_core::{access::AccessToken, error::ServiceError, ratelimit::Priority};
+use ponte_core::{TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
 use ponte_proto::v1::{DealStageMap, EntityKind, Provider};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -71,7 +71,7 @@ impl ProductSync {
     /// defaults.
     pub async fn order_to_bitrix24(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         order_id: i64,
         stages: &[DealStageMap],
         priority: Priority,
@@ -80,13 +80,13 @@ impl ProductSync {
             return Ok(Change::Skipped("Bitrix24 is not connected"));
         };
         let bling = self.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = Caller { account: &bling.account, priority, token: &bling.token };
+        let caller = Caller { account: &bling.account, priority, token: bling.secret() };
         let order = match self.bling.pedido(caller, order_id).await {
             Ok(o) => o,
             Err(ConnectorError::NotFound { .. }) => return Ok(Change::Skipped("deleted in Bling")),
             Err(ConnectorError::InvalidToken { .. }) => {
                 let renewed = self.tokens.refused(tenant_id, Provider::Bling, &bling).await?;
-                let caller = Caller { account: &renewed.account, priority, token: &renewed.token };
+                let caller = Caller { account: &renewed.account, priority, token: renewed.secret() };
                 self.bling.pedido(caller, order_id).await.map_err(service_error)?
             }
             Err(e) => return Err(service_error(e)),
@@ -104,7 +104,7 @@ impl ProductSync {
 
     /// The deal's product rows: each item at its net unit price, naming the linked Bitrix24
     /// product where there is one.
-    async fn deal_rows(&self, tenant_id: &str, order: &PedidoVenda) -> Result<Vec<Value>, ServiceError> {
+    async fn deal_rows(&self, tenant_id: &TenantId, order: &PedidoVenda) -> Result<Vec<Value>, ServiceError> {
         let mut rows = Vec::with_capacity(order.itens.len());
         for item in &order.itens {
             let linked = self.linked(tenant_id, &item.produto.id.to_string()).await?;
@@ -123,7 +123,7 @@ impl ProductSync {
 
     async fn write_deal(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         token: &AccessToken,
         order: &PedidoVenda,
         rows: &[Value],

@@ -18,6 +18,7 @@ use ponte_connectors::{
     bling::{BlingApi, Caller, resources::Produto},
 };
 use ponte_core::{
+    TenantId,
     access::{AccessToken, AccessTokens},
     error::ServiceError,
     grpc::TracedChannel,
@@ -47,23 +48,7 @@ pub enum Change {
 
 /// Turns a connector failure into the service's answer: wait-and-retry, park, or fail.
 pub fn service_error(e: ConnectorError) -> ServiceError {
-    match e {
-        ConnectorError::RateLimited { ref retry_after, .. } => {
-            ServiceError::unavailable(e.to_string(), Some(retry_after.unwrap_or(std::time::Duration::from_secs(1))))
-        }
-        ConnectorError::Unavailable { .. } => ServiceError::unavailable(e.to_string(), None),
-        ConnectorError::BudgetExhausted { renews_in, .. } => ServiceError::unavailable(e.to_string(), renews_in),
-        ConnectorError::InvalidGrant { .. } | ConnectorError::InvalidToken { .. } => {
-            ServiceError::FailedPrecondition(e.to_string())
-        }
-        ConnectorError::NotFound { .. } => ServiceError::NotFound(e.to_string()),
-        ConnectorError::Rejected { ref fields, .. } if !fields.is_empty() => {
-            ServiceError::FailedPrecondition(format!("{e}: {}", fields.join("; ")))
-        }
-        ConnectorError::Rejected { .. } | ConnectorError::Protocol { .. } => {
-            ServiceError::FailedPrecondition(e.to_string())
-        }
-    }
+    e.into()
 }
 
 /// The builtin mapping's name for the "Bling ID" property, before the portal's key is known.
@@ -89,10 +74,10 @@ pub struct ProductSync {
 }
 
 pub(crate) fn bitrix_auth(t: &AccessToken) -> Bitrix24Auth {
-    if t.token.is_empty() {
-        Bitrix24Auth::Webhook { base: t.base_url.clone() }
+    if t.secret().is_empty() {
+        Bitrix24Auth::Webhook { base: t.base_url().to_owned() }
     } else {
-        Bitrix24Auth::OAuth { client_endpoint: t.base_url.clone(), access_token: t.token.clone() }
+        Bitrix24Auth::OAuth { client_endpoint: t.base_url().to_owned(), access_token: t.secret().to_owned() }
     }
 }
 
@@ -164,7 +149,7 @@ impl ProductSync {
     /// Syncs Bling product `bling_id` of `tenant_id` into Bitrix24 as `settings` allow.
     pub async fn bling_to_bitrix24(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         bling_id: i64,
         settings: &SyncSettings,
         priority: Priority,
@@ -190,18 +175,18 @@ impl ProductSync {
     /// The product as Bling has it now; `None` when Bling no longer has it.
     pub(crate) async fn read_bling(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         bling_id: i64,
         priority: Priority,
     ) -> Result<Option<Produto>, ServiceError> {
         let token = self.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = Caller { account: &token.account, priority, token: &token.token };
+        let caller = Caller { account: &token.account, priority, token: token.secret() };
         let first = self.bling.produto(caller, bling_id).await;
         let result = match first {
             Err(ConnectorError::InvalidToken { .. }) => {
                 // Refused: report it once, take the renewed token, try once more.
                 let renewed = self.tokens.refused(tenant_id, Provider::Bling, &token).await?;
-                let caller = Caller { account: &renewed.account, priority, token: &renewed.token };
+                let caller = Caller { account: &renewed.account, priority, token: renewed.secret() };
                 self.bling.produto(caller, bling_id).await
             }
             other => other,
@@ -217,7 +202,7 @@ impl ProductSync {
     /// still under [`BLING_ID_FIELD`]).
     pub(crate) async fn translate(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         product: &Produto,
     ) -> Result<Map<String, Value>, ServiceError> {
         let source = serde_json::to_value(product).map_err(|e| ServiceError::Internal(e.into()))?;
@@ -228,7 +213,7 @@ impl ProductSync {
     /// product in errors.
     pub(crate) async fn translate_fields(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         direction: TranslateDirection,
         what: &str,
         source: &Value,
@@ -237,7 +222,7 @@ impl ProductSync {
         let mut mapping = self.mapping.clone();
         let translated = mapping
             .translate_product(TranslateProductRequest {
-                tenant_id: tenant_id.to_owned(),
+                tenant_id: tenant_id.to_string(),
                 direction: direction as i32,
                 fields: Some(to_struct(source)),
             })
@@ -296,7 +281,7 @@ impl ProductSync {
 
     pub(crate) async fn write_bitrix24(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         token: &AccessToken,
         bling_id: i64,
         fields: Option<Map<String, Value>>,
@@ -354,14 +339,14 @@ impl ProductSync {
         }
     }
 
-    pub(crate) async fn linked(&self, tenant_id: &str, bling_id: &str) -> Result<Option<String>, ServiceError> {
+    pub(crate) async fn linked(&self, tenant_id: &TenantId, bling_id: &str) -> Result<Option<String>, ServiceError> {
         self.resolve_link(tenant_id, EntityKind::Product, Provider::Bling, bling_id, Provider::Bitrix24).await
     }
 
     /// The `kind` entity's id in `to` behind `from`'s `id`, from the link registry.
     pub(crate) async fn resolve_link(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         kind: EntityKind,
         from: Provider,
         id: &str,
@@ -370,7 +355,7 @@ impl ProductSync {
         let mut mapping = self.mapping.clone();
         match mapping
             .resolve(ResolveRequest {
-                tenant_id: tenant_id.to_owned(),
+                tenant_id: tenant_id.to_string(),
                 kind: kind as i32,
                 from_system: from as i32,
                 from_id: id.to_owned(),
@@ -384,14 +369,14 @@ impl ProductSync {
         }
     }
 
-    pub(crate) async fn link(&self, tenant_id: &str, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
+    pub(crate) async fn link(&self, tenant_id: &TenantId, bling_id: &str, bitrix_id: &str) -> Result<(), ServiceError> {
         self.link_entity(tenant_id, EntityKind::Product, bling_id, bitrix_id).await
     }
 
     /// Records that Bling's `kind` `bling_id` is Bitrix24's `bitrix_id`.
     pub(crate) async fn link_entity(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         kind: EntityKind,
         bling_id: &str,
         bitrix_id: &str,
@@ -400,7 +385,7 @@ impl ProductSync {
         mapping
             .link(LinkRequest {
                 link: Some(EntityLink {
-                    tenant_id: tenant_id.to_owned(),
+                    tenant_id: tenant_id.to_string(),
                     kind: kind as i32,
                     system_a: Provider::Bling as i32,
                     id_a: bling_id.to_owned(),

@@ -13,7 +13,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use ponte_core::{db::Database, error::ServiceError, time::now_millis};
+use ponte_core::{TenantId, db::Database, error::ServiceError, time::now_millis};
 use ponte_proto::v1::{
     CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
     CatalogSyncServiceHandleEventResponse, DealStageMap, GetBackfillRequest, GetBackfillResponse,
@@ -27,9 +27,9 @@ use tonic::{Request, Response, Status, codegen::BoxStream};
 
 use crate::CatalogSync;
 
-pub fn defaults(tenant_id: &str) -> SyncSettings {
+pub fn defaults(tenant_id: &TenantId) -> SyncSettings {
     SyncSettings {
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.to_string(),
         bling_create_creates_in_bitrix24: true,
         bling_update_updates_bitrix24: true,
         bitrix24_export_to_bling: false,
@@ -100,38 +100,38 @@ pub const SETTINGS_TTL: Duration = Duration::from_secs(2);
 /// they change rarely.
 #[derive(Clone, Default)]
 pub struct SettingsCache {
-    held: Arc<Mutex<HashMap<String, (Instant, SyncSettings)>>>,
+    held: Arc<Mutex<HashMap<TenantId, (Instant, SyncSettings)>>>,
 }
 
 impl SettingsCache {
-    pub async fn get(&self, db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
+    pub async fn get(&self, db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
         if let Some((at, s)) = self.held.lock().get(tenant_id)
             && at.elapsed() < SETTINGS_TTL
         {
             return Ok(s.clone());
         }
         let fresh = load(db, tenant_id).await?;
-        self.held.lock().insert(tenant_id.to_owned(), (Instant::now(), fresh.clone()));
+        self.held.lock().insert(tenant_id.clone(), (Instant::now(), fresh.clone()));
         Ok(fresh)
     }
 
-    pub fn forget(&self, tenant_id: &str) {
+    pub fn forget(&self, tenant_id: &TenantId) {
         self.held.lock().remove(tenant_id);
     }
 }
 
-pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, ServiceError> {
+pub async fn load(db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
     let row = sqlx::query(
         "SELECT bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, bitrix24_export_to_bling, \
          orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled FROM sync_settings WHERE tenant_id = $1",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_optional(db.pool())
     .await?;
     let deal_stages = sqlx::query(
         "SELECT bling_situacao_id, stage_id FROM deal_stage_maps WHERE tenant_id = $1 ORDER BY bling_situacao_id",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .fetch_all(db.pool())
     .await?
     .iter()
@@ -139,7 +139,7 @@ pub async fn load(db: &Database, tenant_id: &str) -> Result<SyncSettings, Servic
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let Some(row) = row else { return Ok(SyncSettings { deal_stages, ..defaults(tenant_id) }) };
     Ok(SyncSettings {
-        tenant_id: tenant_id.to_owned(),
+        tenant_id: tenant_id.to_string(),
         bling_create_creates_in_bitrix24: row.try_get(0)?,
         bling_update_updates_bitrix24: row.try_get(1)?,
         bitrix24_export_to_bling: row.try_get(2)?,
@@ -190,6 +190,8 @@ pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> 
 
 #[tonic::async_trait]
 impl CatalogSyncService for CatalogSync {
+    type WatchBackfillStream = BoxStream<WatchBackfillResponse>;
+
     async fn handle_event(
         &self,
         req: Request<CatalogSyncServiceHandleEventRequest>,
@@ -202,9 +204,8 @@ impl CatalogSyncService for CatalogSync {
         req: Request<StartBackfillRequest>,
     ) -> Result<Response<StartBackfillResponse>, Status> {
         let req = req.into_inner();
-        ServiceError::require("tenant_id", &req.tenant_id)?;
-        self.tenants.require(req.tenant_id.trim()).await?;
-        let backfill = self.backfills.start(req).await?;
+        let tenant = self.tenants.require_field("tenant_id", &req.tenant_id).await?;
+        let backfill = self.backfills.start(&tenant, req).await?;
         Ok(Response::new(StartBackfillResponse { backfill: Some(backfill) }))
     }
 
@@ -234,10 +235,8 @@ impl CatalogSyncService for CatalogSync {
         &self,
         req: Request<GetSyncStatusRequest>,
     ) -> Result<Response<GetSyncStatusResponse>, Status> {
-        let tenant_id = req.into_inner().tenant_id;
-        ServiceError::require("tenant_id", &tenant_id)?;
-        self.tenants.require(tenant_id.trim()).await?;
-        let flows = crate::status::sync_status(&self.db, tenant_id.trim()).await?;
+        let tenant = self.tenants.require_field("tenant_id", &req.into_inner().tenant_id).await?;
+        let flows = crate::status::sync_status(&self.db, &tenant).await?;
         Ok(Response::new(GetSyncStatusResponse { flows }))
     }
 
@@ -245,9 +244,8 @@ impl CatalogSyncService for CatalogSync {
         &self,
         req: Request<GetSyncSettingsRequest>,
     ) -> Result<Response<GetSyncSettingsResponse>, Status> {
-        let tenant_id = req.into_inner().tenant_id;
-        self.tenants.require(&tenant_id).await?;
-        let settings = load(&self.db, &tenant_id).await?;
+        let tenant = self.tenants.require_field("tenant_id", &req.into_inner().tenant_id).await?;
+        let settings = load(&self.db, &tenant).await?;
         Ok(Response::new(GetSyncSettingsResponse { settings: Some(settings) }))
     }
 
@@ -258,12 +256,9 @@ impl CatalogSyncService for CatalogSync {
         let mut settings = req.into_inner().settings.ok_or_else(|| ServiceError::invalid("settings", "is required"))?;
         validate_deal_stages(&settings.deal_stages)?;
         settings.deal_stages.sort_by_key(|m| m.bling_situacao_id);
-        self.tenants.require(&settings.tenant_id).await.map_err(|e| match e {
-            ServiceError::InvalidArgument { message, .. } => ServiceError::invalid("settings.tenant_id", message),
-            other => other,
-        })?;
+        let tenant = self.tenants.require_field("settings.tenant_id", &settings.tenant_id).await?;
         store(&self.db, &settings).await?;
-        self.sync.settings.forget(&settings.tenant_id);
+        self.sync.settings.forget(&tenant);
         Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
     }
 }

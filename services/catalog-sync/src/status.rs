@@ -14,7 +14,7 @@
 //!
 //! Every flow is listed, even one the tenant has never used, so the tab's rows are stable.
 
-use ponte_core::{db::Database, error::ServiceError, time::to_timestamp};
+use ponte_core::{TenantId, db::Database, error::ServiceError, time::to_timestamp};
 use ponte_proto::v1::{Backfill, CatalogCounts, Flow, FlowStatus};
 use sqlx::Row;
 
@@ -57,7 +57,7 @@ struct EventSummary {
 
 async fn events(
     db: &Database,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     source: &str,
     pattern: &str,
     since: i64,
@@ -70,7 +70,7 @@ async fn events(
          COUNT(CASE WHEN handle_time >= $4 AND outcome = 'skipped' AND detail LIKE '%already up to date' THEN 1 END) \
          FROM event_log WHERE tenant_id = $1 AND source = $2 AND entity_key LIKE $3",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
     .bind(since)
@@ -88,7 +88,7 @@ async fn events(
          AND e.handle_time >= $4 AND e.outcome = 'failed' AND e.seq = \
          (SELECT MAX(x.seq) FROM event_log x WHERE x.tenant_id = e.tenant_id AND x.entity_key = e.entity_key)",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
     .bind(since)
@@ -98,7 +98,7 @@ async fn events(
         "SELECT handle_time, detail FROM event_log WHERE tenant_id = $1 AND source = $2 AND entity_key LIKE $3 \
          AND outcome = 'failed' ORDER BY seq DESC LIMIT 1",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
     .fetch_optional(db.pool())
@@ -108,7 +108,7 @@ async fn events(
     Ok(summary)
 }
 
-async fn flow_status(db: &Database, tenant_id: &str, f: &FlowSource) -> Result<FlowStatus, ServiceError> {
+async fn flow_status(db: &Database, tenant_id: &TenantId, f: &FlowSource) -> Result<FlowStatus, ServiceError> {
     let latest: Option<Backfill> = match f.backfills {
         Some(target) => backfill::latest(db, tenant_id, target).await?,
         None => None,
@@ -145,7 +145,7 @@ async fn flow_status(db: &Database, tenant_id: &str, f: &FlowSource) -> Result<F
 }
 
 /// Every flow's status for `tenant_id`.
-pub async fn sync_status(db: &Database, tenant_id: &str) -> Result<Vec<FlowStatus>, ServiceError> {
+pub async fn sync_status(db: &Database, tenant_id: &TenantId) -> Result<Vec<FlowStatus>, ServiceError> {
     let mut flows = Vec::with_capacity(FLOWS.len());
     for f in FLOWS {
         flows.push(flow_status(db, tenant_id, f).await?);

@@ -21,6 +21,7 @@ use ponte_connectors::{
     bling::{BlingApi, Caller},
 };
 use ponte_core::{
+    TenantId,
     access::{AccessToken, AccessTokens},
     error::ServiceError,
     ratelimit::Priority,
@@ -74,7 +75,7 @@ struct Kept {
     read_at: Instant,
 }
 
-type Key = (String, List);
+type Key = (TenantId, List);
 
 /// The lists of every tenant's Bling account, read on demand and kept briefly.
 #[derive(Clone)]
@@ -95,7 +96,7 @@ impl BlingLists {
     /// `Ok` when `id` is in the tenant's `list`; otherwise INVALID_ARGUMENT naming `field`.
     /// FAILED_PRECONDITION when the tenant has not connected Bling (or must authorize again);
     /// UNAVAILABLE, with a wait, when Bling cannot be asked now.
-    pub async fn require(&self, tenant_id: &str, list: List, field: &str, id: i64) -> Result<(), ServiceError> {
+    pub async fn require(&self, tenant_id: &TenantId, list: List, field: &str, id: i64) -> Result<(), ServiceError> {
         let key = (tenant_id.to_owned(), list);
         let asked_at = Instant::now();
         if self.kept_has(&key, id) {
@@ -132,7 +133,7 @@ impl BlingLists {
 
     /// The list as Bling has it now. A refused access token is reported to auth-token and the
     /// renewed one tried once.
-    async fn read(&self, tenant_id: &str, list: List, field: &str) -> Result<HashSet<i64>, ServiceError> {
+    async fn read(&self, tenant_id: &TenantId, list: List, field: &str) -> Result<HashSet<i64>, ServiceError> {
         let cannot_check =
             |why: String| ServiceError::FailedPrecondition(format!("{field} cannot be checked against Bling: {why}"));
         let token = match self.tokens.get_if_connected(tenant_id, Provider::Bling).await {
@@ -176,7 +177,7 @@ impl BlingLists {
     }
 
     async fn fetch(&self, token: &AccessToken, list: List) -> Result<HashSet<i64>, ConnectorError> {
-        let caller = Caller { account: &token.account, priority: Priority::Live, token: &token.token };
+        let caller = Caller { account: &token.account, priority: Priority::Live, token: token.secret() };
         Ok(match list {
             List::FormasPagamento => self.api.formas_pagamento(caller).await?.into_iter().map(|f| f.id).collect(),
             List::CanaisVenda => self.api.canais_venda(caller).await?.into_iter().map(|c| c.id).collect(),

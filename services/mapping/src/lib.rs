@@ -19,7 +19,7 @@ pub use fields::{Direction, RULES_TTL, Spec as FieldSpec, Target};
 
 use ponte_connectors::bling::{BlingApi, client::API_URL};
 use ponte_core::{
-    ServiceError,
+    ServiceError, TenantId,
     access::AccessTokens,
     config::ConfigError,
     db::{Database, Migrations},
@@ -69,11 +69,8 @@ pub struct Mapping {
 
 impl Mapping {
     /// The tenant must exist; a bad id is blamed on `field` (e.g. `map.tenant_id`).
-    async fn tenant(&self, field: &str, tenant_id: &str) -> Result<(), ServiceError> {
-        self.tenants.require(tenant_id).await.map_err(|e| match e {
-            ServiceError::InvalidArgument { message, .. } => ServiceError::invalid(field, message),
-            other => other,
-        })
+    async fn tenant(&self, field: &str, tenant_id: &str) -> Result<TenantId, ServiceError> {
+        self.tenants.require_field(field, tenant_id).await
     }
 }
 
@@ -110,10 +107,10 @@ mod api {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
             let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
-            self.tenant("map.tenant_id", &map.tenant_id).await?;
+            let tenant = self.tenant("map.tenant_id", &map.tenant_id).await?;
             let map = payment_methods::prepare(map)?;
-            let (tenant_id, forma) = (&map.tenant_id, map.bling_forma_pagamento_id);
-            self.bling.require(tenant_id, FormasPagamento, "map.bling_forma_pagamento_id", forma).await?;
+            let forma = map.bling_forma_pagamento_id;
+            self.bling.require(&tenant, FormasPagamento, "map.bling_forma_pagamento_id", forma).await?;
             let map = if req.validate_only { map } else { payment_methods::create(&self.db, map, &actor).await? };
             Ok(Response::new(CreatePaymentMethodMapResponse { map: Some(map) }))
         }
@@ -123,7 +120,7 @@ mod api {
             req: Request<ListPaymentMethodMapsRequest>,
         ) -> Result<Response<ListPaymentMethodMapsResponse>, Status> {
             let tenant_id = req.into_inner().tenant_id;
-            self.tenants.require(&tenant_id).await?;
+            self.tenant("tenant_id", &tenant_id).await?;
             let maps = payment_methods::list(&self.db, &tenant_id).await?;
             Ok(Response::new(ListPaymentMethodMapsResponse { maps }))
         }
@@ -134,7 +131,7 @@ mod api {
         ) -> Result<Response<DeletePaymentMethodMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let method = ServiceError::require("cplug_method", &req.cplug_method)?;
             payment_methods::delete(&self.db, &req.tenant_id, method, &actor).await?;
             Ok(Response::new(DeletePaymentMethodMapResponse {}))
@@ -147,9 +144,8 @@ mod api {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
             let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
-            self.tenant("map.tenant_id", &map.tenant_id).await?;
+            let t = &self.tenant("map.tenant_id", &map.tenant_id).await?;
             let map = stores::prepare(map)?;
-            let t = &map.tenant_id;
             self.bling.require(t, CanaisVenda, "map.bling_loja_id", map.bling_loja_id).await?;
             self.bling.require(t, Depositos, "map.bling_deposito_id", map.bling_deposito_id).await?;
             let map = if req.validate_only { map } else { stores::create(&self.db, map, &actor).await? };
@@ -161,7 +157,7 @@ mod api {
             req: Request<ListStoreMapsRequest>,
         ) -> Result<Response<ListStoreMapsResponse>, Status> {
             let tenant_id = req.into_inner().tenant_id;
-            self.tenants.require(&tenant_id).await?;
+            self.tenant("tenant_id", &tenant_id).await?;
             let maps = stores::list(&self.db, &tenant_id).await?;
             Ok(Response::new(ListStoreMapsResponse { maps }))
         }
@@ -172,7 +168,7 @@ mod api {
         ) -> Result<Response<DeleteStoreMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let store = ServiceError::require("cplug_store_id", &req.cplug_store_id)?;
             stores::delete(&self.db, &req.tenant_id, store, &actor).await?;
             Ok(Response::new(DeleteStoreMapResponse {}))
@@ -185,9 +181,9 @@ mod api {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
             let map = req.map.ok_or_else(|| ServiceError::invalid("map", "is required"))?;
-            self.tenant("map.tenant_id", &map.tenant_id).await?;
+            let tenant = self.tenant("map.tenant_id", &map.tenant_id).await?;
             let map = situacoes::prepare(map)?;
-            self.bling.require(&map.tenant_id, Situacoes, "map.bling_situacao_id", map.bling_situacao_id).await?;
+            self.bling.require(&tenant, Situacoes, "map.bling_situacao_id", map.bling_situacao_id).await?;
             let map = if req.validate_only { map } else { situacoes::create(&self.db, map, &actor).await? };
             Ok(Response::new(CreateSituacaoMapResponse { map: Some(map) }))
         }
@@ -197,7 +193,7 @@ mod api {
             req: Request<ListSituacaoMapsRequest>,
         ) -> Result<Response<ListSituacaoMapsResponse>, Status> {
             let tenant_id = req.into_inner().tenant_id;
-            self.tenants.require(&tenant_id).await?;
+            self.tenant("tenant_id", &tenant_id).await?;
             let maps = situacoes::list(&self.db, &tenant_id).await?;
             Ok(Response::new(ListSituacaoMapsResponse { maps }))
         }
@@ -208,7 +204,7 @@ mod api {
         ) -> Result<Response<DeleteSituacaoMapResponse>, Status> {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             situacoes::delete(&self.db, &req.tenant_id, req.bling_situacao_id, &actor).await?;
             Ok(Response::new(DeleteSituacaoMapResponse {}))
         }
@@ -230,7 +226,7 @@ mod api {
             req: Request<ListFieldMappingsRequest>,
         ) -> Result<Response<ListFieldMappingsResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let target = match MappingTarget::try_from(req.target) {
                 Ok(MappingTarget::Unspecified) => None,
                 Ok(MappingTarget::Bitrix24) => Some(fields::Target::Bitrix24),
@@ -247,7 +243,7 @@ mod api {
         ) -> Result<Response<DeleteFieldMappingResponse>, Status> {
             let actor = audit::actor(req.metadata());
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let id = ServiceError::require("mapping_id", &req.mapping_id)?;
             fields::delete(&self.db, &self.rules, &req.tenant_id, id, &actor).await?;
             Ok(Response::new(DeleteFieldMappingResponse {}))
@@ -258,7 +254,7 @@ mod api {
             req: Request<TranslateProductRequest>,
         ) -> Result<Response<TranslateProductResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let fields =
                 fields::translate(&self.db, &self.rules, &req.tenant_id, req.direction, req.fields.as_ref()).await?;
             Ok(Response::new(TranslateProductResponse { fields: Some(fields) }))
@@ -269,7 +265,7 @@ mod api {
             req: Request<TranslatePaymentMethodRequest>,
         ) -> Result<Response<TranslatePaymentMethodResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let method = ServiceError::require("cplug_method", &req.cplug_method)?;
             let (id, used_default) =
                 payment_methods::translate(&self.db, &req.tenant_id, method, &req.cplug_store_id).await?;
@@ -281,7 +277,7 @@ mod api {
             req: Request<TranslateSituacaoRequest>,
         ) -> Result<Response<TranslateSituacaoResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let map = situacoes::translate(&self.db, &req.tenant_id, req.from).await?;
             Ok(Response::new(TranslateSituacaoResponse { map: Some(map) }))
         }
@@ -291,7 +287,7 @@ mod api {
             req: Request<ResolveStoreRequest>,
         ) -> Result<Response<ResolveStoreResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let store = ServiceError::require("cplug_store_id", &req.cplug_store_id)?;
             let map = stores::resolve(&self.db, &req.tenant_id, store).await?;
             Ok(Response::new(ResolveStoreResponse { map: Some(map) }))
@@ -320,7 +316,7 @@ mod api {
             req: Request<BatchResolveRequest>,
         ) -> Result<Response<BatchResolveResponse>, Status> {
             let r = req.into_inner();
-            self.tenants.require(&r.tenant_id).await?;
+            self.tenant("tenant_id", &r.tenant_id).await?;
             let ids =
                 links::batch_resolve(&self.db, &r.tenant_id, r.kind, r.from_system, &r.from_ids, r.to_system).await?;
             Ok(Response::new(BatchResolveResponse { ids }))
@@ -328,7 +324,7 @@ mod api {
 
         async fn resolve(&self, req: Request<ResolveRequest>) -> Result<Response<ResolveResponse>, Status> {
             let r = req.into_inner();
-            self.tenants.require(&r.tenant_id).await?;
+            self.tenant("tenant_id", &r.tenant_id).await?;
             match links::resolve(&self.db, &r.tenant_id, r.kind, r.from_system, &r.from_id, r.to_system).await? {
                 Some(id) => Ok(Response::new(ResolveResponse { id })),
                 None => {
@@ -343,7 +339,7 @@ mod api {
             req: Request<ListAuditEntriesRequest>,
         ) -> Result<Response<ListAuditEntriesResponse>, Status> {
             let req = req.into_inner();
-            self.tenants.require(&req.tenant_id).await?;
+            self.tenant("tenant_id", &req.tenant_id).await?;
             let (entries, next_page_token) =
                 audit::list(&self.db, &req.tenant_id, req.page_size, &req.page_token).await?;
             Ok(Response::new(ListAuditEntriesResponse { entries, next_page_token }))

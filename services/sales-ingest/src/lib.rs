@@ -7,10 +7,15 @@ use ponte_core::{
 };
 use ponte_proto::{
     service_names,
-    v1::sales_ingest_service_server::{SalesIngestService, SalesIngestServiceServer},
+    v1::{
+        CancelSaleRequest, CancelSaleResponse, GetSaleRequest, GetSaleResponse, IngestSaleRequest, IngestSaleResponse,
+        ListParkedSalesRequest, ListParkedSalesResponse, ReplayParkedRequest, ReplayParkedResponse,
+        SalesIngestServiceHandleEventRequest, SalesIngestServiceHandleEventResponse,
+        sales_ingest_service_server::{SalesIngestService, SalesIngestServiceServer},
+    },
 };
 use sqlx::migrate::Migrator;
-use tonic::service::Routes;
+use tonic::{Request, Response, Status, service::Routes};
 
 static PG: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -29,11 +34,45 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     Ok(Routes::new(SalesIngestServiceServer::new(SalesIngest { _db: deps.db.clone() })))
 }
 
-/// The gRPC implementation. Calls not built yet answer UNIMPLEMENTED.
+/// The gRPC implementation; each RPC answers UNIMPLEMENTED, naming itself, until it is built.
 #[derive(Clone)]
 pub struct SalesIngest {
     _db: ponte_core::db::Database,
 }
 
+fn not_built(rpc: &str) -> Status {
+    Status::unimplemented(format!("sales-ingest does not serve {rpc} yet"))
+}
+
 #[tonic::async_trait]
-impl SalesIngestService for SalesIngest {}
+impl SalesIngestService for SalesIngest {
+    async fn ingest_sale(&self, _: Request<IngestSaleRequest>) -> Result<Response<IngestSaleResponse>, Status> {
+        Err(not_built("IngestSale"))
+    }
+
+    async fn cancel_sale(&self, _: Request<CancelSaleRequest>) -> Result<Response<CancelSaleResponse>, Status> {
+        Err(not_built("CancelSale"))
+    }
+
+    async fn get_sale(&self, _: Request<GetSaleRequest>) -> Result<Response<GetSaleResponse>, Status> {
+        Err(not_built("GetSale"))
+    }
+
+    async fn list_parked_sales(
+        &self,
+        _: Request<ListParkedSalesRequest>,
+    ) -> Result<Response<ListParkedSalesResponse>, Status> {
+        Err(not_built("ListParkedSales"))
+    }
+
+    async fn replay_parked(&self, _: Request<ReplayParkedRequest>) -> Result<Response<ReplayParkedResponse>, Status> {
+        Err(not_built("ReplayParked"))
+    }
+
+    async fn handle_event(
+        &self,
+        _: Request<SalesIngestServiceHandleEventRequest>,
+    ) -> Result<Response<SalesIngestServiceHandleEventResponse>, Status> {
+        Err(not_built("HandleEvent"))
+    }
+}

@@ -7,10 +7,14 @@ use ponte_core::{
 };
 use ponte_proto::{
     service_names,
-    v1::shipping_status_service_server::{ShippingStatusService, ShippingStatusServiceServer},
+    v1::{
+        GetShipmentRequest, GetShipmentResponse, ListShipmentsRequest, ListShipmentsResponse,
+        ShippingStatusServiceHandleEventRequest, ShippingStatusServiceHandleEventResponse,
+        shipping_status_service_server::{ShippingStatusService, ShippingStatusServiceServer},
+    },
 };
 use sqlx::migrate::Migrator;
-use tonic::service::Routes;
+use tonic::{Request, Response, Status, service::Routes};
 
 static PG: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -29,11 +33,33 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     Ok(Routes::new(ShippingStatusServiceServer::new(ShippingStatus { _db: deps.db.clone() })))
 }
 
-/// The gRPC implementation. Calls not built yet answer UNIMPLEMENTED.
+/// The gRPC implementation; each RPC answers UNIMPLEMENTED, naming itself, until it is built.
 #[derive(Clone)]
 pub struct ShippingStatus {
     _db: ponte_core::db::Database,
 }
 
+fn not_built(rpc: &str) -> Status {
+    Status::unimplemented(format!("shipping-status does not serve {rpc} yet"))
+}
+
 #[tonic::async_trait]
-impl ShippingStatusService for ShippingStatus {}
+impl ShippingStatusService for ShippingStatus {
+    async fn handle_event(
+        &self,
+        _: Request<ShippingStatusServiceHandleEventRequest>,
+    ) -> Result<Response<ShippingStatusServiceHandleEventResponse>, Status> {
+        Err(not_built("HandleEvent"))
+    }
+
+    async fn get_shipment(&self, _: Request<GetShipmentRequest>) -> Result<Response<GetShipmentResponse>, Status> {
+        Err(not_built("GetShipment"))
+    }
+
+    async fn list_shipments(
+        &self,
+        _: Request<ListShipmentsRequest>,
+    ) -> Result<Response<ListShipmentsResponse>, Status> {
+        Err(not_built("ListShipments"))
+    }
+}

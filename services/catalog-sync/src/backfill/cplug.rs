@@ -21,7 +21,7 @@ use ponte_connectors::{
     bling::resources::{Produto, ProdutoResumo},
     cplug::{BULK_LIMIT, CplugClient, types::Product},
 };
-use ponte_core::{access::AccessToken, error::ServiceError, ratelimit::Priority};
+use ponte_core::{TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
 use ponte_proto::v1::{Provider, TranslateDirection};
 
 use super::{Backfills, MAPPING_CONCURRENCY, Outcome, PAGE_SIZE, PageResult, Stored, tally, usable};
@@ -43,7 +43,7 @@ impl Backfills {
         stored: &Stored,
         first: u32,
     ) -> Result<(u32, PageResult, bool), ServiceError> {
-        let tenant_id = stored.tenant_id.as_str();
+        let tenant_id = &stored.tenant_id;
         let mut listed = Vec::new();
         let mut through = first - 1;
         let mut last = false;
@@ -89,7 +89,7 @@ impl Backfills {
         let translated: Vec<Result<Option<Result<Product, String>>, ServiceError>> =
             stream::iter(translations).buffered(MAPPING_CONCURRENCY).collect().await;
 
-        let client = CplugClient::new(self.sync.http.clone(), &token.base_url);
+        let client = CplugClient::new(self.sync.http.clone(), token.base_url());
         let catalog = self.cplug_catalog(stored, &client, &token).await?;
         let mut intent =
             if stored.inflight_page == i64::from(first) { stored.inflight.clone() } else { BTreeMap::new() };
@@ -116,7 +116,7 @@ impl Backfills {
 
         if !writes.is_empty() {
             let products: Vec<Product> = writes.iter().map(|(_, p)| p.clone()).collect();
-            let results = match client.upsert_bulk(&token.token, &products).await {
+            let results = match client.upsert_bulk(token.secret(), &products).await {
                 Ok(results) => results,
                 Err(ConnectorError::InvalidToken { .. }) => {
                     self.sync.tokens.refused(tenant_id, Provider::Cplug, &token).await?;
@@ -157,7 +157,7 @@ impl Backfills {
     /// from its parent's `variacoes`, so a parent is read once for all of them.
     async fn full_products(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         items: &[ProdutoResumo],
     ) -> Result<Vec<Option<Produto>>, ServiceError> {
         let mut reads: Vec<i64> = Vec::new();
@@ -211,7 +211,7 @@ impl Backfills {
         }
         let mut catalog = Catalog::new();
         for page in 1.. {
-            let got = match client.list(&token.token, page).await {
+            let got = match client.list(token.secret(), page).await {
                 Ok(got) => got,
                 Err(ConnectorError::InvalidToken { .. }) => {
                     self.sync.tokens.refused(&stored.tenant_id, Provider::Cplug, token).await?;

@@ -53,6 +53,7 @@ use ponte_connectors::{
     bling::{Caller, resources::ProdutoResumo},
 };
 use ponte_core::{
+    TenantId,
     access::AccessToken,
     db::Database,
     error::ServiceError,
@@ -143,7 +144,7 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq)]
 struct Stored {
     id: String,
-    tenant_id: String,
+    tenant_id: TenantId,
     target: String,
     scope: String,
     state: String,
@@ -162,7 +163,7 @@ fn from_row(row: &AnyRow) -> Result<Stored, ServiceError> {
     let inflight: String = row.try_get("inflight")?;
     Ok(Stored {
         id: row.try_get("backfill_id")?,
-        tenant_id: row.try_get("tenant_id")?,
+        tenant_id: TenantId::from_stored(row.try_get("tenant_id")?),
         target: row.try_get("target")?,
         scope: row.try_get("scope")?,
         state: row.try_get("state")?,
@@ -212,7 +213,7 @@ impl Stored {
         };
         Backfill {
             backfill_id: self.id.clone(),
-            tenant_id: self.tenant_id.clone(),
+            tenant_id: self.tenant_id.to_string(),
             target: target as i32,
             scope: scope as i32,
             state: state as i32,
@@ -337,7 +338,7 @@ impl Backfills {
         });
     }
 
-    pub async fn start(&self, req: StartBackfillRequest) -> Result<Backfill, ServiceError> {
+    pub async fn start(&self, tenant_id: &TenantId, req: StartBackfillRequest) -> Result<Backfill, ServiceError> {
         let (target, provider) = match SyncTarget::try_from(req.target) {
             Ok(SyncTarget::Bitrix24) => ("bitrix24", Provider::Bitrix24),
             Ok(SyncTarget::Cplug) => ("cplug", Provider::Cplug),
@@ -364,7 +365,6 @@ impl Backfills {
             }
             Err(_) => return Err(ServiceError::invalid("scope", format!("unknown scope {}", req.scope))),
         };
-        let tenant_id = req.tenant_id.trim();
         if self.sync.tokens.get_if_connected(tenant_id, provider).await?.is_none() {
             return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected {target}")));
         }
@@ -378,7 +378,7 @@ impl Backfills {
              VALUES ($1, $2, $3, $4, 'pending', 0, 0, 0, 0, 0, 0, 0, 0, 0, '[]', 0, '{}', '', $5, 0, $5)",
         )
         .bind(&id)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(target)
         .bind(scope)
         .bind(now)
@@ -390,7 +390,7 @@ impl Backfills {
                     "SELECT backfill_id FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
                      AND state IN ('pending', 'running')",
                 )
-                .bind(tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(target)
                 .bind(scope)
                 .fetch_optional(self.db.pool())
@@ -571,7 +571,7 @@ impl Backfills {
         stored: &Stored,
         page: u32,
     ) -> Result<(u32, PageResult, bool), ServiceError> {
-        let tenant_id = stored.tenant_id.as_str();
+        let tenant_id = &stored.tenant_id;
         let ahead = self.prefetched.lock().remove(&stored.id);
         let read = match ahead {
             Some(ahead) if ahead.page == page => match ahead.task.await {
@@ -599,7 +599,7 @@ impl Backfills {
     }
 
     /// A page of Bling's product list, without the deleted items, and their translations.
-    async fn read_page(&self, tenant_id: &str, page: u32) -> Result<ReadPage, ServiceError> {
+    async fn read_page(&self, tenant_id: &TenantId, page: u32) -> Result<ReadPage, ServiceError> {
         let listed = self.list_page(tenant_id, page).await?;
         let count = listed.len();
         let items: Vec<ProdutoResumo> = listed.into_iter().filter(|i| i.situacao != "E").collect();
@@ -618,13 +618,14 @@ impl Backfills {
     }
 
     /// One page of Bling's product list, every product included.
-    async fn list_page(&self, tenant_id: &str, page: u32) -> Result<Vec<ProdutoResumo>, ServiceError> {
+    async fn list_page(&self, tenant_id: &TenantId, page: u32) -> Result<Vec<ProdutoResumo>, ServiceError> {
         let token = self.sync.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = Caller { account: &token.account, priority: Priority::Backfill, token: &token.token };
+        let caller = Caller { account: &token.account, priority: Priority::Backfill, token: token.secret() };
         match self.sync.bling.produtos_page(caller, page, &[]).await {
             Err(ConnectorError::InvalidToken { .. }) => {
                 let renewed = self.sync.tokens.refused(tenant_id, Provider::Bling, &token).await?;
-                let caller = Caller { account: &renewed.account, priority: Priority::Backfill, token: &renewed.token };
+                let caller =
+                    Caller { account: &renewed.account, priority: Priority::Backfill, token: renewed.secret() };
                 self.sync.bling.produtos_page(caller, page, &[]).await.map_err(service_error)
             }
             other => other.map_err(service_error),
@@ -632,11 +633,11 @@ impl Backfills {
     }
 
     /// Whether the tenant's Bitrix24 mappings read a Bling field the list items lack.
-    async fn needs_full_products(&self, tenant_id: &str) -> Result<bool, ServiceError> {
+    async fn needs_full_products(&self, tenant_id: &TenantId) -> Result<bool, ServiceError> {
         let mut mapping = self.sync.mapping.clone();
         let mappings = mapping
             .list_field_mappings(ListFieldMappingsRequest {
-                tenant_id: tenant_id.to_owned(),
+                tenant_id: tenant_id.to_string(),
                 target: MappingTarget::Bitrix24 as i32,
             })
             .await
@@ -654,7 +655,7 @@ impl Backfills {
     /// it was listed.
     async fn translate_page(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         items: &[ProdutoResumo],
     ) -> Result<Vec<Option<Result<Map<String, Value>, String>>>, ServiceError> {
         let full = self.needs_full_products(tenant_id).await?;
@@ -665,7 +666,7 @@ impl Backfills {
 
     async fn translate_item(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         item: &ProdutoResumo,
         full: bool,
     ) -> Result<Option<Result<Map<String, Value>, String>>, ServiceError> {
@@ -696,7 +697,7 @@ impl Backfills {
         items: &[ProdutoResumo],
         translated: Vec<Option<Result<Map<String, Value>, String>>>,
     ) -> Result<Vec<Option<Outcome>>, ServiceError> {
-        let tenant_id = stored.tenant_id.as_str();
+        let tenant_id = &stored.tenant_id;
         let auth = bitrix_auth(token);
         let portal = token.account.as_str();
         let property = match self.sync.bling_id_key(&auth, portal, Priority::Backfill).await {
@@ -845,7 +846,7 @@ impl Backfills {
 
     /// A Bitrix24 failure as the runner treats it: a refused token is renewed (auth-token renews
     /// it once) and the page tried again; the rest as the live sync classifies them.
-    async fn portal_error(&self, tenant_id: &str, token: &AccessToken, e: ConnectorError) -> ServiceError {
+    async fn portal_error(&self, tenant_id: &TenantId, token: &AccessToken, e: ConnectorError) -> ServiceError {
         match e {
             ConnectorError::InvalidToken { .. } => {
                 match self.sync.tokens.refused(tenant_id, Provider::Bitrix24, token).await {
@@ -858,13 +859,13 @@ impl Backfills {
     }
 
     /// The Bitrix24 products the link registry holds for Bling products `ids`, in one call.
-    async fn linked(&self, tenant_id: &str, ids: Vec<String>) -> Result<HashMap<String, String>, ServiceError> {
+    async fn linked(&self, tenant_id: &TenantId, ids: Vec<String>) -> Result<HashMap<String, String>, ServiceError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
         let mut mapping = self.sync.mapping.clone();
         let req = BatchResolveRequest {
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.to_string(),
             kind: EntityKind::Product as i32,
             from_system: Provider::Bling as i32,
             from_ids: ids,
@@ -878,7 +879,7 @@ impl Backfills {
 
     /// Links Bling products to their Bitrix24 products `(_, bling id, bitrix id)` in one call;
     /// per link, empty or why it was refused (either side is linked to another product).
-    async fn link(&self, tenant_id: &str, pairs: &[(usize, String, String)]) -> Result<Vec<String>, ServiceError> {
+    async fn link(&self, tenant_id: &TenantId, pairs: &[(usize, String, String)]) -> Result<Vec<String>, ServiceError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
@@ -886,7 +887,7 @@ impl Backfills {
         let links = pairs
             .iter()
             .map(|(_, bling_id, bitrix_id)| EntityLink {
-                tenant_id: tenant_id.to_owned(),
+                tenant_id: tenant_id.to_string(),
                 kind: EntityKind::Product as i32,
                 system_a: Provider::Bling as i32,
                 id_a: bling_id.clone(),
@@ -1044,14 +1045,14 @@ impl PageResult {
 /// The newest backfill of `tenant_id`'s `scope` into `target`, for the sync status.
 pub(crate) async fn latest(
     db: &Database,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     (target, scope): (&str, &str),
 ) -> Result<Option<Backfill>, ServiceError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
          ORDER BY start_time DESC LIMIT 1"
     )))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(target)
     .bind(scope)
     .fetch_optional(db.pool())
@@ -1063,14 +1064,14 @@ pub(crate) async fn latest(
 /// newest failed one's (end, reason).
 pub(crate) async fn last_outcomes(
     db: &Database,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     (target, scope): (&str, &str),
 ) -> Result<(Option<i64>, Option<(i64, String)>), ServiceError> {
     let success: Option<i64> = sqlx::query_scalar(
         "SELECT MAX(end_time) FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
          AND state = 'succeeded'",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(target)
     .bind(scope)
     .fetch_one(db.pool())
@@ -1079,7 +1080,7 @@ pub(crate) async fn last_outcomes(
         "SELECT end_time, reason FROM backfills WHERE tenant_id = $1 AND target = $2 AND scope = $3 \
          AND state = 'failed' ORDER BY end_time DESC LIMIT 1",
     )
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(target)
     .bind(scope)
     .fetch_optional(db.pool())
@@ -1097,7 +1098,7 @@ mod tests {
     fn a_backfill_row_becomes_its_message() {
         let stored = Stored {
             id: "b1".into(),
-            tenant_id: "loja".into(),
+            tenant_id: TenantId::from_stored("loja".into()),
             target: "bitrix24".into(),
             scope: "products".into(),
             state: "running".into(),

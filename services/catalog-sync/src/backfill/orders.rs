@@ -22,7 +22,7 @@ use ponte_connectors::{
     ConnectorError,
     bling::{Caller, resources::PedidoVenda},
 };
-use ponte_core::{error::ServiceError, ratelimit::Priority};
+use ponte_core::{TenantId, error::ServiceError, ratelimit::Priority};
 use ponte_proto::v1::Provider;
 
 use super::{Backfills, Outcome, PAGE_SIZE, PageResult, Stored};
@@ -38,7 +38,7 @@ impl Backfills {
         stored: &Stored,
         page: u32,
     ) -> Result<(u32, PageResult, bool), ServiceError> {
-        let tenant_id = stored.tenant_id.as_str();
+        let tenant_id = &stored.tenant_id;
         let orders = self.list_orders(tenant_id, page).await?;
         if orders.is_empty() {
             return Ok((page - 1, PageResult::default(), true));
@@ -101,13 +101,14 @@ impl Backfills {
     }
 
     /// One page of the tenant's sales orders, as Bling lists them.
-    async fn list_orders(&self, tenant_id: &str, page: u32) -> Result<Vec<PedidoVenda>, ServiceError> {
+    async fn list_orders(&self, tenant_id: &TenantId, page: u32) -> Result<Vec<PedidoVenda>, ServiceError> {
         let token = self.sync.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = Caller { account: &token.account, priority: Priority::Backfill, token: &token.token };
+        let caller = Caller { account: &token.account, priority: Priority::Backfill, token: token.secret() };
         match self.sync.bling.pedidos_page(caller, page).await {
             Err(ConnectorError::InvalidToken { .. }) => {
                 let renewed = self.sync.tokens.refused(tenant_id, Provider::Bling, &token).await?;
-                let caller = Caller { account: &renewed.account, priority: Priority::Backfill, token: &renewed.token };
+                let caller =
+                    Caller { account: &renewed.account, priority: Priority::Backfill, token: renewed.secret() };
                 self.sync.bling.pedidos_page(caller, page).await.map_err(service_error)
             }
             other => other.map_err(service_error),
