@@ -13,5 +13,7 @@ pub mod envios360;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod outside;
 
 pub use error::{CallError, ConnectorError};
+pub use outside::Outside;

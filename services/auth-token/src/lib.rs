@@ -15,6 +15,7 @@ mod tokens;
 use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{
+    Outside,
     bitrix24::{Bitrix24AppConfig, Bitrix24Client, Bitrix24OAuth},
     bling::{BlingApi, BlingConfig, BlingOAuth},
     cplug::CplugClient,
@@ -106,10 +107,8 @@ impl AuthToken {
             api: BlingApi::new(http.clone(), &cfg.api_url, deps.limiter.clone(), Quota::bling()),
             oauth: BlingOAuth::new(http.clone(), cfg),
         });
-        let urls = ProviderUrls {
-            envios360: env.http_url_or("PONTE_ENVIOS360_API_URL", "https://api.360envios.com.br/v1")?,
-            cplug: env.http_url_or("PONTE_CPLUG_API_URL", "https://api.connectplug.com.br/api/v3")?,
-        };
+        let outside = Outside::from_env(env, deps.limiter.clone())?;
+        let urls = ProviderUrls { envios360: outside.envios360_url, cplug: outside.cplug_url };
         Ok(Self {
             db: deps.db.clone(),
             sealer: Sealer::from_env(env)?,

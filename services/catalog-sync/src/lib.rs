@@ -13,12 +13,11 @@ mod status;
 use std::sync::Arc;
 
 use backfill::{Backfills, Lifeline};
-use ponte_connectors::{bitrix24::Bitrix24Client, bling::BlingApi};
+use ponte_connectors::Outside;
 use ponte_core::{
     access::AccessTokens,
     config::ConfigError,
     db::{Database, Migrations},
-    ratelimit::Quota,
     service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
@@ -45,21 +44,14 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
-    let http = ponte_connectors::http::client();
-    let bling_url = deps.env.http_url_or("PONTE_BLING_API_URL", "https://api.bling.com.br/Api/v3")?;
-    // Time runs this many times faster for the outside systems' quotas: only for sandboxes
-    // whose own limits are scaled the same way (tests, benchmarks). 1 is the real limits.
-    let scale: f64 = deps.env.parse_or("PONTE_RATE_LIMIT_SCALE", 1.0, "a positive number")?;
-    if !(scale.is_finite() && scale > 0.0) {
-        return Err(ConfigError::new("PONTE_RATE_LIMIT_SCALE", "must be a positive number"));
-    }
+    let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let sync = ProductSync::new(
         AccessTokens::new(deps.auth_token_channel()?),
         MappingServiceClient::new(deps.mapping_channel()?),
-        BlingApi::new(http.clone(), &bling_url, deps.limiter.clone(), Quota::bling().scaled(scale)),
-        Bitrix24Client::new(http.clone(), deps.limiter.clone(), Quota::bitrix24().scaled(scale)),
+        outside.bling,
+        outside.bitrix24,
         deps.locks.clone(),
-        http,
+        outside.http,
     );
     let (backfills, lifeline) = Backfills::new(deps.db.clone(), sync.clone());
     backfills.spawn_scanner();

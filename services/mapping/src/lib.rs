@@ -17,13 +17,12 @@ pub mod transform;
 pub use audit::ACTOR_METADATA;
 pub use fields::{Direction, RULES_TTL, Spec as FieldSpec, Target};
 
-use ponte_connectors::bling::{BlingApi, client::API_URL};
+use ponte_connectors::Outside;
 use ponte_core::{
     ServiceError, TenantId,
     access::AccessTokens,
     config::ConfigError,
     db::{Database, Migrations},
-    ratelimit::Quota,
     service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
@@ -46,8 +45,7 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
-    let bling_url = deps.env.http_url_or("PONTE_BLING_API_URL", API_URL)?;
-    let api = BlingApi::new(ponte_connectors::http::client(), &bling_url, deps.limiter.clone(), Quota::bling());
+    let api = Outside::from_env(&deps.env, deps.limiter.clone())?.bling;
     let bling = bling::BlingLists::new(AccessTokens::new(deps.auth_token_channel()?), api, bling::LIST_TTL);
     Ok(Routes::new(MappingServiceServer::new(Mapping {
         db: deps.db.clone(),
