@@ -10,7 +10,7 @@ use anyhow::Context;
 use ponte_core::{
     config::{Env, Peers, ServeConfig},
     db::Database,
-    grpc::{self, Readiness},
+    grpc,
     idempotency::{RedisTimeouts, connect_redis},
     service::{ServiceSpec, Shared},
     telemetry::{self, LogFormat, TelemetryConfig},
@@ -72,14 +72,12 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
         bind(cfg.metrics_addr, "PONTE_METRICS_ADDR").await?
     };
 
-    let db = Database::connect(&cfg.database_url, spec.schema, cfg.db_max_connections, cfg.startup_timeout).await?;
-    if cfg.migrate_on_start {
-        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
-    }
+    let db =
+        spec.database(&cfg.database_url, cfg.db_max_connections, cfg.startup_timeout, cfg.migrate_on_start).await?;
     let redis = connect_redis(&cfg.redis_url, RedisTimeouts::default(), cfg.startup_timeout).await?;
     let shared = Shared::redis(redis, &cfg.redis_prefix);
-    let deps = shared.deps(db.clone(), cfg.peers.clone(), env.clone());
-    let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+    let deps = shared.deps(db, cfg.peers.clone(), env.clone());
+    let readiness = deps.readiness();
 
     let (stop, stopped) = shutdown_channel();
     tokio::spawn(async move {
@@ -88,7 +86,7 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     });
     tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, grpc_listener, readiness.clone(), stopped()));
+    tasks.spawn(spec.serve(&deps, grpc_listener, stopped())?);
     let router =
         if name == ServiceName::Gateway { ponte_gateway::http_router(&deps, readiness)? } else { metrics_router() };
     let stop = stopped();
@@ -149,8 +147,7 @@ pub async fn migrate(only: Option<ServiceName>) -> anyhow::Result<()> {
         None => SERVICES.to_vec(),
     };
     for spec in specs {
-        let db = Database::connect(&url, spec.schema, 1, timeout).await?;
-        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
+        spec.database(&url, 1, timeout, true).await?;
         println!("{}: migrations applied (schema {})", spec.name, spec.schema);
     }
     Ok(())
@@ -347,19 +344,17 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         let port = base.checked_add(i as u16).context("--grpc-port is too high for six services")?;
         let addr = SocketAddr::new(opts.grpc.ip(), port);
         let listener = bind(addr, "--grpc-port").await?;
-        let db = Database::sqlite_in(&opts.data_dir, spec.schema).await?;
-        db.migrate(spec.migrations).await.with_context(|| format!("applying the {} migrations", spec.name))?;
-        let deps = shared.deps(db.clone(), peers.clone(), env.clone());
-        let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+        let db = spec.sqlite_database(&opts.data_dir).await?;
+        let deps = shared.deps(db, peers.clone(), env.clone());
         if spec.name == "gateway" {
-            gateway = Some((deps.clone(), readiness.clone()));
+            gateway = Some(deps.clone());
         }
-        tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, listener, readiness, stopped()));
+        tasks.spawn(spec.serve(&deps, listener, stopped())?);
         lines.push(format!("  {:<16} grpc://{addr}   ({})", spec.name, spec.grpc_services.join(", ")));
     }
     let http = bind(opts.http, "--http-port").await?;
-    let (gateway_deps, gateway_readiness) = gateway.context("the gateway is one of the services")?;
-    let router = ponte_gateway::http_router(&gateway_deps, gateway_readiness)?;
+    let gateway_deps = gateway.context("the gateway is one of the services")?;
+    let router = ponte_gateway::http_router(&gateway_deps, gateway_deps.readiness())?;
     let stop_http = stopped();
     tasks.spawn(async move { Ok(axum::serve(http, router).with_graceful_shutdown(stop_http).await?) });
     lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));

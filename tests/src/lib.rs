@@ -21,7 +21,6 @@ use ponte_core::{
     config::Env,
     config::Peers,
     db::Database,
-    grpc::{self, Readiness},
     idempotency::{RedisTimeouts, connect_redis},
     service::{ServiceSpec, Shared},
 };
@@ -44,20 +43,63 @@ pub fn unique_prefix() -> String {
     format!("ponte-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
-/// Creates an empty database for one test and returns its URL.
-pub async fn fresh_database() -> String {
+/// An empty PostgreSQL database made for one test, dropped when the last handle to it goes
+/// (with `FORCE`: connections a test left open do not keep it). It reads as its URL.
+pub struct TestDatabase {
+    url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::ops::Deref for TestDatabase {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        // Drop runs inside a test's runtime, which cannot block on a future: a thread of its own does.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_database_url()).await.ok()?;
+                conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await.ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// Creates an empty database for one test; it is dropped with the last handle.
+pub async fn fresh_database() -> Arc<TestDatabase> {
     let admin = admin_database_url();
     let name = format!("ponte_t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for tests (see scripts/test.sh)");
     conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
     let mut url = url::Url::parse(&admin).expect("PONTE_TEST_DATABASE_URL");
     url.set_path(&name);
-    url.to_string()
+    Arc::new(TestDatabase { url: url.to_string(), name })
 }
 
 /// The mesh's services, in-process, against real PostgreSQL and Redis.
 pub struct Mesh {
-    pub database_url: String,
+    /// The mesh's database (dropped when the mesh and every other handle to it are gone).
+    pub database_url: Arc<TestDatabase>,
     pub redis_url: String,
     pub redis_prefix: String,
     /// The services' own settings, which a gateway started with [`Mesh::start_gateway_http`]
@@ -83,7 +125,12 @@ impl Mesh {
     }
 
     /// As [`Mesh::start_with`], on an existing database (a restart of the same deployment).
-    pub async fn start_on(specs: &[&'static ServiceSpec], redis_url: &str, env: Env, database_url: String) -> Self {
+    pub async fn start_on(
+        specs: &[&'static ServiceSpec],
+        redis_url: &str,
+        env: Env,
+        database_url: Arc<TestDatabase>,
+    ) -> Self {
         Self::start_shared(specs, redis_url, env, database_url, unique_prefix()).await
     }
 
@@ -96,7 +143,7 @@ impl Mesh {
         specs: &[&'static ServiceSpec],
         redis_url: &str,
         env: Env,
-        database_url: String,
+        database_url: Arc<TestDatabase>,
         redis_prefix: String,
     ) -> Self {
         let env = if env.get("PONTE_SEALING_KEYS").is_some() {
@@ -128,16 +175,17 @@ impl Mesh {
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();
         for (spec, listener) in listeners {
-            let db = Database::connect(&database_url, spec.schema, 5, Duration::from_secs(5)).await.expect("connect");
-            db.migrate(spec.migrations).await.expect("migrate");
-            let deps = shared.deps(db.clone(), peers.clone(), env.clone());
-            let readiness = Readiness::new().database(db).idempotency(shared.idempotency.clone());
+            // Exactly as `ponte serve` starts a service.
+            let db = spec.database(&database_url, 5, Duration::from_secs(5), true).await.expect("database");
+            let deps = shared.deps(db, peers.clone(), env.clone());
             addrs.push((spec.name, listener.local_addr().expect("addr")));
             let mut rx = stop.subscribe();
-            let routes = (spec.routes)(&deps).expect("routes");
-            tasks.spawn(grpc::serve(spec.grpc_services, routes, listener, readiness, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }));
+            let server = spec
+                .serve(&deps, listener, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .expect("service settings");
+            tasks.spawn(server);
         }
         Self { database_url, redis_url: redis_url.to_owned(), redis_prefix, env, peers, addrs, stop, tasks }
     }
@@ -153,11 +201,10 @@ impl Mesh {
     /// [`TcpProxy`]) and serving on `listener` when given (so a sender can be told the URL first).
     pub async fn start_gateway_http_with(&self, env: Env, peers: Peers, listener: Option<TcpListener>) -> GatewayHttp {
         let spec = &ponte_gateway::SPEC;
-        let db = Database::connect(&self.database_url, spec.schema, 10, Duration::from_secs(5)).await.expect("connect");
-        db.migrate(spec.migrations).await.expect("migrate");
+        let db = spec.database(&self.database_url, 10, Duration::from_secs(5), true).await.expect("database");
         let shared = test_shared(&self.redis_url, &self.redis_prefix).await;
         let deps = shared.deps(db.clone(), peers, env);
-        let readiness = Readiness::new().database(db.clone()).idempotency(shared.idempotency.clone());
+        let readiness = deps.readiness();
         let (router, running) = ponte_gateway::build(&deps, readiness).expect("gateway settings");
         let listener = match listener {
             Some(l) => l,
@@ -168,6 +215,12 @@ impl Mesh {
             let _ = axum::serve(listener, router).await;
         });
         GatewayHttp { addr, db, running: Some(running), server }
+    }
+
+    /// A pool on the mesh's database in service schema `schema` (e.g. `catalog_sync`), for
+    /// asserting on what a service stored.
+    pub async fn db(&self, schema: &str) -> Database {
+        Database::connect(&self.database_url, schema, 2, Duration::from_secs(5)).await.expect("connect")
     }
 
     /// The address a service listens on.
@@ -243,6 +296,20 @@ pub async fn black_hole() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Runs the ignored test `path` (e.g. `gateway_trace::inner`) of this test binary in a process
+/// of its own and fails when it fails: for the few tests that install process-wide state
+/// (a tracing subscriber whose per-callsite caches every other test would share).
+pub fn run_alone(path: &str) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", path, "--ignored", "--nocapture", "--test-threads", "1"])
+        .output()
+        .expect("run the test alone");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{path} failed alone:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{path} did not run: {stdout}");
 }
 
 /// The single number a test's `SELECT COUNT(*) …` (or any one-value query) returns.

@@ -51,6 +51,18 @@ impl BlingWorld {
         self.bling.bling.config().client_secret.clone()
     }
 
+    /// Posts `body` to `gateway`'s Bling webhook route, signed with the app's secret as Bling signs.
+    pub async fn post_bling(&self, gateway: &crate::GatewayHttp, body: String) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(gateway.url("/webhooks/bling"))
+            .header("content-type", "application/json")
+            .header("X-Bling-Signature-256", sign(&self.client_secret(), body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
     /// Connects [`TENANT`] to a Bitrix24 sandbox portal through its incoming webhook (with the
     /// application token its outbound events carry).
     pub async fn connect_portal(&self, portal: &ponte_sandbox::bitrix24::Handle) {

@@ -1,15 +1,19 @@
 //! What a ponte service is to the process that runs it: a name, a database schema with its
 //! migrations, the gRPC services it registers, and how to build them from shared dependencies.
-//! The `ponte` binary runs any [`ServiceSpec`] the same way, alone (`serve`) or all together (`dev`).
+//! Every process runs a [`ServiceSpec`] through the same two calls, [`ServiceSpec::database`]
+//! and [`ServiceSpec::serve`]: the `ponte` binary alone (`serve`) or all together (`dev`), and
+//! the tests' mesh.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
+use anyhow::Context;
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::{
     config::{ConfigError, Env, Peers},
     db::{Database, Migrations},
-    grpc::{TracedChannel, channel},
+    grpc::{Readiness, TracedChannel, channel},
     idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency},
     lock::{Locks, MemoryLocks, RedisLocks},
     ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
@@ -68,6 +72,11 @@ impl Shared {
 }
 
 impl Deps {
+    /// What must answer before the service reports SERVING: its database and Redis.
+    pub fn readiness(&self) -> Readiness {
+        Readiness::new().database(self.db.clone()).idempotency(self.idempotency.clone())
+    }
+
     /// A traced channel to the auth-token service.
     pub fn auth_token_channel(&self) -> Result<TracedChannel, ConfigError> {
         channel("PONTE_AUTH_TOKEN_URL", &self.peers.auth_token)
@@ -101,6 +110,43 @@ pub struct ServiceSpec {
     pub migrations: &'static Migrations,
     /// Builds the gRPC routes.
     pub routes: fn(&Deps) -> Result<Routes, ConfigError>,
+}
+
+impl ServiceSpec {
+    /// The service's database at `url` (its own schema), with its migrations applied when
+    /// `migrate` (PostgreSQL takes an advisory lock, so replicas starting together apply them once).
+    pub async fn database(
+        &self,
+        url: &str,
+        max_connections: u32,
+        startup_timeout: Duration,
+        migrate: bool,
+    ) -> anyhow::Result<Database> {
+        let db = Database::connect(url, self.schema, max_connections, startup_timeout).await?;
+        if migrate {
+            db.migrate(self.migrations).await.with_context(|| format!("applying the {} migrations", self.name))?;
+        }
+        Ok(db)
+    }
+
+    /// The service's own SQLite file under `dir`, migrated (the `ponte dev` layout).
+    pub async fn sqlite_database(&self, dir: &Path) -> anyhow::Result<Database> {
+        let db = Database::sqlite_in(dir, self.schema).await?;
+        db.migrate(self.migrations).await.with_context(|| format!("applying the {} migrations", self.name))?;
+        Ok(db)
+    }
+
+    /// Builds the service from `deps` and returns the server that serves it on `listener`, with
+    /// health and reflection, until `shutdown` resolves.
+    pub fn serve(
+        &'static self,
+        deps: &Deps,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<impl Future<Output = anyhow::Result<()>> + Send + 'static, ConfigError> {
+        let routes = (self.routes)(deps)?;
+        Ok(crate::grpc::serve(self.grpc_services, routes, listener, deps.readiness(), shutdown))
+    }
 }
 
 /// How long a tenant id known to exist is trusted without asking auth-token again.

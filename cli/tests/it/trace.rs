@@ -2,8 +2,9 @@
 //! `ponte serve auth-token` whether a tenant exists, and both export their spans over OTLP to
 //! a collector this test runs.
 
+use crate::support::{Killed, free_addr};
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -53,19 +54,6 @@ impl TraceService for Collector {
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
 #[tokio::test]
 async fn one_trace_spans_a_call_between_two_ponte_processes() {
     let collector = Collector::default();
@@ -87,7 +75,7 @@ async fn one_trace_spans_a_call_between_two_ponte_processes() {
         let metrics = if service == "mapping" { mapping_metrics } else { free_addr() };
         let child = Command::new(env!("CARGO_BIN_EXE_ponte"))
             .args(["serve", service])
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", database_url.url())
             .env("REDIS_URL", ponte_tests::redis_url())
             .env("PONTE_REDIS_PREFIX", ponte_tests::unique_prefix())
             .env("PONTE_GRPC_ADDR", addr.to_string())
@@ -101,7 +89,7 @@ async fn one_trace_spans_a_call_between_two_ponte_processes() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        Killed(child)
+        Killed::new(child)
     };
     let _auth = start("auth-token", auth_addr, Stdio::from(std::fs::File::create(&logs).unwrap()));
     let _mapping = start("mapping", mapping_addr, Stdio::null());

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ponte_core::{config::Env, crypto::generate_key_entry, db::Database};
+use ponte_core::{config::Env, crypto::generate_key_entry};
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, ConnectionState, CreateTenantRequest, GetAccessTokenRequest, GetConnectionRequest,
     Provider, ResolveTenantRequest, StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
@@ -131,7 +131,7 @@ async fn a_merchant_connects_and_the_account_resolves_to_the_tenant() {
     let (token, _) = w.token().await.unwrap();
     assert!(!token.is_empty());
     // Neither token is stored in plaintext.
-    let db = Database::connect(&w.mesh.database_url, "auth_token", 1, Duration::from_secs(5)).await.unwrap();
+    let db = w.mesh.db("auth_token").await;
     let row = sqlx::query("SELECT access_token, refresh_token FROM connections").fetch_one(db.pool()).await.unwrap();
     let (a, r): (String, String) = (row.get(0), row.get(1));
     assert!(a.starts_with("v1.") && r.starts_with("v1.") && !a.contains(&token));

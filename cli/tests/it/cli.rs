@@ -1,5 +1,6 @@
 //! The `ponte` binary as an operator meets it: help, configuration errors, `ponte dev`.
 
+use crate::support::{Killed, free_port_block, ponte};
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -7,12 +8,6 @@ use std::{
 };
 
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-
-fn ponte() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponte"));
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
-}
 
 #[test]
 fn every_command_has_help() {
@@ -91,38 +86,9 @@ fn an_unknown_service_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'billing'"));
 }
 
-/// A base port with seven free ports after it (six gRPC plus HTTP), picked away from the defaults.
-fn free_port_block() -> u16 {
-    for _ in 0..50 {
-        let base = 20_000 + (rand_u16() % 20_000);
-        let ok = (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free block of ports");
-}
-
-fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    (nanos ^ std::process::id()) as u16
-}
-
-/// Kills the child when the test ends, panicking or not.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// A running `ponte dev`: killed when dropped.
 struct Dev {
-    guard: KillOnDrop,
+    guard: Killed,
     /// Its first gRPC port (HTTP is `base + 7`).
     base: u16,
     /// What it printed up to and including "ready".
@@ -139,7 +105,7 @@ impl Drop for Dev {
 /// Starts `ponte dev` on a free block of ports with `extra` arguments and waits for "ready".
 async fn start_dev(name: &str, extra: &[&str]) -> Dev {
     let dir = std::env::temp_dir().join(format!("ponte-{name}-{}", std::process::id()));
-    let base = free_port_block();
+    let base = free_port_block(8);
     let mut child = ponte()
         .args(["dev", "--data-dir", dir.to_str().unwrap(), "--grpc-port", &base.to_string()])
         .args(["--http-port", &(base + 7).to_string()])
@@ -149,7 +115,7 @@ async fn start_dev(name: &str, extra: &[&str]) -> Dev {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let guard = KillOnDrop(Some(child));
+    let guard = Killed::new(child);
     let lines = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -197,7 +163,7 @@ async fn dev_is_ready_within_three_seconds_and_every_service_serves() {
     assert_eq!(http.status(), 200);
 
     // SIGTERM stops it cleanly.
-    let mut child = dev.guard.0.take().unwrap();
+    let mut child = dev.guard.take();
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
@@ -206,7 +172,7 @@ async fn dev_is_ready_within_three_seconds_and_every_service_serves() {
 #[tokio::test]
 async fn migrate_creates_each_service_schema_once() {
     let url = ponte_tests::fresh_database().await;
-    let run = || ponte().arg("migrate").env("DATABASE_URL", &url).output().unwrap();
+    let run = || ponte().arg("migrate").env("DATABASE_URL", url.url()).output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let text = String::from_utf8_lossy(&first.stdout);
@@ -272,7 +238,7 @@ async fn operators_manage_tenants_and_connections_from_the_command_line() {
 
 #[tokio::test]
 async fn dev_with_sandbox_connects_a_bling_account_through_the_gateway_callback() {
-    let bling_port = free_port_block();
+    let bling_port = free_port_block(8);
     let dev = start_dev("sbx", &["--sandbox", "--bling-port", &bling_port.to_string()]).await;
     let (base, lines) = (dev.base, &dev.lines);
     assert!(lines.iter().any(|l| l.contains("(sandbox)") && l.contains(&bling_port.to_string())), "{lines:?}");

@@ -14,7 +14,7 @@ use ponte_proto::v1::{
 };
 use ponte_tests::{
     GatewayHttp, TcpProxy, black_hole, count, eventually,
-    webhooks::{BlingWorld, bling_body, date, sign},
+    webhooks::{BlingWorld, bling_body, date},
 };
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -34,20 +34,13 @@ fn fast(w: &BlingWorld) -> Env {
 
 async fn send(w: &BlingWorld, gw: &GatewayHttp, event_id: &str, event: &str, secs: i64, id: i64) -> Value {
     let body = bling_body(event_id, event, &w.company_id(), &date(secs), json!({"id": id, "nome": "Produto"}));
-    let resp = reqwest::Client::new()
-        .post(gw.url("/webhooks/bling"))
-        .header("content-type", "application/json")
-        .header("X-Bling-Signature-256", sign(&w.client_secret(), body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = w.post_bling(gw, body).await;
     assert_eq!(resp.status().as_u16(), 200);
     resp.json().await.unwrap()
 }
 
 async fn catalog_db(w: &BlingWorld) -> Database {
-    Database::connect(&w.mesh.database_url, "catalog_sync", 2, Duration::from_secs(5)).await.unwrap()
+    w.mesh.db("catalog_sync").await
 }
 
 /// What catalog-sync handled, in order: (source event id, entity, occurred ms, outcome).

@@ -34,7 +34,7 @@ fn envios(token: &str, secret: &str) -> SetApiCredentialsRequest {
 }
 
 async fn auth_db(mesh: &Mesh) -> Database {
-    Database::connect(&mesh.database_url, "auth_token", 2, std::time::Duration::from_secs(5)).await.unwrap()
+    mesh.db("auth_token").await
 }
 
 /// Every text column of every connection row, concatenated.

@@ -2,28 +2,12 @@
 //! webhook is stored and delivered to catalog-sync, an event nobody subscribes to becomes a
 //! dead letter, and `ponte dlq list|show|replay` find and replay it.
 
+use crate::support::{free_port_block, ponte};
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
-
-fn ponte() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponte"));
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
-}
-
-fn free_port_block(n: u16) -> u16 {
-    for i in 0..200_u16 {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let base = 21_000 + ((seed as u16 ^ std::process::id() as u16).wrapping_add(i * 97) % 18_000);
-        if (0..n).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free block of ports");
-}
 
 struct Dev(std::process::Child, std::path::PathBuf);
 

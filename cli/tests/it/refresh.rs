@@ -6,9 +6,10 @@
 //! refresh, never the rotated-out refresh token again, and every caller ends up with the same
 //! new token, which Bling accepts.
 
+use crate::support::{Killed, free_addr};
 use std::{
     net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -31,19 +32,6 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 const CALLERS: usize = 25;
 /// How long Bling's access tokens live.
 const SIX_HOURS: Duration = Duration::from_secs(6 * 3600);
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// One `ponte serve auth-token` process: its gRPC and metrics addresses.
 struct Replica {
@@ -69,7 +57,7 @@ impl Replica {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let replica = Self { grpc, metrics, _process: Killed(child) };
+        let replica = Self { grpc, metrics, _process: Killed::new(child) };
         let endpoint = tonic::transport::Endpoint::from_shared(replica.url()).unwrap();
         let serving = ponte_tests::eventually(Duration::from_secs(30), || {
             let endpoint = endpoint.clone();
@@ -104,8 +92,9 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
     // a hundred calls in a burst are not throttled.
     let bling = Bling::new(Config { per_second: 1000, ..Config::default() }).spawn(None).await.unwrap();
     let cfg = bling.bling.config().clone();
+    let database = ponte_tests::fresh_database().await;
     let env = vec![
-        ("DATABASE_URL", ponte_tests::fresh_database().await),
+        ("DATABASE_URL", database.url().to_owned()),
         ("REDIS_URL", ponte_tests::redis_url()),
         ("PONTE_REDIS_PREFIX", ponte_tests::unique_prefix()),
         ("PONTE_SEALING_KEYS", ponte_core::crypto::generate_key_entry("test")),

@@ -2,9 +2,7 @@
 //! refused naming the field, an event older than the newest accepted one of its entity is
 //! STALE, and an event whose switch is off is SKIPPED saying which.
 
-use std::time::Duration;
-
-use ponte_core::{db::Database, time::to_timestamp};
+use ponte_core::time::to_timestamp;
 use ponte_proto::v1::{
     CatalogSyncServiceHandleEventRequest, EventOutcome, InboundEvent, Provider,
     catalog_sync_service_client::CatalogSyncServiceClient,
@@ -46,7 +44,7 @@ async fn older_events_are_stale_newer_ones_are_accepted_and_every_one_is_logged(
     assert_eq!(handle(event("e3", "order:1", 2_000)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
     assert_eq!(handle(event("e4", "order:2", 500)).await.unwrap().into_inner().outcome(), EventOutcome::Skipped);
 
-    let db = Database::connect(&mesh.database_url, "catalog_sync", 1, Duration::from_secs(5)).await.unwrap();
+    let db = mesh.db("catalog_sync").await;
     let log: Vec<(String, String)> = sqlx::query("SELECT event_id, outcome FROM event_log ORDER BY seq")
         .fetch_all(db.pool())
         .await

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use ponte_core::db::Database;
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CreateTenantRequest, GetAccessTokenRequest, Provider, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient,
@@ -77,7 +76,7 @@ impl World {
 
     /// The stored (sealed) application token of the tenant's Bitrix24 connection.
     async fn stored_token(&self) -> String {
-        let db = Database::connect(&self.mesh.database_url, "auth_token", 1, Duration::from_secs(5)).await.unwrap();
+        let db = self.mesh.db("auth_token").await;
         sqlx::query_scalar("SELECT webhook_secret FROM connections WHERE tenant_id = $1 AND provider = 'bitrix24'")
             .bind(TENANT)
             .fetch_one(db.pool())

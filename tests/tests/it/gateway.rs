@@ -32,7 +32,7 @@ async fn post_bling(w: &BlingWorld, gw: &ponte_tests::GatewayHttp, body: String)
 }
 
 async fn catalog_db(w: &BlingWorld) -> Database {
-    Database::connect(&w.mesh.database_url, "catalog_sync", 2, Duration::from_secs(5)).await.unwrap()
+    w.mesh.db("catalog_sync").await
 }
 
 /// Every event catalog-sync handled: (inbox event id, outcome).

@@ -18,7 +18,7 @@ use ponte_sandbox::{
 };
 use ponte_tests::{
     GatewayHttp, eventually,
-    webhooks::{BlingWorld, TENANT, bling_body, date, sign},
+    webhooks::{BlingWorld, TENANT, bling_body, date},
 };
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -133,7 +133,7 @@ impl World {
     }
 
     async fn catalog_db(&self) -> Database {
-        Database::connect(&self.w.mesh.database_url, "catalog_sync", 2, Duration::from_secs(5)).await.unwrap()
+        self.w.mesh.db("catalog_sync").await
     }
 
     /// catalog-sync's ledger for `entity`: (outcome, detail) in the order handled, leaving out
@@ -152,17 +152,7 @@ impl World {
     }
 
     async fn post_bling(&self, body: String) -> u16 {
-        let sig = sign(&self.w.client_secret(), body.as_bytes());
-        reqwest::Client::new()
-            .post(self.gateway.url("/webhooks/bling"))
-            .header("content-type", "application/json")
-            .header("X-Bling-Signature-256", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.w.post_bling(&self.gateway, body).await.status().as_u16()
     }
 }
 
@@ -617,19 +607,8 @@ async fn the_bling_catalog_reaches_cplug_with_changes_arriving_together_sharing_
             data["idProdutoPai"] = json!(pai);
         }
         let body = bling_body(&format!("pos-{id}"), "product.updated", &company, &date(0), data);
-        let sig = sign(&w.client_secret(), body.as_bytes());
-        let url = gateway.url("/webhooks/bling");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/json")
-                .header("X-Bling-Signature-256", sig)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        let (w, gateway) = (&w, &gateway);
+        async move { w.post_bling(gateway, body).await.status() }
     });
     for status in futures::future::join_all(sends).await {
         assert_eq!(status, 200);

@@ -1,8 +1,8 @@
 //! One trace from the webhook to the Bitrix24 write: the inbox row keeps the receipt's trace
 //! context, the delivery is its child, the service's span is the delivery's child, and the
-//! service's calls to Bling and Bitrix24 are client spans under it. Alone in its test
-//! binary: it installs a tracing subscriber for its thread, and tracing's per-callsite caches
-//! are shared with whatever else runs in the process.
+//! service's calls to Bling and Bitrix24 are client spans under it. The test installs a tracing
+//! subscriber, and tracing's per-callsite caches are shared with whatever else runs in the
+//! process: it runs in a process of its own ([`ponte_tests::run_alone`]).
 
 use std::time::Duration;
 
@@ -16,8 +16,14 @@ use serde_json::json;
 const SPECS: &[&ponte_core::service::ServiceSpec] =
     &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
 
+#[test]
+fn the_whole_sync_is_one_trace_from_the_webhook_to_the_bitrix24_call() {
+    ponte_tests::run_alone("gateway_trace::one_trace_in_a_process_of_its_own");
+}
+
 #[tokio::test(flavor = "current_thread")]
-async fn the_whole_sync_is_one_trace_from_the_webhook_to_the_bitrix24_call() {
+#[ignore = "run in a process of its own by the_whole_sync_is_one_trace_from_the_webhook_to_the_bitrix24_call"]
+async fn one_trace_in_a_process_of_its_own() {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry::trace::TracerProvider as _;

@@ -1,0 +1,8 @@
+//! Black-box tests of the `ponte` binary: its commands, and its services running as separate
+//! processes (`ponte serve`) against real PostgreSQL and Redis. One module per area.
+
+mod cli;
+mod dlq;
+mod refresh;
+mod support;
+mod trace;

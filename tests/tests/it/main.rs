@@ -1,0 +1,23 @@
+//! ponte's end-to-end tests, one binary: the mesh's services started in-process on ephemeral
+//! ports against real PostgreSQL and Redis (a fresh database and Redis key prefix per test, so
+//! tests run in parallel) and the sandboxes of the outside systems. One module per area.
+
+mod auth_token;
+mod bitrix24;
+mod bitrix24_install;
+mod bling_budget;
+mod bling_connect;
+mod catalog_backfill;
+mod catalog_sync;
+mod cplug;
+mod envios360;
+mod foundation;
+mod gateway;
+mod gateway_catalog_sync;
+mod gateway_dispatch;
+mod gateway_notify;
+mod gateway_trace;
+mod http_trace;
+mod idempotency;
+mod mapping;
+mod ratelimit;
