@@ -141,6 +141,7 @@ async fn flow_status(db: &Database, tenant_id: &TenantId, f: &FlowSource) -> Res
             failed: base.failed + u(ev.failed),
             ..base
         }),
+        ..FlowStatus::default()
     })
 }
 

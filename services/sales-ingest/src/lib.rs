@@ -10,6 +10,7 @@ use ponte_proto::{
     v1::{
         CancelSaleRequest, CancelSaleResponse, GetSaleRequest, GetSaleResponse, IngestSaleRequest, IngestSaleResponse,
         ListParkedSalesRequest, ListParkedSalesResponse, ReplayParkedRequest, ReplayParkedResponse,
+        SalesIngestServiceGetSyncStatusRequest, SalesIngestServiceGetSyncStatusResponse,
         SalesIngestServiceHandleEventRequest, SalesIngestServiceHandleEventResponse,
         sales_ingest_service_server::{SalesIngestService, SalesIngestServiceServer},
     },
@@ -74,5 +75,12 @@ impl SalesIngestService for SalesIngest {
         _: Request<SalesIngestServiceHandleEventRequest>,
     ) -> Result<Response<SalesIngestServiceHandleEventResponse>, Status> {
         Err(not_built("HandleEvent"))
+    }
+
+    async fn get_sync_status(
+        &self,
+        _: Request<SalesIngestServiceGetSyncStatusRequest>,
+    ) -> Result<Response<SalesIngestServiceGetSyncStatusResponse>, Status> {
+        Err(not_built("GetSyncStatus"))
     }
 }

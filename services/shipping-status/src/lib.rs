@@ -9,6 +9,7 @@ use ponte_proto::{
     service_names,
     v1::{
         GetShipmentRequest, GetShipmentResponse, ListShipmentsRequest, ListShipmentsResponse,
+        ShippingStatusServiceGetSyncStatusRequest, ShippingStatusServiceGetSyncStatusResponse,
         ShippingStatusServiceHandleEventRequest, ShippingStatusServiceHandleEventResponse,
         shipping_status_service_server::{ShippingStatusService, ShippingStatusServiceServer},
     },
@@ -61,5 +62,12 @@ impl ShippingStatusService for ShippingStatus {
         _: Request<ListShipmentsRequest>,
     ) -> Result<Response<ListShipmentsResponse>, Status> {
         Err(not_built("ListShipments"))
+    }
+
+    async fn get_sync_status(
+        &self,
+        _: Request<ShippingStatusServiceGetSyncStatusRequest>,
+    ) -> Result<Response<ShippingStatusServiceGetSyncStatusResponse>, Status> {
+        Err(not_built("GetSyncStatus"))
     }
 }
