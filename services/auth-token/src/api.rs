@@ -1,6 +1,6 @@
 //! The gRPC surface of auth-token.
 
-use ponte_core::error::ServiceError;
+use ponte_core::{TenantId, error::ServiceError};
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CompleteAuthorizationResponse, ConnectionState, CreateTenantRequest,
     CreateTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
@@ -20,11 +20,12 @@ use crate::{
 };
 
 impl AuthToken {
-    async fn require_tenant(&self, tenant_id: &str) -> Result<(), ServiceError> {
-        validate_tenant_id("tenant_id", tenant_id)?;
-        match tenants::get(&self.db, tenant_id).await? {
-            Some(_) => Ok(()),
-            None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist"))),
+    /// The request's tenant, checked and known to exist.
+    async fn require_tenant(&self, raw: &str) -> Result<TenantId, ServiceError> {
+        let tenant = validate_tenant_id("tenant_id", raw)?;
+        match tenants::get(&self.db, &tenant).await? {
+            Some(_) => Ok(tenant),
+            None => Err(ServiceError::NotFound(format!("tenant '{tenant}' does not exist"))),
         }
     }
 }
@@ -34,14 +35,14 @@ impl AuthTokenService for AuthToken {
     #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
     async fn create_tenant(&self, req: Request<CreateTenantRequest>) -> Result<Response<CreateTenantResponse>, Status> {
         let req = req.into_inner();
-        let tenant = tenants::create(&self.db, &req.tenant_id, &req.display_name).await?;
+        let tenant = validate_tenant_id("tenant_id", &req.tenant_id)?;
+        let tenant = tenants::create(&self.db, &tenant, &req.display_name).await?;
         Ok(Response::new(CreateTenantResponse { tenant: Some(tenant) }))
     }
 
     #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
     async fn get_tenant(&self, req: Request<GetTenantRequest>) -> Result<Response<GetTenantResponse>, Status> {
-        let tenant_id = req.into_inner().tenant_id;
-        validate_tenant_id("tenant_id", &tenant_id)?;
+        let tenant_id = validate_tenant_id("tenant_id", &req.into_inner().tenant_id)?;
         match tenants::get(&self.db, &tenant_id).await? {
             Some(tenant) => Ok(Response::new(GetTenantResponse { tenant: Some(tenant) })),
             None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist")).into()),
@@ -59,18 +60,18 @@ impl AuthTokenService for AuthToken {
         req: Request<StartAuthorizationRequest>,
     ) -> Result<Response<StartAuthorizationResponse>, Status> {
         let req = req.into_inner();
-        self.require_tenant(&req.tenant_id).await?;
+        let tenant = self.require_tenant(&req.tenant_id).await?;
         let provider = provider_from("provider", req.provider)?;
         let authorize = match provider {
             Provider::Bling => {
                 let bling = self.bling()?;
-                let (state, expire) = oauth::new_state(&self.db, &req.tenant_id, provider).await?;
+                let (state, expire) = oauth::new_state(&self.db, &tenant, provider).await?;
                 (bling.oauth.authorize_url(&state), state, expire)
             }
             Provider::Bitrix24 => {
                 let app = self.bitrix24()?;
                 let portal = oauth::portal_domain("bitrix24_domain", &req.bitrix24_domain)?;
-                let (state, expire) = oauth::new_state(&self.db, &req.tenant_id, provider).await?;
+                let (state, expire) = oauth::new_state(&self.db, &tenant, provider).await?;
                 (app.authorize_url(&portal, &state), state, expire)
             }
             other => {
@@ -115,8 +116,8 @@ impl AuthTokenService for AuthToken {
         req: Request<SetApiCredentialsRequest>,
     ) -> Result<Response<SetApiCredentialsResponse>, Status> {
         let req = req.into_inner();
-        self.require_tenant(&req.tenant_id).await?;
-        let row = credentials::store(self, &req.tenant_id, req.credentials).await?;
+        let tenant = self.require_tenant(&req.tenant_id).await?;
+        let row = credentials::store(self, &tenant, req.credentials).await?;
         Ok(Response::new(SetApiCredentialsResponse { connection: Some(row.to_proto()) }))
     }
 
@@ -126,18 +127,12 @@ impl AuthTokenService for AuthToken {
     ) -> Result<Response<RevokeConnectionResponse>, Status> {
         let req = req.into_inner();
         let provider = provider_from("provider", req.provider)?;
-        connections::require(&self.db, &req.tenant_id, provider).await?;
-        connections::set_state(
-            &self.db,
-            &req.tenant_id,
-            provider,
-            ConnectionState::Revoked,
-            "revoked by an operator",
-            true,
-        )
-        .await?;
-        tracing::info!(tenant_id = req.tenant_id, provider = provider_name(provider), "connection revoked");
-        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        let tenant = validate_tenant_id("tenant_id", &req.tenant_id)?;
+        connections::require(&self.db, &tenant, provider).await?;
+        connections::set_state(&self.db, &tenant, provider, ConnectionState::Revoked, "revoked by an operator", true)
+            .await?;
+        tracing::info!(tenant_id = %tenant, provider = provider_name(provider), "connection revoked");
+        let row = connections::require(&self.db, &tenant, provider).await?;
         Ok(Response::new(RevokeConnectionResponse { connection: Some(row.to_proto()) }))
     }
 
@@ -147,8 +142,8 @@ impl AuthTokenService for AuthToken {
     ) -> Result<Response<GetConnectionResponse>, Status> {
         let req = req.into_inner();
         let provider = provider_from("provider", req.provider)?;
-        validate_tenant_id("tenant_id", &req.tenant_id)?;
-        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        let tenant = validate_tenant_id("tenant_id", &req.tenant_id)?;
+        let row = connections::require(&self.db, &tenant, provider).await?;
         Ok(Response::new(GetConnectionResponse { connection: Some(row.to_proto()) }))
     }
 
@@ -156,9 +151,8 @@ impl AuthTokenService for AuthToken {
         &self,
         req: Request<ListConnectionsRequest>,
     ) -> Result<Response<ListConnectionsResponse>, Status> {
-        let tenant_id = req.into_inner().tenant_id;
-        self.require_tenant(&tenant_id).await?;
-        let rows = connections::list(&self.db, &tenant_id).await?;
+        let tenant = self.require_tenant(&req.into_inner().tenant_id).await?;
+        let rows = connections::list(&self.db, &tenant).await?;
         Ok(Response::new(ListConnectionsResponse { connections: rows.iter().map(|r| r.to_proto()).collect() }))
     }
 
@@ -169,8 +163,8 @@ impl AuthTokenService for AuthToken {
     ) -> Result<Response<GetAccessTokenResponse>, Status> {
         let req = req.into_inner();
         let provider = provider_from("provider", req.provider)?;
-        validate_tenant_id("tenant_id", &req.tenant_id)?;
-        Ok(Response::new(self.access_token(&req.tenant_id, provider, req.rejected_token_version).await?))
+        let tenant = validate_tenant_id("tenant_id", &req.tenant_id)?;
+        Ok(Response::new(self.access_token(&tenant, provider, req.rejected_token_version).await?))
     }
 
     async fn resolve_tenant(
@@ -181,7 +175,7 @@ impl AuthTokenService for AuthToken {
         let provider = provider_from("provider", req.provider)?;
         let account = ServiceError::require("external_account_id", &req.external_account_id)?;
         match connections::resolve(&self.db, provider, account).await? {
-            Some(tenant_id) => Ok(Response::new(ResolveTenantResponse { tenant_id })),
+            Some(tenant) => Ok(Response::new(ResolveTenantResponse { tenant_id: tenant.into() })),
             None => Err(ServiceError::NotFound(format!(
                 "no tenant has connected {} account '{account}'",
                 provider_name(provider)
@@ -196,7 +190,7 @@ impl AuthTokenService for AuthToken {
     ) -> Result<Response<GetWebhookSecretResponse>, Status> {
         let req = req.into_inner();
         let provider = provider_from("provider", req.provider)?;
-        validate_tenant_id("tenant_id", &req.tenant_id)?;
+        let tenant = validate_tenant_id("tenant_id", &req.tenant_id)?;
         if provider == Provider::Bling {
             return Err(ServiceError::invalid(
                 "provider",
@@ -204,12 +198,11 @@ impl AuthTokenService for AuthToken {
             )
             .into());
         }
-        let row = connections::require(&self.db, &req.tenant_id, provider).await?;
+        let row = connections::require(&self.db, &tenant, provider).await?;
         let secret = row.open(&self.sealer, Field::WebhookSecret)?.ok_or_else(|| {
             ServiceError::FailedPrecondition(format!(
-                "the {} connection of tenant '{}' has no webhook secret",
-                provider_name(provider),
-                req.tenant_id
+                "the {} connection of tenant '{tenant}' has no webhook secret",
+                provider_name(provider)
             ))
         })?;
         Ok(Response::new(GetWebhookSecretResponse { secret }))

@@ -1,13 +1,13 @@
 //! Connection rows: a tenant's link to one provider, with its tokens and secrets sealed.
 
 use ponte_core::{
+    TenantId,
     crypto::Sealer,
     db::Database,
     error::ServiceError,
     time::{now_millis, to_timestamp},
 };
 use ponte_proto::v1::{Connection, ConnectionState, Provider};
-use sqlx::{Row, any::AnyRow};
 
 /// The provider's name as stored and as shown in messages.
 pub fn provider_name(p: Provider) -> &'static str {
@@ -84,14 +84,14 @@ impl Field {
 }
 
 /// The associated data binding a sealed value to its row and column.
-pub fn aad(tenant_id: &str, provider: Provider, field: Field) -> String {
-    format!("ponte/auth-token/{tenant_id}/{}/{}", provider_name(provider), field.column())
+pub fn aad(tenant: &TenantId, provider: Provider, field: Field) -> String {
+    format!("ponte/auth-token/{tenant}/{}/{}", provider_name(provider), field.column())
 }
 
 /// A connection as stored (secrets still sealed).
 #[derive(Clone, Debug)]
 pub struct ConnectionRow {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub provider: Provider,
     pub state: ConnectionState,
     pub external_account_id: String,
@@ -109,29 +109,80 @@ pub struct ConnectionRow {
 const COLUMNS: &str = "tenant_id, provider, state, external_account_id, access_token, access_expire_time, \
     refresh_token, credentials, webhook_secret, token_version, reason, create_time, update_time";
 
-fn from_row(r: &AnyRow) -> Result<ConnectionRow, sqlx::Error> {
-    Ok(ConnectionRow {
-        tenant_id: r.try_get("tenant_id")?,
-        provider: provider_from_name(&r.try_get::<String, _>("provider")?),
-        state: state_from_name(&r.try_get::<String, _>("state")?),
-        external_account_id: r.try_get("external_account_id")?,
-        access_token: r.try_get("access_token")?,
-        access_expire_time: r.try_get("access_expire_time")?,
-        refresh_token: r.try_get("refresh_token")?,
-        credentials: r.try_get("credentials")?,
-        webhook_secret: r.try_get("webhook_secret")?,
-        token_version: r.try_get("token_version")?,
-        reason: r.try_get("reason")?,
-        create_time: r.try_get("create_time")?,
-        update_time: r.try_get("update_time")?,
-    })
+/// A connection as read, its provider and state by their stored names.
+#[derive(sqlx::FromRow)]
+struct Row {
+    tenant_id: String,
+    provider: String,
+    state: String,
+    external_account_id: String,
+    access_token: String,
+    access_expire_time: i64,
+    refresh_token: String,
+    credentials: String,
+    webhook_secret: String,
+    token_version: i64,
+    reason: String,
+    create_time: i64,
+    update_time: i64,
+}
+
+impl From<Row> for ConnectionRow {
+    fn from(r: Row) -> Self {
+        ConnectionRow {
+            tenant_id: TenantId::from_stored(r.tenant_id),
+            provider: provider_from_name(&r.provider),
+            state: state_from_name(&r.state),
+            external_account_id: r.external_account_id,
+            access_token: r.access_token,
+            access_expire_time: r.access_expire_time,
+            refresh_token: r.refresh_token,
+            credentials: r.credentials,
+            webhook_secret: r.webhook_secret,
+            token_version: r.token_version,
+            reason: r.reason,
+            create_time: r.create_time,
+            update_time: r.update_time,
+        }
+    }
 }
 
 impl ConnectionRow {
+    /// A new connection of `tenant` to `provider`, connected, with nothing sealed in it yet.
+    pub fn connected(tenant: &TenantId, provider: Provider, external_account_id: String) -> Self {
+        let now = now_millis();
+        Self {
+            tenant_id: tenant.clone(),
+            provider,
+            state: ConnectionState::Connected,
+            external_account_id,
+            access_token: String::new(),
+            access_expire_time: 0,
+            refresh_token: String::new(),
+            credentials: String::new(),
+            webhook_secret: String::new(),
+            token_version: 0,
+            reason: String::new(),
+            create_time: now,
+            update_time: now,
+        }
+    }
+
+    /// Seals `value` into `field`'s column, bound to this row and column.
+    pub fn seal(&mut self, sealer: &Sealer, field: Field, value: &str) {
+        let sealed = sealer.seal(value.as_bytes(), &aad(&self.tenant_id, self.provider, field));
+        match field {
+            Field::AccessToken => self.access_token = sealed,
+            Field::RefreshToken => self.refresh_token = sealed,
+            Field::Credentials => self.credentials = sealed,
+            Field::WebhookSecret => self.webhook_secret = sealed,
+        }
+    }
+
     /// The public view: never a secret.
     pub fn to_proto(&self) -> Connection {
         Connection {
-            tenant_id: self.tenant_id.clone(),
+            tenant_id: self.tenant_id.to_string(),
             provider: self.provider as i32,
             state: self.state as i32,
             external_account_id: self.external_account_id.clone(),
@@ -168,40 +219,40 @@ impl ConnectionRow {
     }
 }
 
-pub async fn load(db: &Database, tenant_id: &str, provider: Provider) -> Result<Option<ConnectionRow>, ServiceError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+pub async fn load(db: &Database, tenant: &TenantId, provider: Provider) -> Result<Option<ConnectionRow>, ServiceError> {
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM connections WHERE tenant_id = $1 AND provider = $2"
     )))
-    .bind(tenant_id)
+    .bind(tenant.as_str())
     .bind(provider_name(provider))
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    Ok(row.map(ConnectionRow::from))
 }
 
-pub async fn require(db: &Database, tenant_id: &str, provider: Provider) -> Result<ConnectionRow, ServiceError> {
-    load(db, tenant_id, provider).await?.ok_or_else(|| {
-        ServiceError::NotFound(format!("tenant '{tenant_id}' has no {} connection", provider_name(provider)))
+pub async fn require(db: &Database, tenant: &TenantId, provider: Provider) -> Result<ConnectionRow, ServiceError> {
+    load(db, tenant, provider).await?.ok_or_else(|| {
+        ServiceError::NotFound(format!("tenant '{tenant}' has no {} connection", provider_name(provider)))
     })
 }
 
-pub async fn list(db: &Database, tenant_id: &str) -> Result<Vec<ConnectionRow>, ServiceError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+pub async fn list(db: &Database, tenant: &TenantId) -> Result<Vec<ConnectionRow>, ServiceError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM connections WHERE tenant_id = $1 ORDER BY provider"
     )))
-    .bind(tenant_id)
+    .bind(tenant.as_str())
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(ConnectionRow::from).collect())
 }
 
 /// Every connection (for re-sealing under a new key and for the refresher).
 pub async fn all(db: &Database) -> Result<Vec<ConnectionRow>, ServiceError> {
-    let rows =
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM connections ORDER BY tenant_id, provider")))
+    let rows: Vec<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM connections ORDER BY tenant_id, provider")))
             .fetch_all(db.pool())
             .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    Ok(rows.into_iter().map(ConnectionRow::from).collect())
 }
 
 /// Writes a whole connection (insert or replace), bumping its token version.
@@ -217,7 +268,7 @@ pub async fn upsert(db: &Database, c: &ConnectionRow) -> Result<ConnectionRow, S
          credentials = excluded.credentials, webhook_secret = excluded.webhook_secret, \
          token_version = connections.token_version + 1, reason = excluded.reason, update_time = excluded.update_time",
     )
-    .bind(&c.tenant_id)
+    .bind(c.tenant_id.as_str())
     .bind(provider_name(c.provider))
     .bind(state_name(c.state))
     .bind(&c.external_account_id)
@@ -233,15 +284,14 @@ pub async fn upsert(db: &Database, c: &ConnectionRow) -> Result<ConnectionRow, S
     match result {
         Ok(_) => {}
         Err(e) if Database::is_unique_violation(&e) => {
-            let owner =
-                sqlx::query("SELECT tenant_id FROM connections WHERE provider = $1 AND external_account_id = $2")
-                    .bind(provider_name(c.provider))
-                    .bind(&c.external_account_id)
-                    .fetch_optional(db.pool())
-                    .await?
-                    .map(|r| r.try_get::<String, _>(0))
-                    .transpose()?
-                    .unwrap_or_default();
+            let owner: Option<String> = sqlx::query_scalar(
+                "SELECT tenant_id FROM connections WHERE provider = $1 AND external_account_id = $2",
+            )
+            .bind(provider_name(c.provider))
+            .bind(&c.external_account_id)
+            .fetch_optional(db.pool())
+            .await?;
+            let owner = owner.unwrap_or_default();
             return Err(ServiceError::AlreadyExists(format!(
                 "{} account '{}' is already connected to tenant '{owner}'",
                 provider_name(c.provider),
@@ -273,7 +323,7 @@ pub async fn swap_tokens(
     .bind(refresh_token)
     .bind(state_name(ConnectionState::Connected))
     .bind(now_millis())
-    .bind(&c.tenant_id)
+    .bind(c.tenant_id.as_str())
     .bind(provider_name(c.provider))
     .bind(expected_version)
     .execute(db.pool())
@@ -284,7 +334,7 @@ pub async fn swap_tokens(
 /// Marks a connection as unusable until the merchant acts, keeping why.
 pub async fn set_state(
     db: &Database,
-    tenant_id: &str,
+    tenant: &TenantId,
     provider: Provider,
     state: ConnectionState,
     reason: &str,
@@ -302,7 +352,7 @@ pub async fn set_state(
         .bind(state_name(state))
         .bind(reason)
         .bind(now_millis())
-        .bind(tenant_id)
+        .bind(tenant.as_str())
         .bind(provider_name(provider))
         .execute(db.pool())
         .await?;
@@ -320,7 +370,7 @@ pub async fn reseal_column(db: &Database, c: &ConnectionRow, field: Field, seale
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(sealed)
-        .bind(&c.tenant_id)
+        .bind(c.tenant_id.as_str())
         .bind(provider_name(c.provider))
         .bind(c.token_version)
         .bind(c.sealed(field))
@@ -335,7 +385,7 @@ pub async fn set_webhook_secret(db: &Database, c: &ConnectionRow, sealed: &str) 
     sqlx::query("UPDATE connections SET webhook_secret = $1, update_time = $2 WHERE tenant_id = $3 AND provider = $4")
         .bind(sealed)
         .bind(now_millis())
-        .bind(&c.tenant_id)
+        .bind(c.tenant_id.as_str())
         .bind(provider_name(c.provider))
         .execute(db.pool())
         .await?;
@@ -343,8 +393,8 @@ pub async fn set_webhook_secret(db: &Database, c: &ConnectionRow, sealed: &str) 
 }
 
 /// The tenant connected to an outside account.
-pub async fn resolve(db: &Database, provider: Provider, account: &str) -> Result<Option<String>, ServiceError> {
-    let row = sqlx::query(
+pub async fn resolve(db: &Database, provider: Provider, account: &str) -> Result<Option<TenantId>, ServiceError> {
+    let tenant: Option<String> = sqlx::query_scalar(
         "SELECT tenant_id FROM connections WHERE provider = $1 AND external_account_id = $2 AND state <> $3",
     )
     .bind(provider_name(provider))
@@ -352,5 +402,30 @@ pub async fn resolve(db: &Database, provider: Provider, account: &str) -> Result
     .bind(state_name(ConnectionState::Revoked))
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
+    Ok(tenant.map(TenantId::from_stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_only_in_its_own_row_and_column() {
+        let sealer = Sealer::ephemeral();
+        let loja = TenantId::parse("loja").unwrap();
+        let mut row = ConnectionRow::connected(&loja, Provider::Cplug, String::new());
+        row.seal(&sealer, Field::Credentials, r#"{"password":"s3cret"}"#);
+        row.seal(&sealer, Field::WebhookSecret, "hook-secret-0123456789");
+        assert_eq!(row.state, ConnectionState::Connected);
+        assert_eq!(row.open(&sealer, Field::Credentials).unwrap().as_deref(), Some(r#"{"password":"s3cret"}"#));
+        assert_eq!(row.open(&sealer, Field::WebhookSecret).unwrap().as_deref(), Some("hook-secret-0123456789"));
+        assert_eq!(row.open(&sealer, Field::AccessToken).unwrap(), None);
+        assert!(!row.credentials.contains("s3cret"));
+        // Moved to another column or tenant, the value no longer opens.
+        let mut moved = row.clone();
+        moved.access_token = row.credentials.clone();
+        assert!(moved.open(&sealer, Field::AccessToken).is_err());
+        let other = ConnectionRow { tenant_id: TenantId::parse("outra").unwrap(), ..row };
+        assert!(other.open(&sealer, Field::Credentials).is_err());
+    }
 }

@@ -1,13 +1,13 @@
 //! API credentials of providers without OAuth (360Envios, CPLUG) and Bitrix24 incoming
 //! webhooks: checked field by field, sealed, stored.
 
-use ponte_core::{error::ServiceError, time::now_millis};
-use ponte_proto::v1::{ConnectionState, Provider, set_api_credentials_request::Credentials};
+use ponte_core::{TenantId, error::ServiceError};
+use ponte_proto::v1::{Provider, set_api_credentials_request::Credentials};
 use serde_json::json;
 
 use crate::{
     AuthToken,
-    connections::{self, ConnectionRow, Field, aad},
+    connections::{self, ConnectionRow, Field},
 };
 
 fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, ServiceError> {
@@ -25,7 +25,7 @@ pub(crate) fn secret<'a>(field: &str, value: &'a str) -> Result<&'a str, Service
 
 pub(crate) async fn store(
     svc: &AuthToken,
-    tenant_id: &str,
+    tenant: &TenantId,
     credentials: Option<Credentials>,
 ) -> Result<ConnectionRow, ServiceError> {
     let (provider, account, creds, webhook_secret) = match credentials {
@@ -64,23 +64,10 @@ pub(crate) async fn store(
             (Provider::Bitrix24, domain, json!({"webhook_url": base}), token.to_owned())
         }
     };
-    let now = now_millis();
-    let row = ConnectionRow {
-        tenant_id: tenant_id.to_owned(),
-        provider,
-        state: ConnectionState::Connected,
-        external_account_id: account,
-        access_token: String::new(),
-        access_expire_time: 0,
-        refresh_token: String::new(),
-        credentials: svc.sealer.seal(creds.to_string().as_bytes(), &aad(tenant_id, provider, Field::Credentials)),
-        webhook_secret: svc.sealer.seal(webhook_secret.as_bytes(), &aad(tenant_id, provider, Field::WebhookSecret)),
-        token_version: 0,
-        reason: String::new(),
-        create_time: now,
-        update_time: now,
-    };
+    let mut row = ConnectionRow::connected(tenant, provider, account);
+    row.seal(&svc.sealer, Field::Credentials, &creds.to_string());
+    row.seal(&svc.sealer, Field::WebhookSecret, &webhook_secret);
     let stored = connections::upsert(&svc.db, &row).await?;
-    tracing::info!(tenant_id, provider = connections::provider_name(provider), "API credentials stored");
+    tracing::info!(tenant_id = %tenant, provider = connections::provider_name(provider), "API credentials stored");
     Ok(stored)
 }

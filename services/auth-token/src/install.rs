@@ -41,29 +41,29 @@ impl AuthToken {
             ServiceError::PermissionDenied(why)
         };
 
-        let Some(tenant_id) = connections::resolve(&self.db, Provider::Bitrix24, &portal).await? else {
+        let Some(tenant) = connections::resolve(&self.db, Provider::Bitrix24, &portal).await? else {
             return Err(refused(format!(
                 "no tenant has connected Bitrix24 portal '{portal}': connect it (StartAuthorization) before installing \
                  the app"
             )));
         };
-        let row = connections::require(&self.db, &tenant_id, Provider::Bitrix24).await?;
+        let row = connections::require(&self.db, &tenant, Provider::Bitrix24).await?;
         let creds = self.credentials(&row)?;
         let known = |k: &str| creds[k].as_str().filter(|v| !v.is_empty());
         let (Some(known_member), Some(known_endpoint)) = (known("member_id"), known("client_endpoint")) else {
             return Err(refused(format!(
-                "tenant '{tenant_id}' connected portal '{portal}' without ponte's app (an incoming webhook): its \
+                "tenant '{tenant}' connected portal '{portal}' without ponte's app (an incoming webhook): its \
                  application token is set with SetApiCredentials"
             )));
         };
         if member_id != known_member {
             return Err(refused(format!(
-                "member_id '{member_id}' is not the member id of portal '{portal}' that tenant '{tenant_id}' connected"
+                "member_id '{member_id}' is not the member id of portal '{portal}' that tenant '{tenant}' connected"
             )));
         }
         if endpoint.trim_end_matches('/') != known_endpoint.trim_end_matches('/') {
             return Err(refused(format!(
-                "client_endpoint '{endpoint}' is not the REST address of portal '{portal}' that tenant '{tenant_id}' \
+                "client_endpoint '{endpoint}' is not the REST address of portal '{portal}' that tenant '{tenant}' \
                  connected"
             )));
         }
@@ -90,14 +90,20 @@ impl AuthToken {
 
         let previous = row.open(&self.sealer, Field::WebhookSecret)?;
         let sealed =
-            self.sealer.seal(application_token.as_bytes(), &aad(&tenant_id, Provider::Bitrix24, Field::WebhookSecret));
+            self.sealer.seal(application_token.as_bytes(), &aad(&tenant, Provider::Bitrix24, Field::WebhookSecret));
         connections::set_webhook_secret(&self.db, &row, &sealed).await?;
         let action = match previous {
             None => "stored",
             Some(p) if p == application_token => "unchanged",
             Some(_) => "replaced",
         };
-        tracing::info!(tenant_id, portal, member_id, action, "Bitrix24 app installed: application token {action}");
-        connections::require(&self.db, &tenant_id, Provider::Bitrix24).await
+        tracing::info!(
+            tenant_id = %tenant,
+            portal,
+            member_id,
+            action,
+            "Bitrix24 app installed: application token {action}"
+        );
+        connections::require(&self.db, &tenant, Provider::Bitrix24).await
     }
 }

@@ -15,7 +15,7 @@ mod tokens;
 use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{
-    Outside,
+    ConnectorError, Outside,
     bitrix24::{Bitrix24AppConfig, Bitrix24Client, Bitrix24OAuth},
     bling::{BlingApi, BlingConfig, BlingOAuth},
     cplug::CplugClient,
@@ -139,5 +139,53 @@ impl AuthToken {
                 "no Bling app is configured (set PONTE_BLING_CLIENT_ID and PONTE_BLING_CLIENT_SECRET)".into(),
             )
         })
+    }
+}
+
+/// A failed call to a provider as auth-token answers it: ponte's one conversion
+/// (`From<ConnectorError>`), its message led by what auth-token was doing.
+pub(crate) fn outside_failure(doing: &str, e: ConnectorError) -> ServiceError {
+    match ServiceError::from(e) {
+        ServiceError::Unavailable { message, retry_after } => {
+            ServiceError::unavailable(format!("{doing}: {message}"), retry_after)
+        }
+        ServiceError::FailedPrecondition(m) => ServiceError::FailedPrecondition(format!("{doing}: {m}")),
+        ServiceError::NotFound(m) => ServiceError::NotFound(format!("{doing}: {m}")),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ponte_connectors::ConnectorError;
+    use ponte_core::error::ServiceError;
+
+    use super::outside_failure;
+
+    #[test]
+    fn an_outside_failure_says_what_was_being_done_and_keeps_its_class() {
+        let limited = ConnectorError::RateLimited {
+            system: "Bling",
+            message: "too many requests".into(),
+            retry_after: Some(Duration::from_millis(700)),
+        };
+        match outside_failure("renewing the bling token", limited) {
+            ServiceError::Unavailable { message, retry_after } => {
+                assert!(message.starts_with("renewing the bling token: Bling rate limit"), "{message}");
+                assert_eq!(retry_after, Some(Duration::from_millis(700)));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A refusal retrying cannot help is not answered as one to retry.
+        let rejected =
+            ConnectorError::Rejected { system: "CPLUG", status: 400, message: "invalid_client".into(), fields: vec![] };
+        match outside_failure("renewing the cplug token", rejected) {
+            ServiceError::FailedPrecondition(m) => {
+                assert!(m.starts_with("renewing the cplug token: CPLUG refused"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ponte_connectors::ConnectorError;
-use ponte_core::{db::Database, error::ServiceError, retry::RetryPolicy, time::now_millis};
-use ponte_proto::v1::{ConnectionState, Provider};
+use ponte_core::{TenantId, db::Database, error::ServiceError, retry::RetryPolicy, time::now_millis};
+use ponte_proto::v1::Provider;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::{
     AuthToken,
-    connections::{self, ConnectionRow, Field, aad, provider_name},
+    connections::{self, ConnectionRow, Field, provider_name},
+    outside_failure,
 };
 
 /// How long a merchant has to come back from the provider's consent page.
@@ -23,8 +23,8 @@ fn hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
-/// Creates and stores a state for `tenant_id`; returns it with its expiry (Unix ms).
-pub async fn new_state(db: &Database, tenant_id: &str, provider: Provider) -> Result<(String, i64), ServiceError> {
+/// Creates and stores a state for `tenant`; returns it with its expiry (Unix ms).
+pub async fn new_state(db: &Database, tenant: &TenantId, provider: Provider) -> Result<(String, i64), ServiceError> {
     let mut raw = [0_u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let state = URL_SAFE_NO_PAD.encode(raw);
@@ -34,7 +34,7 @@ pub async fn new_state(db: &Database, tenant_id: &str, provider: Provider) -> Re
         "INSERT INTO oauth_states (state_hash, tenant_id, provider, expire_time, create_time) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(hash(&state))
-    .bind(tenant_id)
+    .bind(tenant.as_str())
     .bind(provider_name(provider))
     .bind(expire)
     .bind(now)
@@ -44,9 +44,9 @@ pub async fn new_state(db: &Database, tenant_id: &str, provider: Provider) -> Re
 }
 
 /// Uses up a state: the tenant it was issued for, or why it cannot be used.
-pub async fn consume_state(db: &Database, state: &str, provider: Provider) -> Result<String, ServiceError> {
+pub async fn consume_state(db: &Database, state: &str, provider: Provider) -> Result<TenantId, ServiceError> {
     let now = now_millis();
-    let used = sqlx::query(
+    let used: Option<String> = sqlx::query_scalar(
         "UPDATE oauth_states SET used_time = $1 WHERE state_hash = $2 AND provider = $3 \
          AND used_time IS NULL AND expire_time > $1 RETURNING tenant_id",
     )
@@ -55,20 +55,20 @@ pub async fn consume_state(db: &Database, state: &str, provider: Provider) -> Re
     .bind(provider_name(provider))
     .fetch_optional(db.pool())
     .await?;
-    if let Some(row) = used {
-        return Ok(row.try_get(0)?);
+    if let Some(tenant) = used {
+        return Ok(TenantId::from_stored(tenant));
     }
-    let known = sqlx::query("SELECT used_time, expire_time FROM oauth_states WHERE state_hash = $1 AND provider = $2")
-        .bind(hash(state))
-        .bind(provider_name(provider))
-        .fetch_optional(db.pool())
-        .await?;
+    // When it was used, for a state ponte issued.
+    let known: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT used_time FROM oauth_states WHERE state_hash = $1 AND provider = $2")
+            .bind(hash(state))
+            .bind(provider_name(provider))
+            .fetch_optional(db.pool())
+            .await?;
     Err(ServiceError::FailedPrecondition(match known {
         None => "the authorization state is unknown: start the connection again".into(),
-        Some(row) if row.try_get::<Option<i64>, _>(0)?.is_some() => {
-            "the authorization state was already used: start the connection again".into()
-        }
-        Some(_) => "the authorization state expired (10 minutes): start the connection again".into(),
+        Some(Some(_)) => "the authorization state was already used: start the connection again".into(),
+        Some(None) => "the authorization state expired (10 minutes): start the connection again".into(),
     }))
 }
 
@@ -82,18 +82,19 @@ impl AuthToken {
     ) -> Result<ConnectionRow, ServiceError> {
         let bling = self.bling()?;
         let state = ServiceError::require("state", state)?;
-        let tenant_id = consume_state(&self.db, state, Provider::Bling).await?;
+        let tenant = consume_state(&self.db, state, Provider::Bling).await?;
         if !error.is_empty() {
             let reason = if error == "access_denied" {
                 "the merchant denied access in Bling".to_owned()
             } else {
                 format!("Bling refused the authorization: {error}")
             };
-            tracing::info!(tenant_id, error, "Bling authorization not granted");
+            tracing::info!(tenant_id = %tenant, error, "Bling authorization not granted");
             return Err(ServiceError::PermissionDenied(reason));
         }
         let code = ServiceError::require("code", code)?;
-        // Exactly once: a second exchange of the same code revokes the merchant's access.
+        // Exactly once: a second exchange of the same code revokes the merchant's access, so no
+        // failure of it is answered as one to retry.
         let tokens = bling.oauth.exchange_code(code).await.map_err(|e| match e {
             ConnectorError::InvalidGrant { message, .. } => ServiceError::FailedPrecondition(format!(
                 "Bling refused the authorization code ({message}): start the connection again"
@@ -104,34 +105,19 @@ impl AuthToken {
         })?;
         // Reading the account is safe to retry.
         // The account is unknown until this answers: its budget is keyed by tenant meanwhile.
-        let budget_key = format!("tenant:{tenant_id}");
+        let budget_key = format!("tenant:{tenant}");
         let account = RetryPolicy { max_attempts: 4, ..Default::default() }
             .run(|_| bling.api.dados_basicos(&budget_key, &tokens.access_token))
             .await
-            .map_err(|e| ServiceError::unavailable(format!("reading the Bling account failed: {e}"), None))?;
-        let now = now_millis();
-        let row = ConnectionRow {
-            tenant_id: tenant_id.clone(),
-            provider: Provider::Bling,
-            state: ConnectionState::Connected,
-            external_account_id: account.id,
-            access_token: self
-                .sealer
-                .seal(tokens.access_token.as_bytes(), &aad(&tenant_id, Provider::Bling, Field::AccessToken)),
-            access_expire_time: now + tokens.expires_in.as_millis() as i64,
-            refresh_token: tokens
-                .refresh_token
-                .map(|r| self.sealer.seal(r.as_bytes(), &aad(&tenant_id, Provider::Bling, Field::RefreshToken)))
-                .unwrap_or_default(),
-            credentials: String::new(),
-            webhook_secret: String::new(),
-            token_version: 0,
-            reason: String::new(),
-            create_time: now,
-            update_time: now,
-        };
+            .map_err(|e| outside_failure("reading the Bling account failed", e))?;
+        let mut row = ConnectionRow::connected(&tenant, Provider::Bling, account.id);
+        row.access_expire_time = now_millis() + tokens.expires_in.as_millis() as i64;
+        row.seal(&self.sealer, Field::AccessToken, &tokens.access_token);
+        if let Some(refresh) = &tokens.refresh_token {
+            row.seal(&self.sealer, Field::RefreshToken, refresh);
+        }
         let stored = connections::upsert(&self.db, &row).await?;
-        tracing::info!(tenant_id, account = %stored.external_account_id, "Bling connected");
+        tracing::info!(tenant_id = %tenant, account = %stored.external_account_id, "Bling connected");
         Ok(stored)
     }
 }
@@ -155,7 +141,7 @@ impl AuthToken {
     ) -> Result<ConnectionRow, ServiceError> {
         let app = self.bitrix24()?;
         let state = ServiceError::require("state", &req.state)?;
-        let tenant_id = consume_state(&self.db, state, Provider::Bitrix24).await?;
+        let tenant = consume_state(&self.db, state, Provider::Bitrix24).await?;
         if !req.error.is_empty() {
             return Err(ServiceError::PermissionDenied(format!("Bitrix24 refused the authorization: {}", req.error)));
         }
@@ -171,29 +157,16 @@ impl AuthToken {
             portal_domain("bitrix24_domain", &tokens.domain)?
         };
         let creds = serde_json::json!({"client_endpoint": tokens.client_endpoint, "member_id": tokens.member_id});
-        let now = now_millis();
-        let seal = |v: &str, f: Field| self.sealer.seal(v.as_bytes(), &aad(&tenant_id, Provider::Bitrix24, f));
-        let row = ConnectionRow {
-            tenant_id: tenant_id.clone(),
-            provider: Provider::Bitrix24,
-            state: ConnectionState::Connected,
-            external_account_id: portal,
-            access_token: seal(&tokens.access_token, Field::AccessToken),
-            access_expire_time: now + tokens.lifetime().as_millis() as i64,
-            refresh_token: seal(&tokens.refresh_token, Field::RefreshToken),
-            credentials: seal(&creds.to_string(), Field::Credentials),
-            webhook_secret: if req.bitrix24_application_token.is_empty() {
-                String::new()
-            } else {
-                seal(&req.bitrix24_application_token, Field::WebhookSecret)
-            },
-            token_version: 0,
-            reason: String::new(),
-            create_time: now,
-            update_time: now,
-        };
+        let mut row = ConnectionRow::connected(&tenant, Provider::Bitrix24, portal);
+        row.access_expire_time = now_millis() + tokens.lifetime().as_millis() as i64;
+        row.seal(&self.sealer, Field::AccessToken, &tokens.access_token);
+        row.seal(&self.sealer, Field::RefreshToken, &tokens.refresh_token);
+        row.seal(&self.sealer, Field::Credentials, &creds.to_string());
+        if !req.bitrix24_application_token.is_empty() {
+            row.seal(&self.sealer, Field::WebhookSecret, &req.bitrix24_application_token);
+        }
         let stored = connections::upsert(&self.db, &row).await?;
-        tracing::info!(tenant_id, portal = %stored.external_account_id, "Bitrix24 connected");
+        tracing::info!(tenant_id = %tenant, portal = %stored.external_account_id, "Bitrix24 connected");
         Ok(stored)
     }
 }

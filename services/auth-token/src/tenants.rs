@@ -1,51 +1,51 @@
 //! Tenant records: create, get, list.
 
 use ponte_core::{
+    TenantId,
     db::{Database, page},
     error::ServiceError,
     time::{now_millis, to_timestamp},
 };
 use ponte_proto::v1::{ListTenantsResponse, Tenant};
-use sqlx::{Row, any::AnyRow};
 
-/// Tenant ids: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending with a letter or digit
-/// (they appear in URLs, Redis keys and Kubernetes labels).
-pub fn validate_tenant_id(field: &str, id: &str) -> Result<(), ServiceError> {
-    let ok_len = (1..=63).contains(&id.len());
-    let ok_chars = id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let ok_ends = !id.starts_with('-') && !id.ends_with('-');
-    if id.is_empty() {
-        return Err(ServiceError::invalid(field, "is required"));
-    }
-    if !(ok_len && ok_chars && ok_ends) {
-        return Err(ServiceError::invalid(
-            field,
-            format!("'{id}' must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'"),
-        ));
-    }
-    Ok(())
+/// Checks the request field `field` as a tenant id: 1 to 63 of `a-z`, `0-9` and `-`, starting and
+/// ending with a letter or digit (they appear in URLs, Redis keys and Kubernetes labels).
+pub fn validate_tenant_id(field: &str, id: &str) -> Result<TenantId, ServiceError> {
+    TenantId::field(field, id)
 }
 
-fn tenant_from_row(row: &AnyRow) -> Result<Tenant, sqlx::Error> {
-    Ok(Tenant {
-        tenant_id: row.try_get("tenant_id")?,
-        display_name: row.try_get("display_name")?,
-        create_time: Some(to_timestamp(row.try_get("create_time")?)),
-        update_time: Some(to_timestamp(row.try_get("update_time")?)),
-    })
+/// A tenant as stored.
+#[derive(sqlx::FromRow)]
+struct Row {
+    tenant_id: String,
+    display_name: String,
+    create_time: i64,
+    update_time: i64,
 }
 
-pub async fn get(db: &Database, tenant_id: &str) -> Result<Option<Tenant>, ServiceError> {
-    let row = sqlx::query("SELECT tenant_id, display_name, create_time, update_time FROM tenants WHERE tenant_id = $1")
-        .bind(tenant_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.as_ref().map(tenant_from_row).transpose()?)
+impl From<Row> for Tenant {
+    fn from(r: Row) -> Self {
+        Tenant {
+            tenant_id: r.tenant_id,
+            display_name: r.display_name,
+            create_time: Some(to_timestamp(r.create_time)),
+            update_time: Some(to_timestamp(r.update_time)),
+        }
+    }
+}
+
+pub async fn get(db: &Database, tenant: &TenantId) -> Result<Option<Tenant>, ServiceError> {
+    let row: Option<Row> =
+        sqlx::query_as("SELECT tenant_id, display_name, create_time, update_time FROM tenants WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(row.map(Tenant::from))
 }
 
 /// Creates a tenant; its display name defaults to its id.
-pub async fn create(db: &Database, tenant_id: &str, display_name: &str) -> Result<Tenant, ServiceError> {
-    validate_tenant_id("tenant_id", tenant_id)?;
+pub async fn create(db: &Database, tenant: &TenantId, display_name: &str) -> Result<Tenant, ServiceError> {
+    let tenant_id = tenant.as_str();
     let display_name = display_name.trim();
     if display_name.chars().count() > 200 {
         return Err(ServiceError::invalid("display_name", "is longer than 200 characters"));
@@ -79,7 +79,7 @@ pub async fn create(db: &Database, tenant_id: &str, display_name: &str) -> Resul
 pub async fn list(db: &Database, page_size: u32, page_token: &str) -> Result<ListTenantsResponse, ServiceError> {
     let after = page::decode(page_token)?;
     let size = page::size(page_size);
-    let rows = sqlx::query(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT tenant_id, display_name, create_time, update_time FROM tenants \
          WHERE tenant_id > $1 ORDER BY tenant_id LIMIT $2",
     )
@@ -87,7 +87,7 @@ pub async fn list(db: &Database, page_size: u32, page_token: &str) -> Result<Lis
     .bind(size + 1)
     .fetch_all(db.pool())
     .await?;
-    let mut tenants = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut tenants: Vec<Tenant> = rows.into_iter().map(Tenant::from).collect();
     let next_page_token = if tenants.len() as i64 > size {
         tenants.truncate(size as usize);
         tenants.last().map(|t| page::encode(&t.tenant_id)).unwrap_or_default()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ponte_connectors::{ConnectorError, cplug::CplugCredentials};
 use ponte_core::{
+    TenantId,
     error::ServiceError,
     ratelimit::{self, Priority},
     time::{now_millis, to_timestamp},
@@ -19,6 +20,7 @@ use ponte_proto::v1::{ConnectionState, GetAccessTokenResponse, Provider};
 use crate::{
     AuthToken,
     connections::{self, ConnectionRow, Field, aad, provider_name},
+    outside_failure,
 };
 
 /// The longest a caller waits for another replica's refresh.
@@ -47,11 +49,11 @@ fn check_usable(c: &ConnectionRow) -> Result<(), ServiceError> {
 impl AuthToken {
     pub(crate) async fn access_token(
         &self,
-        tenant_id: &str,
+        tenant: &TenantId,
         provider: Provider,
         rejected_version: i64,
     ) -> Result<GetAccessTokenResponse, ServiceError> {
-        let row = connections::require(&self.db, tenant_id, provider).await?;
+        let row = connections::require(&self.db, tenant, provider).await?;
         check_usable(&row)?;
         match provider {
             Provider::Bling => {
@@ -59,9 +61,7 @@ impl AuthToken {
                 let rejected = rejected_version != 0 && rejected_version == row.token_version;
                 let row = if stale || rejected { self.renew(row, rejected).await? } else { row };
                 let token = row.open(&self.sealer, Field::AccessToken)?.ok_or_else(|| {
-                    ServiceError::FailedPrecondition(format!(
-                        "the Bling connection of tenant '{tenant_id}' has no token"
-                    ))
+                    ServiceError::FailedPrecondition(format!("the Bling connection of tenant '{tenant}' has no token"))
                 })?;
                 Ok(GetAccessTokenResponse {
                     access_token: token,
@@ -165,7 +165,7 @@ impl AuthToken {
     }
 
     async fn refresh_locked(&self, current: ConnectionRow, forced: bool) -> Result<ConnectionRow, ServiceError> {
-        let tenant_id = current.tenant_id.clone();
+        let tenant = current.tenant_id.clone();
         let provider = current.provider;
         let name = provider_name(provider);
         let still_stale = current.access_expire_time <= now_millis() + self.handout_margin.as_millis() as i64;
@@ -179,7 +179,7 @@ impl AuthToken {
                     let reason = "Bling gave no refresh token; the merchant must connect again";
                     connections::set_state(
                         &self.db,
-                        &tenant_id,
+                        &tenant,
                         provider,
                         ConnectionState::NeedsReauthorization,
                         reason,
@@ -235,9 +235,9 @@ impl AuthToken {
         };
         match fresh {
             Ok((access_token, refresh_token, expires_in)) => {
-                let access = self.sealer.seal(access_token.as_bytes(), &aad(&tenant_id, provider, Field::AccessToken));
+                let access = self.sealer.seal(access_token.as_bytes(), &aad(&tenant, provider, Field::AccessToken));
                 let refresh = match &refresh_token {
-                    Some(r) => self.sealer.seal(r.as_bytes(), &aad(&tenant_id, provider, Field::RefreshToken)),
+                    Some(r) => self.sealer.seal(r.as_bytes(), &aad(&tenant, provider, Field::RefreshToken)),
                     None => current.refresh_token.clone(),
                 };
                 let expire = now_millis() + expires_in.as_millis() as i64;
@@ -246,22 +246,22 @@ impl AuthToken {
                         .await?;
                 if !swapped {
                     tracing::warn!(
-                        tenant_id,
+                        tenant_id = %tenant,
                         provider = name,
                         "connection changed during a token refresh; keeping the stored one"
                     );
                 }
-                tracing::info!(tenant_id, provider = name, "access token renewed");
-                let row = connections::require(&self.db, &tenant_id, provider).await?;
+                tracing::info!(tenant_id = %tenant, provider = name, "access token renewed");
+                let row = connections::require(&self.db, &tenant, provider).await?;
                 check_usable(&row)?;
                 Ok(row)
             }
             Err(ConnectorError::InvalidGrant { message, .. }) => {
                 let reason = format!("{message}; the merchant must connect again");
-                tracing::warn!(tenant_id, provider = name, "grant refused; connection needs reauthorization");
+                tracing::warn!(tenant_id = %tenant, provider = name, "grant refused; connection needs reauthorization");
                 connections::set_state(
                     &self.db,
-                    &tenant_id,
+                    &tenant,
                     provider,
                     ConnectionState::NeedsReauthorization,
                     &reason,
@@ -270,10 +270,7 @@ impl AuthToken {
                 .await?;
                 Err(ServiceError::FailedPrecondition(reason))
             }
-            Err(other) => Err(ServiceError::unavailable(
-                format!("renewing the {name} token: {other}"),
-                Some(Duration::from_secs(2)),
-            )),
+            Err(other) => Err(outside_failure(&format!("renewing the {name} token"), other)),
         }
     }
 
@@ -289,10 +286,10 @@ impl AuthToken {
             {
                 continue;
             }
-            let tenant_id = row.tenant_id.clone();
+            let tenant = row.tenant_id.clone();
             match self.renew(row, true).await {
                 Ok(_) => refreshed += 1,
-                Err(e) => tracing::warn!(tenant_id, error = %e, "refresh ahead of expiry failed"),
+                Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "refresh ahead of expiry failed"),
             }
         }
         refreshed

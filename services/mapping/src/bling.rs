@@ -7,21 +7,22 @@
 //! is waiting), and kept per tenant for [`LIST_TTL`]: an import of many rows reads each list
 //! once. An id missing from a kept list is looked for once more in a fresh one before it is
 //! refused, because the merchant may have just created it in Bling. Concurrent writes that need
-//! the same fresh list share one read of it.
+//! the same fresh list share one read of it: the lists are a moka cache, whose compute calls take
+//! their turns per key.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use parking_lot::Mutex;
+use moka::{future::Cache, ops::compute::Op};
 use ponte_connectors::{
-    ConnectorError,
+    CallError, ConnectorError,
     bling::{BlingApi, Caller},
 };
 use ponte_core::{
-    TenantId,
+    BlingId, TenantId,
     access::{AccessToken, AccessTokens},
     error::ServiceError,
     ratelimit::Priority,
@@ -33,6 +34,9 @@ pub const LIST_TTL: Duration = Duration::from_secs(60);
 
 /// How long a caller is asked to wait when Bling is down or out of requests for now.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Lists kept at most (four per tenant).
+const CAPACITY: u64 = 100_000;
 
 /// A list of the account's ids that a map's field must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,113 +74,97 @@ impl List {
 const MODULO_VENDAS: &str = "Vendas";
 
 struct Kept {
-    ids: Arc<HashSet<i64>>,
+    ids: HashSet<i64>,
     /// When the read started: the list holds everything created in Bling before then.
     read_at: Instant,
 }
-
-type Key = (TenantId, List);
 
 /// The lists of every tenant's Bling account, read on demand and kept briefly.
 #[derive(Clone)]
 pub struct BlingLists {
     tokens: AccessTokens,
     api: BlingApi,
-    ttl: Duration,
-    kept: Arc<Mutex<HashMap<Key, Kept>>>,
-    /// One read of a list at a time per tenant; the others wait for it and use what it read.
-    reading: Arc<Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>>,
+    kept: Cache<(TenantId, List), Arc<Kept>>,
 }
 
 impl BlingLists {
     pub fn new(tokens: AccessTokens, api: BlingApi, ttl: Duration) -> Self {
-        Self { tokens, api, ttl, kept: Arc::default(), reading: Arc::default() }
+        Self { tokens, api, kept: Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build() }
     }
 
     /// `Ok` when `id` is in the tenant's `list`; otherwise INVALID_ARGUMENT naming `field`.
     /// FAILED_PRECONDITION when the tenant has not connected Bling (or must authorize again);
     /// UNAVAILABLE, with a wait, when Bling cannot be asked now.
-    pub async fn require(&self, tenant_id: &TenantId, list: List, field: &str, id: i64) -> Result<(), ServiceError> {
-        let key = (tenant_id.to_owned(), list);
+    pub async fn require(&self, tenant: &TenantId, list: List, field: &str, id: BlingId) -> Result<(), ServiceError> {
+        let key = (tenant.clone(), list);
         let asked_at = Instant::now();
-        if self.kept_has(&key, id) {
+        if self.kept.get(&key).await.is_some_and(|k| k.ids.contains(&id.get())) {
             return Ok(());
         }
-        let gate = self.reading.lock().entry(key.clone()).or_default().clone();
-        let _reading = gate.lock().await;
-        // Another caller's read may have kept the list meanwhile: it is enough to accept the id,
-        // and to refuse it when that read started after this call did.
-        if self.kept_has(&key, id) {
-            return Ok(());
-        }
-        let kept = self.kept.lock().get(&key).filter(|k| k.read_at >= asked_at).map(|k| k.ids.clone());
-        let ids = match kept {
-            Some(ids) => ids,
-            None => {
-                let read_at = Instant::now();
-                let ids = Arc::new(self.read(tenant_id, list, field).await?);
-                self.kept.lock().insert(key, Kept { ids: ids.clone(), read_at });
-                ids
-            }
-        };
-        if ids.contains(&id) {
+        let computed = self
+            .kept
+            .entry(key)
+            .and_try_compute_with(|kept| async move {
+                match kept {
+                    // Another caller's read, kept while this one waited its turn, is enough to
+                    // accept the id, and to refuse it when that read started after this call did.
+                    Some(k) if k.value().ids.contains(&id.get()) || k.value().read_at >= asked_at => Ok(Op::Nop),
+                    _ => {
+                        let read_at = Instant::now();
+                        let ids = self.read(tenant, list, field).await?;
+                        Ok::<_, ServiceError>(Op::Put(Arc::new(Kept { ids, read_at })))
+                    }
+                }
+            })
+            .await?;
+        let kept = computed.into_entry().map(|e| e.into_value()).ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!(
+                "the {} of tenant '{tenant}' were neither kept nor read",
+                list.plural()
+            ))
+        })?;
+        if kept.ids.contains(&id.get()) {
             Ok(())
         } else {
             Err(ServiceError::invalid(field, format!("{id} is not a {} of this Bling account", list.noun())))
         }
     }
 
-    /// Whether the tenant's kept list, if still fresh, has `id`.
-    fn kept_has(&self, key: &Key, id: i64) -> bool {
-        self.kept.lock().get(key).is_some_and(|k| k.read_at.elapsed() < self.ttl && k.ids.contains(&id))
-    }
-
-    /// The list as Bling has it now. A refused access token is reported to auth-token and the
-    /// renewed one tried once.
-    async fn read(&self, tenant_id: &TenantId, list: List, field: &str) -> Result<HashSet<i64>, ServiceError> {
+    /// The list as Bling has it now, read with the tenant's token (renewed once if Bling refuses it).
+    async fn read(&self, tenant: &TenantId, list: List, field: &str) -> Result<HashSet<i64>, ServiceError> {
         let cannot_check =
             |why: String| ServiceError::FailedPrecondition(format!("{field} cannot be checked against Bling: {why}"));
-        let token = match self.tokens.get_if_connected(tenant_id, Provider::Bling).await {
-            Ok(Some(token)) => token,
+        let read = self.tokens.with_token_if_connected(tenant, Provider::Bling, |token| self.fetch(token, list)).await;
+        let e = match read {
+            Ok(Some(ids)) => return Ok(ids),
             Ok(None) => {
                 return Err(ServiceError::FailedPrecondition(format!(
                     "Bling must be connected first: {field} is checked against the tenant's Bling account, and \
-                     tenant '{tenant_id}' has not connected one (ponte connections connect bling --tenant {tenant_id})"
+                     tenant '{tenant}' has not connected one (ponte connections connect bling --tenant {tenant})"
                 )));
             }
-            Err(ServiceError::FailedPrecondition(why)) => return Err(cannot_check(why)),
-            Err(e) => return Err(e),
+            Err(CallError::Service(ServiceError::FailedPrecondition(why))) => return Err(cannot_check(why)),
+            Err(CallError::Service(e)) => return Err(e),
+            Err(CallError::Outside(e)) => e,
         };
-        let read = match self.fetch(&token, list).await {
-            Err(ConnectorError::InvalidToken { .. }) => {
-                let renewed = match self.tokens.refused(tenant_id, Provider::Bling, &token).await {
-                    Err(ServiceError::FailedPrecondition(why)) => return Err(cannot_check(why)),
-                    other => other?,
-                };
-                self.fetch(&renewed, list).await
+        let wait = match &e {
+            ConnectorError::RateLimited { retry_after, .. } => *retry_after,
+            ConnectorError::BudgetExhausted { renews_in, .. } => *renews_in,
+            ConnectorError::Unavailable { .. } | ConnectorError::Protocol { .. } => None,
+            ConnectorError::InvalidToken { .. }
+            | ConnectorError::InvalidGrant { .. }
+            | ConnectorError::Rejected { .. }
+            | ConnectorError::NotFound { .. } => {
+                return Err(cannot_check(format!("reading the {}: {e}", list.plural())));
             }
-            other => other,
         };
-        read.map_err(|e| {
-            let wait = match &e {
-                ConnectorError::RateLimited { retry_after, .. } => *retry_after,
-                ConnectorError::BudgetExhausted { renews_in, .. } => *renews_in,
-                ConnectorError::Unavailable { .. } | ConnectorError::Protocol { .. } => None,
-                ConnectorError::InvalidToken { .. }
-                | ConnectorError::InvalidGrant { .. }
-                | ConnectorError::Rejected { .. }
-                | ConnectorError::NotFound { .. } => {
-                    return cannot_check(format!("reading the {}: {e}", list.plural()));
-                }
-            };
-            ServiceError::unavailable(
-                format!("{field} cannot be checked now: reading the {}: {e}", list.plural()),
-                Some(wait.unwrap_or(RETRY_AFTER)),
-            )
-        })
+        Err(ServiceError::unavailable(
+            format!("{field} cannot be checked now: reading the {}: {e}", list.plural()),
+            Some(wait.unwrap_or(RETRY_AFTER)),
+        ))
     }
 
-    async fn fetch(&self, token: &AccessToken, list: List) -> Result<HashSet<i64>, ConnectorError> {
+    async fn fetch(&self, token: AccessToken, list: List) -> Result<HashSet<i64>, CallError> {
         let caller = Caller { account: &token.account, priority: Priority::Live, token: token.secret() };
         Ok(match list {
             List::FormasPagamento => self.api.formas_pagamento(caller).await?.into_iter().map(|f| f.id).collect(),

@@ -2,37 +2,39 @@
 //! status, and the one situação that releases an order to shipping. Each situação and each
 //! shipping status is mapped at most once per tenant, so the table reads both ways.
 
-use ponte_core::{
-    db::Database,
-    error::ServiceError,
-    time::{now_millis, to_timestamp},
-};
+use ponte_core::{BlingId, TenantId, db::Database, error::ServiceError, time::to_timestamp};
 use ponte_proto::v1::{ShippingStatus, SituacaoMap, translate_situacao_request::From as SituacaoFrom};
-use serde_json::json;
-use sqlx::{Any, Row, Transaction, any::AnyRow};
+use serde::{Serialize, Serializer};
+use sqlx::AnyConnection;
 
-use crate::audit::{self, Change};
+use crate::{
+    audit,
+    bling::List,
+    depara::{self, AnyQuery, Column, Depara, Key, Stored},
+};
 
-const TABLE: &str = "situacao";
-
-fn from_row(row: &AnyRow) -> Result<SituacaoMap, ServiceError> {
-    let status: String = row.try_get("shipping_status")?;
-    let status = ShippingStatus::from_str_name(&status)
-        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("unknown shipping status '{status}' stored")))?;
-    Ok(SituacaoMap {
-        tenant_id: row.try_get("tenant_id")?,
-        bling_situacao_id: row.try_get("bling_situacao_id")?,
-        bling_situacao_name: row.try_get("bling_situacao_name")?,
-        shipping_status: status as i32,
-        // Read as an integer: the Any driver cannot decode SQLite's BOOLEAN (PostgreSQL casts too).
-        releases_to_shipping: row.try_get::<i64, _>("releases_to_shipping")? != 0,
-        create_time: Some(to_timestamp(row.try_get("create_time")?)),
-    })
+/// A checked row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Situacao {
+    pub bling_situacao_id: BlingId,
+    pub bling_situacao_name: String,
+    /// Stored (and audited) by its proto name, `SHIPPING_STATUS_RECEIVED`.
+    #[serde(serialize_with = "status_name")]
+    pub shipping_status: ShippingStatus,
+    pub releases_to_shipping: bool,
 }
 
-fn as_json(m: &SituacaoMap) -> serde_json::Value {
-    json!({"bling_situacao_id": m.bling_situacao_id, "bling_situacao_name": m.bling_situacao_name,
-           "shipping_status": m.shipping_status().as_str_name(), "releases_to_shipping": m.releases_to_shipping})
+fn status_name<S: Serializer>(status: &ShippingStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str_name())
+}
+
+#[derive(sqlx::FromRow)]
+pub struct Row {
+    bling_situacao_id: i64,
+    bling_situacao_name: String,
+    shipping_status: String,
+    releases_to_shipping: i64,
+    create_time: i64,
 }
 
 fn status_of(field: &str, value: i32) -> Result<ShippingStatus, ServiceError> {
@@ -44,197 +46,134 @@ fn status_of(field: &str, value: i32) -> Result<ShippingStatus, ServiceError> {
     }
 }
 
-/// Checks a new map's fields, naming the first bad one under `at` (`map`).
-pub fn validate(at: &str, m: &SituacaoMap) -> Result<(), ServiceError> {
-    if m.bling_situacao_id <= 0 {
-        return Err(ServiceError::invalid(format!("{at}.bling_situacao_id"), "must be a Bling id (a positive number)"));
-    }
-    let name = m.bling_situacao_name.trim();
-    if name.is_empty() {
-        return Err(ServiceError::invalid(format!("{at}.bling_situacao_name"), "is required"));
-    }
-    if name.chars().count() > 100 {
-        return Err(ServiceError::invalid(format!("{at}.bling_situacao_name"), "is longer than 100 characters"));
-    }
-    status_of(&format!("{at}.shipping_status"), m.shipping_status)?;
-    Ok(())
-}
+const STATUS: &str = "shipping_status";
+const RELEASES: &str = "releases_to_shipping";
 
-const SELECT: &str = "SELECT tenant_id, bling_situacao_id, bling_situacao_name, shipping_status, \
-                      CAST(releases_to_shipping AS INTEGER) AS releases_to_shipping, \
-                      create_time FROM situacao_maps";
+impl Depara for Situacao {
+    type Proto = SituacaoMap;
+    type Row = Row;
 
-/// Which row to find.
-enum By<'a> {
-    Situacao(i64),
-    Status(&'a str),
-    Releasing,
-}
+    const TABLE: &'static str = "situacao_maps";
+    const AUDIT: audit::Table = audit::Table::Situacao;
+    const COLUMNS: &'static [Column] = &[
+        Column::plain("bling_situacao_id"),
+        Column::plain("bling_situacao_name"),
+        Column::plain(STATUS),
+        Column::boolean(RELEASES),
+    ];
 
-async fn one_where<'e, E>(exec: E, tenant_id: &str, by: By<'_>) -> Result<Option<SituacaoMap>, ServiceError>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let condition = match by {
-        By::Situacao(_) => "bling_situacao_id = $2",
-        By::Status(_) => "shipping_status = $2",
-        By::Releasing => "releases_to_shipping = $2",
-    };
-    let sql = format!("{SELECT} WHERE tenant_id = $1 AND {condition}");
-    let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
-    let q = match by {
-        By::Situacao(id) => q.bind(id),
-        By::Status(s) => q.bind(s.to_owned()),
-        By::Releasing => q.bind(true),
-    };
-    q.fetch_optional(exec).await?.as_ref().map(from_row).transpose()
-}
-
-/// Why `m` cannot join the tenant's table, if it cannot: the situação, its shipping status, or
-/// the release to shipping is already taken.
-async fn taken(tx: &mut Transaction<'_, Any>, m: &SituacaoMap) -> Result<Option<String>, ServiceError> {
-    let t = &m.tenant_id;
-    if let Some(o) = one_where(&mut **tx, t, By::Situacao(m.bling_situacao_id)).await? {
-        return Ok(Some(format!(
-            "situação {} of tenant '{t}' is already mapped (as '{}')",
-            o.bling_situacao_id, o.bling_situacao_name
-        )));
+    fn tenant_of(proto: &SituacaoMap) -> &str {
+        &proto.tenant_id
     }
-    let status = m.shipping_status().as_str_name();
-    if let Some(o) = one_where(&mut **tx, t, By::Status(status)).await? {
-        return Ok(Some(format!(
-            "{status} of tenant '{t}' is already mapped to situação {} '{}'",
-            o.bling_situacao_id, o.bling_situacao_name
-        )));
-    }
-    if m.releases_to_shipping
-        && let Some(o) = one_where(&mut **tx, t, By::Releasing).await?
-    {
-        return Ok(Some(format!(
-            "tenant '{t}' already releases orders to shipping at situação {} '{}'",
-            o.bling_situacao_id, o.bling_situacao_name
-        )));
-    }
-    Ok(None)
-}
 
-/// A new map as it would be stored: checked, its name trimmed.
-pub fn prepare(mut m: SituacaoMap) -> Result<SituacaoMap, ServiceError> {
-    validate("map", &m)?;
-    m.bling_situacao_name = m.bling_situacao_name.trim().to_owned();
-    Ok(m)
-}
-
-pub async fn create(db: &Database, m: SituacaoMap, actor: &str) -> Result<SituacaoMap, ServiceError> {
-    let mut m = prepare(m)?;
-    let now = now_millis();
-    let mut tx = db.pool().begin().await?;
-    if let Some(why) = taken(&mut tx, &m).await? {
-        return Err(ServiceError::AlreadyExists(why));
+    fn prepare(at: &str, m: SituacaoMap) -> Result<Self, ServiceError> {
+        Ok(Self {
+            bling_situacao_id: depara::bling_id(format!("{at}.bling_situacao_id"), m.bling_situacao_id)?,
+            bling_situacao_name: depara::text(format!("{at}.bling_situacao_name"), &m.bling_situacao_name, 100)?,
+            shipping_status: status_of(&format!("{at}.shipping_status"), m.shipping_status)?,
+            releases_to_shipping: m.releases_to_shipping,
+        })
     }
-    let inserted = sqlx::query(
-        "INSERT INTO situacao_maps (tenant_id, bling_situacao_id, bling_situacao_name, shipping_status, \
-         releases_to_shipping, create_time) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&m.tenant_id)
-    .bind(m.bling_situacao_id)
-    .bind(&m.bling_situacao_name)
-    .bind(m.shipping_status().as_str_name())
-    .bind(m.releases_to_shipping)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        // A concurrent create took the situação, the status or the release first.
-        Err(e) if Database::is_unique_violation(&e) => {
-            return Err(ServiceError::AlreadyExists(format!(
-                "situação {} or {} of tenant '{}' was mapped meanwhile",
-                m.bling_situacao_id,
-                m.shipping_status().as_str_name(),
-                m.tenant_id
+
+    fn from_row(r: Row) -> Result<(Self, i64), ServiceError> {
+        let status = ShippingStatus::from_str_name(&r.shipping_status).ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("unknown shipping status '{}' stored", r.shipping_status))
+        })?;
+        let situacao = Self {
+            bling_situacao_id: depara::stored_id(r.bling_situacao_id)?,
+            bling_situacao_name: r.bling_situacao_name,
+            shipping_status: status,
+            releases_to_shipping: r.releases_to_shipping != 0,
+        };
+        Ok((situacao, r.create_time))
+    }
+
+    fn to_proto(&self, tenant: &TenantId, create_time: Option<i64>) -> SituacaoMap {
+        SituacaoMap {
+            tenant_id: tenant.to_string(),
+            bling_situacao_id: self.bling_situacao_id.get(),
+            bling_situacao_name: self.bling_situacao_name.clone(),
+            shipping_status: self.shipping_status as i32,
+            releases_to_shipping: self.releases_to_shipping,
+            create_time: create_time.map(to_timestamp),
+        }
+    }
+
+    fn key(&self) -> Key<'_> {
+        Key::Bling(self.bling_situacao_id)
+    }
+
+    fn bind<'q>(&self, q: AnyQuery<'q>) -> AnyQuery<'q> {
+        q.bind(self.bling_situacao_id.get())
+            .bind(self.bling_situacao_name.clone())
+            .bind(self.shipping_status.as_str_name())
+            .bind(self.releases_to_shipping)
+    }
+
+    fn noun(key: Key<'_>) -> String {
+        format!("situação {key}")
+    }
+
+    fn bling_ids(&self) -> Vec<(List, &'static str, BlingId)> {
+        vec![(List::Situacoes, "map.bling_situacao_id", self.bling_situacao_id)]
+    }
+
+    /// A concurrent create took the situação, the status or the release first.
+    fn duplicate(&self, tenant: &TenantId, _key_taken: bool) -> String {
+        format!(
+            "situação {} or {} of tenant '{tenant}' was mapped meanwhile",
+            self.bling_situacao_id,
+            self.shipping_status.as_str_name()
+        )
+    }
+
+    /// The situação, its shipping status, or the release to shipping is already taken.
+    async fn taken(&self, conn: &mut AnyConnection, t: &TenantId) -> Result<Option<String>, ServiceError> {
+        if let Some(o) = depara::get::<Self, _>(&mut *conn, t, self.key()).await? {
+            return Ok(Some(format!(
+                "situação {} of tenant '{t}' is already mapped (as '{}')",
+                o.map.bling_situacao_id, o.map.bling_situacao_name
             )));
         }
-        Err(e) => return Err(e.into()),
+        let status = self.shipping_status.as_str_name();
+        if let Some(o) = depara::find::<Self, _, _>(&mut *conn, t, STATUS, status).await? {
+            return Ok(Some(format!(
+                "{status} of tenant '{t}' is already mapped to situação {} '{}'",
+                o.map.bling_situacao_id, o.map.bling_situacao_name
+            )));
+        }
+        if self.releases_to_shipping
+            && let Some(o) = depara::find::<Self, _, _>(&mut *conn, t, RELEASES, true).await?
+        {
+            return Ok(Some(format!(
+                "tenant '{t}' already releases orders to shipping at situação {} '{}'",
+                o.map.bling_situacao_id, o.map.bling_situacao_name
+            )));
+        }
+        Ok(None)
     }
-    m.create_time = Some(to_timestamp(now));
-    audit::record(
-        &mut tx,
-        Change {
-            tenant_id: &m.tenant_id,
-            table: TABLE,
-            key: &m.bling_situacao_id.to_string(),
-            action: "create",
-            actor,
-            previous: None,
-            new: Some(as_json(&m)),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(m)
-}
-
-pub async fn list(db: &Database, tenant_id: &str) -> Result<Vec<SituacaoMap>, ServiceError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 ORDER BY bling_situacao_id")))
-        .bind(tenant_id)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter().map(from_row).collect()
-}
-
-pub async fn delete(db: &Database, tenant_id: &str, situacao_id: i64, actor: &str) -> Result<(), ServiceError> {
-    if situacao_id <= 0 {
-        return Err(ServiceError::invalid("bling_situacao_id", "must be a Bling id (a positive number)"));
-    }
-    let mut tx = db.pool().begin().await?;
-    let Some(previous) = one_where(&mut *tx, tenant_id, By::Situacao(situacao_id)).await? else {
-        return Err(ServiceError::NotFound(format!("situação {situacao_id} of tenant '{tenant_id}' is not mapped")));
-    };
-    sqlx::query("DELETE FROM situacao_maps WHERE tenant_id = $1 AND bling_situacao_id = $2")
-        .bind(tenant_id)
-        .bind(situacao_id)
-        .execute(&mut *tx)
-        .await?;
-    audit::record(
-        &mut tx,
-        Change {
-            tenant_id,
-            table: TABLE,
-            key: &situacao_id.to_string(),
-            action: "delete",
-            actor,
-            previous: Some(as_json(&previous)),
-            new: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// The row for a Bling situação, or for a shipping status; NOT_FOUND says which is unmapped.
 pub async fn translate(
     db: &Database,
-    tenant_id: &str,
+    tenant: &TenantId,
     from: Option<SituacaoFrom>,
-) -> Result<SituacaoMap, ServiceError> {
+) -> Result<Stored<Situacao>, ServiceError> {
     match from {
         None => Err(ServiceError::invalid("from", "set bling_situacao_id or shipping_status")),
         Some(SituacaoFrom::BlingSituacaoId(id)) => {
-            if id <= 0 {
-                return Err(ServiceError::invalid("bling_situacao_id", "must be a Bling id (a positive number)"));
-            }
-            one_where(db.pool(), tenant_id, By::Situacao(id)).await?.ok_or_else(|| {
+            let id = depara::bling_id("bling_situacao_id", id)?;
+            depara::get(db.pool(), tenant, Key::Bling(id)).await?.ok_or_else(|| {
                 ServiceError::NotFound(format!(
-                    "Bling situação {id} of tenant '{tenant_id}' has no shipping status mapped"
+                    "Bling situação {id} of tenant '{tenant}' has no shipping status mapped"
                 ))
             })
         }
         Some(SituacaoFrom::ShippingStatus(s)) => {
-            let status = status_of("shipping_status", s)?.as_str_name();
-            one_where(db.pool(), tenant_id, By::Status(status)).await?.ok_or_else(|| {
-                ServiceError::NotFound(format!("{status} of tenant '{tenant_id}' has no Bling situação mapped"))
+            let status = status_of(STATUS, s)?.as_str_name();
+            depara::find(db.pool(), tenant, STATUS, status).await?.ok_or_else(|| {
+                ServiceError::NotFound(format!("{status} of tenant '{tenant}' has no Bling situação mapped"))
             })
         }
     }

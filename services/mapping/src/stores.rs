@@ -1,155 +1,98 @@
 //! Store DE-PARA: which Bling loja (sales channel) and depósito a CPLUG store's sales go to.
 
-use ponte_core::{
-    db::Database,
-    error::ServiceError,
-    time::{now_millis, to_timestamp},
-};
+use ponte_core::{BlingId, TenantId, db::Database, error::ServiceError, time::to_timestamp};
 use ponte_proto::v1::StoreMap;
-use serde_json::json;
-use sqlx::{Row, any::AnyRow};
+use serde::Serialize;
 
-use crate::audit::{self, Change};
+use crate::{
+    audit,
+    bling::List,
+    depara::{self, AnyQuery, Column, Depara, Key, Stored},
+};
 
-const TABLE: &str = "store";
-
-fn from_row(row: &AnyRow) -> Result<StoreMap, sqlx::Error> {
-    Ok(StoreMap {
-        tenant_id: row.try_get("tenant_id")?,
-        cplug_store_id: row.try_get("cplug_store_id")?,
-        bling_loja_id: row.try_get("bling_loja_id")?,
-        bling_deposito_id: row.try_get("bling_deposito_id")?,
-        create_time: Some(to_timestamp(row.try_get("create_time")?)),
-    })
+/// A checked row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Store {
+    pub cplug_store_id: String,
+    pub bling_loja_id: BlingId,
+    pub bling_deposito_id: BlingId,
 }
 
-fn as_json(m: &StoreMap) -> serde_json::Value {
-    json!({"cplug_store_id": m.cplug_store_id, "bling_loja_id": m.bling_loja_id,
-           "bling_deposito_id": m.bling_deposito_id})
+#[derive(sqlx::FromRow)]
+pub struct Row {
+    cplug_store_id: String,
+    bling_loja_id: i64,
+    bling_deposito_id: i64,
+    create_time: i64,
 }
 
-/// Checks a new map's fields, naming the first bad one under `at` (`map`).
-pub fn validate(at: &str, m: &StoreMap) -> Result<(), ServiceError> {
-    let store = m.cplug_store_id.trim();
-    if store.is_empty() {
-        return Err(ServiceError::invalid(format!("{at}.cplug_store_id"), "is required"));
-    }
-    if store.chars().count() > 64 {
-        return Err(ServiceError::invalid(format!("{at}.cplug_store_id"), "is longer than 64 characters"));
-    }
-    if m.bling_loja_id <= 0 {
-        return Err(ServiceError::invalid(format!("{at}.bling_loja_id"), "must be a Bling id (a positive number)"));
-    }
-    if m.bling_deposito_id <= 0 {
-        return Err(ServiceError::invalid(format!("{at}.bling_deposito_id"), "must be a Bling id (a positive number)"));
-    }
-    Ok(())
-}
+impl Depara for Store {
+    type Proto = StoreMap;
+    type Row = Row;
 
-const SELECT: &str = "SELECT tenant_id, cplug_store_id, bling_loja_id, bling_deposito_id, create_time FROM store_maps";
+    const TABLE: &'static str = "store_maps";
+    const AUDIT: audit::Table = audit::Table::Store;
+    const COLUMNS: &'static [Column] =
+        &[Column::plain("cplug_store_id"), Column::plain("bling_loja_id"), Column::plain("bling_deposito_id")];
 
-/// A new map as it would be stored: checked, its store id trimmed.
-pub fn prepare(mut m: StoreMap) -> Result<StoreMap, ServiceError> {
-    validate("map", &m)?;
-    m.cplug_store_id = m.cplug_store_id.trim().to_owned();
-    Ok(m)
-}
+    fn tenant_of(proto: &StoreMap) -> &str {
+        &proto.tenant_id
+    }
 
-pub async fn create(db: &Database, m: StoreMap, actor: &str) -> Result<StoreMap, ServiceError> {
-    let mut m = prepare(m)?;
-    let now = now_millis();
-    let mut tx = db.pool().begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO store_maps (tenant_id, cplug_store_id, bling_loja_id, bling_deposito_id, create_time) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&m.tenant_id)
-    .bind(&m.cplug_store_id)
-    .bind(m.bling_loja_id)
-    .bind(m.bling_deposito_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if Database::is_unique_violation(&e) => {
-            return Err(ServiceError::AlreadyExists(format!(
-                "store '{}' of tenant '{}' is already mapped",
-                m.cplug_store_id, m.tenant_id
-            )));
+    fn prepare(at: &str, m: StoreMap) -> Result<Self, ServiceError> {
+        Ok(Self {
+            cplug_store_id: depara::text(format!("{at}.cplug_store_id"), &m.cplug_store_id, 64)?,
+            bling_loja_id: depara::bling_id(format!("{at}.bling_loja_id"), m.bling_loja_id)?,
+            bling_deposito_id: depara::bling_id(format!("{at}.bling_deposito_id"), m.bling_deposito_id)?,
+        })
+    }
+
+    fn from_row(r: Row) -> Result<(Self, i64), ServiceError> {
+        let store = Self {
+            cplug_store_id: r.cplug_store_id,
+            bling_loja_id: depara::stored_id(r.bling_loja_id)?,
+            bling_deposito_id: depara::stored_id(r.bling_deposito_id)?,
+        };
+        Ok((store, r.create_time))
+    }
+
+    fn to_proto(&self, tenant: &TenantId, create_time: Option<i64>) -> StoreMap {
+        StoreMap {
+            tenant_id: tenant.to_string(),
+            cplug_store_id: self.cplug_store_id.clone(),
+            bling_loja_id: self.bling_loja_id.get(),
+            bling_deposito_id: self.bling_deposito_id.get(),
+            create_time: create_time.map(to_timestamp),
         }
-        Err(e) => return Err(e.into()),
     }
-    m.create_time = Some(to_timestamp(now));
-    audit::record(
-        &mut tx,
-        Change {
-            tenant_id: &m.tenant_id,
-            table: TABLE,
-            key: &m.cplug_store_id,
-            action: "create",
-            actor,
-            previous: None,
-            new: Some(as_json(&m)),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(m)
-}
 
-pub async fn get(db: &Database, tenant_id: &str, store: &str) -> Result<Option<StoreMap>, ServiceError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND cplug_store_id = $2")))
-        .bind(tenant_id)
-        .bind(store)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
-}
+    fn key(&self) -> Key<'_> {
+        Key::Text(&self.cplug_store_id)
+    }
 
-pub async fn list(db: &Database, tenant_id: &str) -> Result<Vec<StoreMap>, ServiceError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 ORDER BY cplug_store_id")))
-        .bind(tenant_id)
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
-}
+    fn bind<'q>(&self, q: AnyQuery<'q>) -> AnyQuery<'q> {
+        q.bind(self.cplug_store_id.clone()).bind(self.bling_loja_id.get()).bind(self.bling_deposito_id.get())
+    }
 
-pub async fn delete(db: &Database, tenant_id: &str, store: &str, actor: &str) -> Result<(), ServiceError> {
-    let mut tx = db.pool().begin().await?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE tenant_id = $1 AND cplug_store_id = $2")))
-        .bind(tenant_id)
-        .bind(store)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(previous) = row.as_ref().map(from_row).transpose()? else {
-        return Err(ServiceError::NotFound(format!("store '{store}' of tenant '{tenant_id}' is not mapped")));
-    };
-    sqlx::query("DELETE FROM store_maps WHERE tenant_id = $1 AND cplug_store_id = $2")
-        .bind(tenant_id)
-        .bind(store)
-        .execute(&mut *tx)
-        .await?;
-    audit::record(
-        &mut tx,
-        Change {
-            tenant_id,
-            table: TABLE,
-            key: store,
-            action: "delete",
-            actor,
-            previous: Some(as_json(&previous)),
-            new: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    fn noun(key: Key<'_>) -> String {
+        format!("store '{key}'")
+    }
+
+    fn bling_ids(&self) -> Vec<(List, &'static str, BlingId)> {
+        vec![
+            (List::CanaisVenda, "map.bling_loja_id", self.bling_loja_id),
+            (List::Depositos, "map.bling_deposito_id", self.bling_deposito_id),
+        ]
+    }
+
+    fn duplicate(&self, tenant: &TenantId, _key_taken: bool) -> String {
+        format!("store '{}' of tenant '{tenant}' is already mapped", self.cplug_store_id)
+    }
 }
 
 /// The Bling loja and depósito of a CPLUG store; NOT_FOUND names the store.
-pub async fn resolve(db: &Database, tenant_id: &str, store: &str) -> Result<StoreMap, ServiceError> {
-    get(db, tenant_id, store).await?.ok_or_else(|| {
-        ServiceError::NotFound(format!("store '{store}' of tenant '{tenant_id}' has no Bling loja and depósito mapped"))
+pub async fn resolve(db: &Database, tenant: &TenantId, store: &str) -> Result<Stored<Store>, ServiceError> {
+    depara::get(db.pool(), tenant, Key::Text(store)).await?.ok_or_else(|| {
+        ServiceError::NotFound(format!("store '{store}' of tenant '{tenant}' has no Bling loja and depósito mapped"))
     })
 }
