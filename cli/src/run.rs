@@ -88,9 +88,11 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     });
     tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, grpc_listener, readiness.clone(), stopped()));
-    let router =
-        if name == ServiceName::Gateway { ponte_gateway::http_router(&deps, readiness)? } else { metrics_router() };
+    // The gateway's two sides share one wake-up, so its replays wake its dispatcher in-process.
+    let gateway = ponte_gateway::Gateway::new();
+    let routes = if name == ServiceName::Gateway { gateway.routes(&deps)? } else { (spec.routes)(&deps)? };
+    tasks.spawn(grpc::serve(spec.grpc_services, routes, grpc_listener, readiness.clone(), stopped()));
+    let router = if name == ServiceName::Gateway { gateway.http_router(&deps, readiness)? } else { metrics_router() };
     let stop = stopped();
     tasks.spawn(async move { Ok(axum::serve(http_listener, router).with_graceful_shutdown(stop).await?) });
     let grace = cfg.shutdown_grace;
@@ -343,6 +345,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut lines = Vec::new();
     let mut gateway = None;
+    let gateway_parts = ponte_gateway::Gateway::new();
     for (i, spec) in SERVICES.iter().enumerate() {
         let port = base.checked_add(i as u16).context("--grpc-port is too high for six services")?;
         let addr = SocketAddr::new(opts.grpc.ip(), port);
@@ -354,12 +357,13 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         if spec.name == "gateway" {
             gateway = Some((deps.clone(), readiness.clone()));
         }
-        tasks.spawn(grpc::serve(spec.grpc_services, (spec.routes)(&deps)?, listener, readiness, stopped()));
+        let routes = if spec.name == "gateway" { gateway_parts.routes(&deps)? } else { (spec.routes)(&deps)? };
+        tasks.spawn(grpc::serve(spec.grpc_services, routes, listener, readiness, stopped()));
         lines.push(format!("  {:<16} grpc://{addr}   ({})", spec.name, spec.grpc_services.join(", ")));
     }
     let http = bind(opts.http, "--http-port").await?;
     let (gateway_deps, gateway_readiness) = gateway.context("the gateway is one of the services")?;
-    let router = ponte_gateway::http_router(&gateway_deps, gateway_readiness)?;
+    let router = gateway_parts.http_router(&gateway_deps, gateway_readiness)?;
     let stop_http = stopped();
     tasks.spawn(async move { Ok(axum::serve(http, router).with_graceful_shutdown(stop_http).await?) });
     lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));

@@ -89,7 +89,9 @@ impl<T: DeserializeOwned> ContractEvent<T> {
     pub fn parse(body: &[u8]) -> Result<Self, BodyError> {
         parse_object(body)
     }
+}
 
+impl<T> ContractEvent<T> {
     /// `occurred_at` as Unix milliseconds.
     pub fn occurred_ms(&self) -> Option<i64> {
         self.occurred_at.as_deref().and_then(unix_ms)
