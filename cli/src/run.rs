@@ -86,9 +86,14 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     });
     tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(spec.serve(&deps, grpc_listener, stopped())?);
-    let router =
-        if name == ServiceName::Gateway { ponte_gateway::http_router(&deps, readiness)? } else { metrics_router() };
+    // The gateway's two sides share one wake-up, so its replays wake its dispatcher in-process.
+    let gateway = ponte_gateway::Gateway::new();
+    if name == ServiceName::Gateway {
+        tasks.spawn(spec.serve_routes(&deps, gateway.routes(&deps)?, grpc_listener, stopped()));
+    } else {
+        tasks.spawn(spec.serve(&deps, grpc_listener, stopped())?);
+    }
+    let router = if name == ServiceName::Gateway { gateway.http_router(&deps, readiness)? } else { metrics_router() };
     let stop = stopped();
     tasks.spawn(async move { Ok(axum::serve(http_listener, router).with_graceful_shutdown(stop).await?) });
     let grace = cfg.shutdown_grace;
@@ -340,6 +345,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut lines = Vec::new();
     let mut gateway = None;
+    let gateway_parts = ponte_gateway::Gateway::new();
     for (i, spec) in SERVICES.iter().enumerate() {
         let port = base.checked_add(i as u16).context("--grpc-port is too high for six services")?;
         let addr = SocketAddr::new(opts.grpc.ip(), port);
@@ -349,12 +355,16 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         if spec.name == "gateway" {
             gateway = Some(deps.clone());
         }
-        tasks.spawn(spec.serve(&deps, listener, stopped())?);
+        if spec.name == "gateway" {
+            tasks.spawn(spec.serve_routes(&deps, gateway_parts.routes(&deps)?, listener, stopped()));
+        } else {
+            tasks.spawn(spec.serve(&deps, listener, stopped())?);
+        }
         lines.push(format!("  {:<16} grpc://{addr}   ({})", spec.name, spec.grpc_services.join(", ")));
     }
     let http = bind(opts.http, "--http-port").await?;
     let gateway_deps = gateway.context("the gateway is one of the services")?;
-    let router = ponte_gateway::http_router(&gateway_deps, gateway_deps.readiness())?;
+    let router = gateway_parts.http_router(&gateway_deps, gateway_deps.readiness())?;
     let stop_http = stopped();
     tasks.spawn(async move { Ok(axum::serve(http, router).with_graceful_shutdown(stop_http).await?) });
     lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));

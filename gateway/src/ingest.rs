@@ -26,6 +26,7 @@ use axum::{
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use ponte_core::{
+    TenantId,
     idempotency::IdempotencyStore,
     telemetry::{current_traceparent, set_parent_from_traceparent},
     time::now_millis,
@@ -34,13 +35,12 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::{
-    HttpState,
-    inbox::{NewEvent, STORE_TIMEOUT, Stored, Writer, clean},
+    inbox::{EventState, NewEvent, STORE_TIMEOUT, Stored, Writer, clean},
     lookups::{Lookup, Lookups, Secret},
     metrics::{self, RejectLabels, SourceLabels},
     problem::Problem,
     routing::classify,
-    sources::{Bitrix24, Bling, Cplug, Envios360, SourceKind, Tenancy, WebhookSource},
+    sources::{Bitrix24, Bling, Cplug, Envios360, Tenancy, WebhookSource},
 };
 
 /// The largest body accepted (1 MiB).
@@ -99,38 +99,39 @@ fn set_parent(span: &tracing::Span, headers: &HeaderMap) {
     }
 }
 
-pub async fn bling(State(st): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    receive::<Bling>(st, String::new(), headers, body).await
+pub async fn bling(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    receive::<Bling>(&ingest, None, headers, body).await
 }
 
 pub async fn envios360(
-    State(st): State<HttpState>,
+    State(ingest): State<Arc<Ingest>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Envios360>(st, tenant, headers, body).await
+    receive::<Envios360>(&ingest, Some(&tenant), headers, body).await
 }
 
 pub async fn cplug(
-    State(st): State<HttpState>,
+    State(ingest): State<Arc<Ingest>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Cplug>(st, tenant, headers, body).await
+    receive::<Cplug>(&ingest, Some(&tenant), headers, body).await
 }
 
 pub async fn bitrix24(
-    State(st): State<HttpState>,
+    State(ingest): State<Arc<Ingest>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Bitrix24>(st, tenant, headers, body).await
+    receive::<Bitrix24>(&ingest, Some(&tenant), headers, body).await
 }
 
-async fn receive<S: WebhookSource>(st: HttpState, tenant: String, headers: HeaderMap, body: Body) -> Response {
+/// `tenant` is the URL's tenant segment (path sources).
+async fn receive<S: WebhookSource>(ingest: &Ingest, tenant: Option<&str>, headers: HeaderMap, body: Body) -> Response {
     let span = tracing::info_span!(
         "webhook.receive",
         otel.name = %format!("POST /webhooks/{}", S::NAME),
@@ -142,7 +143,9 @@ async fn receive<S: WebhookSource>(st: HttpState, tenant: String, headers: Heade
     let started = Instant::now();
     let m = metrics::get();
     m.received.get_or_create(&SourceLabels { source: S::NAME }).inc();
-    let resp = match pipeline::<S>(&st.ingest, tenant, &headers, body).instrument(span.clone()).await {
+    // A malformed tenant cannot have a secret: it is refused as unsigned, without asking auth-token.
+    let tenant = tenant.and_then(|t| TenantId::parse(t).ok());
+    let resp = match pipeline::<S>(ingest, tenant.as_ref(), &headers, body).instrument(span.clone()).await {
         Ok(resp) => {
             m.ack_latency.get_or_create(&SourceLabels { source: S::NAME }).observe(started.elapsed().as_secs_f64());
             resp
@@ -202,7 +205,7 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::
 /// the current one, fetched at most once a second.
 async fn verified<S: WebhookSource>(
     ingest: &Ingest,
-    tenant: &str,
+    tenant: Option<&TenantId>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<bool, Problem> {
@@ -221,18 +224,19 @@ async fn verified<S: WebhookSource>(
 
 /// The key `S`'s requests must be signed with; with `recheck`, a cached secret over a second
 /// old is asked for again.
-async fn signing_key<S: WebhookSource>(ingest: &Ingest, tenant: &str, recheck: bool) -> Result<Secret, Problem> {
+async fn signing_key<S: WebhookSource>(
+    ingest: &Ingest,
+    tenant: Option<&TenantId>,
+    recheck: bool,
+) -> Result<Secret, Problem> {
     match S::TENANCY {
         Tenancy::Account => ingest.bling_secret.clone().ok_or_else(|| {
             Problem::unavailable("Bling webhooks are not configured here (PONTE_BLING_CLIENT_SECRET is not set)", None)
         }),
         Tenancy::Path => {
-            // A malformed tenant cannot have a secret; refuse it without asking auth-token.
-            let well_formed = (1..=63).contains(&tenant.len())
-                && tenant.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !well_formed {
+            let Some(tenant) = tenant else {
                 return Err(Problem::unauthorized(format!("no {} webhook secret is known for this URL", S::NAME)));
-            }
+            };
             let lookup = if recheck {
                 ingest.lookups.recheck_webhook_secret(tenant, S::PROVIDER).await
             } else {
@@ -277,7 +281,7 @@ fn accepted(status: &str, event_id: Option<&str>, note: Option<&str>) -> Respons
 
 async fn pipeline<S: WebhookSource>(
     ingest: &Ingest,
-    tenant: String,
+    tenant: Option<&TenantId>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -290,7 +294,7 @@ async fn pipeline<S: WebhookSource>(
         ));
     }
     let body = read_body(headers, body).await?;
-    if !verified::<S>(ingest, &tenant, headers, &body).await? {
+    if !verified::<S>(ingest, tenant, headers, &body).await? {
         return Err(Problem::unauthorized(format!("the {} signature is missing or does not match the body", S::NAME)));
     }
     let event = S::parse(&body);
@@ -301,35 +305,33 @@ async fn pipeline<S: WebhookSource>(
         m.duplicate.get_or_create(&SourceLabels { source: S::NAME }).inc();
         return Ok(accepted("duplicate", None, None));
     }
-    let kind = SourceKind::from_provider(S::PROVIDER).unwrap_or(SourceKind::Bling);
-    let class = classify(kind, &event, &tenant, &ingest.lookups).await;
-    let receive_time = now_millis();
+    let verdict = classify(S::KIND, &event, tenant, &ingest.lookups).await;
     let row = NewEvent {
         event_id: uuid::Uuid::now_v7().to_string(),
         source: S::NAME,
         source_event_id: clean(&event.source_event_id),
-        tenant_id: class.tenant_id.clone(),
+        tenant: verdict.tenant().cloned(),
         account: clean(&event.account),
         event_type: clean(&event.event_type),
         entity_key: clean(&event.entity_key),
-        state: class.state,
-        dead_reason: class.dead_reason.clone(),
+        state: verdict.state(),
+        dead_reason: verdict.dead_reason().to_owned(),
         payload: S::stored_payload(&body),
         headers_json: stored_headers(headers),
         traceparent: current_traceparent().unwrap_or_default(),
         occurred_time: event.occurred,
-        receive_time,
-        routes: class.routes,
+        receive_time: now_millis(),
+        routes: verdict.routes(),
     };
     let event_id = row.event_id.clone();
     let stored = tokio::time::timeout(STORE_TIMEOUT, ingest.writer.store(row)).await;
     match stored {
         Ok(Ok(Stored::Inserted)) => {
             m.stored.get_or_create(&SourceLabels { source: S::NAME }).inc();
-            if class.state == crate::inbox::state::DEAD {
+            if verdict.state() == EventState::Dead {
                 m.dead.get_or_create(&SourceLabels { source: S::NAME }).inc();
-                tracing::info!(reason = %class.dead_reason, "signed event stored as a dead letter");
-                Ok(accepted("dead_letter", Some(&event_id), Some(&class.dead_reason)))
+                tracing::info!(reason = %verdict.dead_reason(), "signed event stored as a dead letter");
+                Ok(accepted("dead_letter", Some(&event_id), Some(verdict.dead_reason())))
             } else {
                 Ok(accepted("stored", Some(&event_id), None))
             }

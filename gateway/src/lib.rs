@@ -5,7 +5,7 @@
 //! inbox's operator API over gRPC.
 
 mod api;
-pub mod dispatcher;
+pub mod dispatch;
 pub mod inbox;
 mod ingest;
 mod install;
@@ -15,12 +15,15 @@ mod oauth;
 mod problem;
 mod routing;
 pub mod sources;
+mod sql;
+pub mod subscribers;
+pub mod wake;
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::State,
+    extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post},
@@ -40,14 +43,17 @@ use tokio::{sync::watch, task::JoinHandle};
 use tonic::service::Routes;
 
 pub use api::Inbox;
-pub use dispatcher::DispatchConfig;
+pub use dispatch::DispatchConfig;
 pub use ingest::MAX_BODY;
+pub use wake::Wake;
 
 static PG: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
 
-/// The gateway's gRPC side (the inbox operator API) as the binary runs it.
+/// The gateway's gRPC side (the inbox operator API) on its own, as a [`ServiceSpec`] builds it:
+/// its replays reach the dispatchers through PostgreSQL `NOTIFY` (on SQLite, their poll). A
+/// process that also runs the HTTP side builds both from one [`Gateway`] instead.
 pub static SPEC: ServiceSpec = ServiceSpec {
     name: "gateway",
     schema: "gateway",
@@ -57,10 +63,77 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 };
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
-    Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone()))))
+    Gateway::new().routes(deps)
 }
 
-#[derive(Clone)]
+/// One gateway: its gRPC side (the inbox operator API) and its HTTP side (webhooks, inbox
+/// writers, dispatcher) share its [`Wake`], so its writer and its replays wake its dispatcher
+/// in-process.
+#[derive(Clone, Default)]
+pub struct Gateway {
+    wake: Wake,
+}
+
+impl Gateway {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The gRPC routes.
+    pub fn routes(&self, deps: &Deps) -> Result<Routes, ConfigError> {
+        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone()))))
+    }
+
+    /// The HTTP routes and the work behind them (inbox writers, dispatcher).
+    pub fn build(&self, deps: &Deps, readiness: Readiness) -> Result<(Router, Running), ConfigError> {
+        let cfg = GatewayConfig::from_env(&deps.env)?;
+        if cfg.bling_secret.is_none() {
+            tracing::warn!("PONTE_BLING_CLIENT_SECRET is not set: Bling webhooks will be answered 503");
+        }
+        let auth_channel = deps.auth_token_channel()?;
+        let lookups = lookups::Lookups::new(auth_channel.clone());
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let writer = inbox::Writer::spawn(deps.db.clone(), cfg.writers, self.wake.clone(), &mut tasks);
+        if cfg.dispatch.enabled {
+            let d = dispatch::Dispatcher::new(deps, cfg.dispatch.clone(), lookups.clone(), self.wake.clone())?;
+            tasks.push(tokio::spawn(Arc::new(d).run(stopped)));
+        }
+        let ingest =
+            Arc::new(ingest::Ingest::new(writer, lookups, deps.idempotency.clone(), cfg.bling_secret, cfg.dedupe_ttl));
+        let state = HttpState { readiness, auth: AuthTokenServiceClient::new(auth_channel), ingest };
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(serve_metrics))
+            .route("/oauth/{provider}/callback", get(oauth::callback))
+            .route("/install/bitrix24", post(install::bitrix24))
+            .route("/webhooks/bling", post(ingest::bling))
+            .route("/webhooks/envios360/{tenant}", post(ingest::envios360))
+            .route("/webhooks/cplug/{tenant}", post(ingest::cplug))
+            .route("/webhooks/bitrix24/{tenant}", post(ingest::bitrix24))
+            .fallback(problem::no_route)
+            .method_not_allowed_fallback(problem::wrong_method)
+            .with_state(state);
+        Ok((router, Running { stop, tasks, wake: self.wake.clone() }))
+    }
+
+    /// The HTTP routes; the inbox writers and the dispatcher run for the life of the process.
+    pub fn http_router(&self, deps: &Deps, readiness: Readiness) -> Result<Router, ConfigError> {
+        let (router, running) = self.build(deps, readiness)?;
+        running.detach();
+        Ok(router)
+    }
+}
+
+/// A gateway's HTTP routes and the work behind them, for a gateway whose gRPC side runs apart
+/// (see [`SPEC`]).
+pub fn build(deps: &Deps, readiness: Readiness) -> Result<(Router, Running), ConfigError> {
+    Gateway::new().build(deps, readiness)
+}
+
+/// What the HTTP handlers share; each takes the part it needs.
+#[derive(Clone, FromRef)]
 struct HttpState {
     readiness: Readiness,
     auth: AuthTokenServiceClient<TracedChannel>,
@@ -73,9 +146,15 @@ struct HttpState {
 pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    wake: Wake,
 }
 
 impl Running {
+    /// The origin the gateway's notifications carry (see [`Wake::origin`]).
+    pub fn origin(&self) -> &str {
+        self.wake.origin()
+    }
+
     /// Leaves the tasks running after this handle is gone.
     pub fn detach(mut self) {
         self.tasks.clear();
@@ -125,51 +204,9 @@ impl GatewayConfig {
     }
 }
 
-/// The gateway's HTTP routes and the work behind them (inbox writers, dispatcher).
-pub fn build(deps: &Deps, readiness: Readiness) -> Result<(Router, Running), ConfigError> {
-    let cfg = GatewayConfig::from_env(&deps.env)?;
-    if cfg.bling_secret.is_none() {
-        tracing::warn!("PONTE_BLING_CLIENT_SECRET is not set: Bling webhooks will be answered 503");
-    }
-    let auth_channel = deps.auth_token_channel()?;
-    let lookups = lookups::Lookups::new(auth_channel.clone());
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
-    let writer = inbox::Writer::spawn(deps.db.clone(), cfg.writers, &mut tasks);
-    if cfg.dispatch.enabled {
-        let d = Arc::new(dispatcher::Dispatcher::new(deps, cfg.dispatch.clone(), lookups.clone())?);
-        tasks.push(tokio::spawn(d.run(stopped)));
-    }
-    let ingest =
-        Arc::new(ingest::Ingest::new(writer, lookups, deps.idempotency.clone(), cfg.bling_secret, cfg.dedupe_ttl));
-    let state = HttpState { readiness, auth: AuthTokenServiceClient::new(auth_channel), ingest };
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(serve_metrics))
-        .route("/oauth/{provider}/callback", get(oauth::callback))
-        .route("/install/bitrix24", post(install::bitrix24))
-        .route("/webhooks/bling", post(ingest::bling))
-        .route("/webhooks/envios360/{tenant}", post(ingest::envios360))
-        .route("/webhooks/cplug/{tenant}", post(ingest::cplug))
-        .route("/webhooks/bitrix24/{tenant}", post(ingest::bitrix24))
-        .fallback(problem::no_route)
-        .method_not_allowed_fallback(problem::wrong_method)
-        .with_state(state);
-    Ok((router, Running { stop, tasks }))
-}
-
-/// The gateway's HTTP routes; the inbox writers and the dispatcher run for the life of the
-/// process.
-pub fn http_router(deps: &Deps, readiness: Readiness) -> Result<Router, ConfigError> {
-    let (router, running) = build(deps, readiness)?;
-    running.detach();
-    Ok(router)
-}
-
 /// Ready when the database and Redis answer; 503 naming the one that does not otherwise.
-async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    match state.readiness.check().await {
+async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    match readiness.check().await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
     }

@@ -10,10 +10,10 @@ use axum::{
     http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
-use ponte_proto::v1::{CompleteAuthorizationRequest, Provider};
-use tonic::Code;
+use ponte_core::grpc::TracedChannel;
+use ponte_proto::v1::{CompleteAuthorizationRequest, Provider, auth_token_service_client::AuthTokenServiceClient};
 
-use crate::HttpState;
+use crate::problem::Problem;
 
 fn page(status: StatusCode, title: &str, detail: &str) -> Response {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
@@ -27,7 +27,7 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
 }
 
 pub(crate) async fn callback(
-    State(state): State<HttpState>,
+    State(mut auth): State<AuthTokenServiceClient<TracedChannel>>,
     Path(provider): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -55,7 +55,6 @@ pub(crate) async fn callback(
         bitrix24_domain: get("domain"),
         bitrix24_member_id: get("member_id"),
     };
-    let mut auth = state.auth.clone();
     match auth.complete_authorization(req).await {
         Ok(resp) => {
             let c = resp.into_inner().connection.unwrap_or_default();
@@ -69,22 +68,15 @@ pub(crate) async fn callback(
             )
         }
         Err(s) => {
-            let status = match s.code() {
-                Code::PermissionDenied => StatusCode::FORBIDDEN,
-                Code::FailedPrecondition | Code::InvalidArgument | Code::NotFound => StatusCode::BAD_REQUEST,
-                Code::AlreadyExists => StatusCode::CONFLICT,
-                Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-                Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            let title = match status {
+            tracing::info!(code = ?s.code(), "OAuth callback not completed");
+            let problem = Problem::from(s);
+            let title = match problem.status {
                 StatusCode::FORBIDDEN => "Access denied",
                 StatusCode::CONFLICT => "Already connected elsewhere",
                 StatusCode::SERVICE_UNAVAILABLE => "Try again shortly",
                 _ => "The connection was not completed",
             };
-            tracing::info!(code = ?s.code(), "OAuth callback not completed");
-            page(status, title, s.message())
+            page(problem.status, title, &problem.detail)
         }
     }
 }

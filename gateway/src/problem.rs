@@ -1,6 +1,7 @@
 //! RFC 7807 problem details: the body of every 4xx and 5xx the gateway's webhook routes answer
 //! (`application/problem+json`), so a sender or an operator reads what went wrong and whether
-//! retrying helps.
+//! retrying helps; and the one mapping of a ponte service's gRPC status to an HTTP answer, which
+//! the OAuth callback's pages use too.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use ponte_core::error::retry_after;
 use serde_json::json;
+use tonic::Code;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -44,6 +47,31 @@ impl Problem {
     }
 }
 
+/// A ponte service refused or failed a call made for the request: the caller's mistake is a
+/// 4xx, an outage it may retry a 503 with `Retry-After`, anything else the service's fault (502).
+impl From<tonic::Status> for Problem {
+    fn from(s: tonic::Status) -> Self {
+        let detail = s.message().to_owned();
+        match s.code() {
+            Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::OutOfRange => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid-request", "The request cannot be completed", detail)
+            }
+            Code::Unauthenticated => {
+                Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Not authenticated", detail)
+            }
+            Code::PermissionDenied => Self::new(StatusCode::FORBIDDEN, "forbidden", "Access denied", detail),
+            Code::AlreadyExists => Self::new(StatusCode::CONFLICT, "conflict", "Already done elsewhere", detail),
+            Code::Unimplemented => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not available in this build", detail)
+            }
+            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                Self::unavailable(detail, retry_after(&s))
+            }
+            _ => Self::new(StatusCode::BAD_GATEWAY, "service-failed", "A ponte service failed", detail),
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = json!({
@@ -75,4 +103,31 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> P
         "Method not allowed",
         format!("{} does not accept {method}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_caller_s_mistake_a_retry_or_a_failure() {
+        let cases = [
+            (tonic::Status::invalid_argument("bad"), StatusCode::BAD_REQUEST),
+            (tonic::Status::failed_precondition("no"), StatusCode::BAD_REQUEST),
+            (tonic::Status::permission_denied("denied"), StatusCode::FORBIDDEN),
+            (tonic::Status::already_exists("taken"), StatusCode::CONFLICT),
+            (tonic::Status::unimplemented("later"), StatusCode::NOT_IMPLEMENTED),
+            (tonic::Status::internal("boom"), StatusCode::BAD_GATEWAY),
+        ];
+        for (status, http) in cases {
+            let p = Problem::from(status.clone());
+            assert_eq!((p.status, p.detail.as_str(), p.retry_after), (http, status.message(), None), "{status:?}");
+        }
+        let mut busy = tonic::Status::unavailable("auth-token is down");
+        busy.metadata_mut().insert(ponte_core::error::RETRY_AFTER_MS, "3000".parse().unwrap());
+        let p = Problem::from(busy);
+        assert_eq!((p.status, p.retry_after), (StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(3))));
+        let late = Problem::from(tonic::Status::deadline_exceeded("slow"));
+        assert_eq!((late.status, late.retry_after), (StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(1))));
+    }
 }

@@ -2,53 +2,83 @@
 //! to whom. Used on arrival, and again by the dispatcher for events whose tenant could not be
 //! resolved then and for replayed dead letters.
 
+use ponte_core::TenantId;
+
 use crate::{
-    inbox::state,
+    inbox::EventState,
     lookups::{Lookup, Lookups},
-    sources::{Event, Route, SourceKind, Tenancy},
+    sources::{Event, SourceKind, Tenancy},
+    subscribers::Route,
 };
 
 /// The verdict on one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classified {
-    /// Empty when unknown.
-    pub tenant_id: String,
-    /// `pending` (route it), `dead` (with a reason), or `received` (try again later).
-    pub state: &'static str,
-    pub dead_reason: String,
-    pub routes: &'static [Route],
+pub enum Verdict {
+    /// Its tenant is known: deliver it to each subscription of its type.
+    Deliver { tenant: TenantId, routes: &'static [Route] },
+    /// It cannot be delivered; its tenant when known.
+    Dead { tenant: Option<TenantId>, reason: String },
+    /// Its tenant could not be resolved now (auth-token did not answer): stored as received
+    /// and classified again later.
+    Unresolved,
+}
+
+impl Verdict {
+    /// The state its event is stored in.
+    pub fn state(&self) -> EventState {
+        match self {
+            Self::Deliver { .. } => EventState::Pending,
+            Self::Dead { .. } => EventState::Dead,
+            Self::Unresolved => EventState::Received,
+        }
+    }
+
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::Deliver { tenant, .. } => Some(tenant),
+            Self::Dead { tenant, .. } => tenant.as_ref(),
+            Self::Unresolved => None,
+        }
+    }
+
+    /// Why it is dead; empty otherwise.
+    pub fn dead_reason(&self) -> &str {
+        match self {
+            Self::Dead { reason, .. } => reason,
+            _ => "",
+        }
+    }
+
+    pub fn routes(&self) -> &'static [Route] {
+        match self {
+            Self::Deliver { routes, .. } => routes,
+            _ => &[],
+        }
+    }
 }
 
 /// Classifies `event` from `kind`; `path_tenant` is the tenant the URL named (path sources).
-pub async fn classify(kind: SourceKind, event: &Event, path_tenant: &str, lookups: &Lookups) -> Classified {
-    let dead = |tenant_id: String, reason: String| Classified {
-        tenant_id,
-        state: state::DEAD,
-        dead_reason: reason,
-        routes: &[],
-    };
+pub async fn classify(kind: SourceKind, event: &Event, path_tenant: Option<&TenantId>, lookups: &Lookups) -> Verdict {
     let tenant = match kind.tenancy() {
-        Tenancy::Path => Lookup::Found(path_tenant.to_owned()),
+        Tenancy::Path => path_tenant.cloned().map_or(Lookup::Missing(String::new()), Lookup::Found),
         Tenancy::Account if event.account.is_empty() => Lookup::Missing(String::new()),
         Tenancy::Account => lookups.tenant(kind.provider(), &event.account).await,
     };
     if let Some(why) = &event.unusable {
-        let tenant_id = if let Lookup::Found(t) = tenant { t } else { String::new() };
-        return dead(tenant_id, why.clone());
+        let tenant = if let Lookup::Found(t) = tenant { Some(t) } else { None };
+        return Verdict::Dead { tenant, reason: why.clone() };
     }
     match tenant {
-        Lookup::Found(tenant_id) => Classified {
-            tenant_id,
-            state: state::PENDING,
-            dead_reason: String::new(),
-            routes: kind.routes(&event.event_type),
+        Lookup::Found(tenant) => Verdict::Deliver { tenant, routes: kind.routes(&event.event_type) },
+        Lookup::Missing(_) => Verdict::Dead {
+            tenant: None,
+            reason: match kind.tenancy() {
+                Tenancy::Path => format!("the {} event was stored without the tenant its URL named", kind.name()),
+                Tenancy::Account => {
+                    format!("{} account '{}' is not connected to any ponte tenant", kind.name(), event.account)
+                }
+            },
         },
-        Lookup::Missing(_) => dead(
-            String::new(),
-            format!("{} account '{}' is not connected to any ponte tenant", kind.name(), event.account),
-        ),
-        Lookup::Unavailable { .. } => {
-            Classified { tenant_id: String::new(), state: state::RECEIVED, dead_reason: String::new(), routes: &[] }
-        }
+        Lookup::Unavailable { .. } => Verdict::Unresolved,
     }
 }

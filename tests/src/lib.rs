@@ -214,7 +214,7 @@ impl Mesh {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        GatewayHttp { addr, db, running: Some(running), server }
+        GatewayHttp { addr, db, origin: running.origin().to_owned(), running: Some(running), server }
     }
 
     /// A pool on the mesh's database in service schema `schema` (e.g. `catalog_sync`), for
@@ -262,6 +262,8 @@ pub struct GatewayHttp {
     pub addr: SocketAddr,
     /// The gateway's own database pool (schema `gateway`), for asserting on the inbox.
     pub db: Database,
+    /// The origin its notifications to other gateways carry.
+    pub origin: String,
     running: Option<ponte_gateway::Running>,
     server: tokio::task::JoinHandle<()>,
 }

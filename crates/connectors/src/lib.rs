@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod json;
 pub mod outside;
+pub mod webhooks;
 
 pub use error::{CallError, ConnectorError};
 pub use outside::Outside;

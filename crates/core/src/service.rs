@@ -144,8 +144,19 @@ impl ServiceSpec {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<impl Future<Output = anyhow::Result<()>> + Send + 'static, ConfigError> {
-        let routes = (self.routes)(deps)?;
-        Ok(crate::grpc::serve(self.grpc_services, routes, listener, deps.readiness(), shutdown))
+        Ok(self.serve_routes(deps, (self.routes)(deps)?, listener, shutdown))
+    }
+
+    /// As [`ServiceSpec::serve`], with routes the caller built (a service whose gRPC side shares
+    /// state with another part of the same process, as the gateway's with its HTTP side).
+    pub fn serve_routes(
+        &'static self,
+        deps: &Deps,
+        routes: Routes,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        crate::grpc::serve(self.grpc_services, routes, listener, deps.readiness(), shutdown)
     }
 }
 

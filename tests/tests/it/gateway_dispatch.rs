@@ -315,7 +315,7 @@ async fn two_deliveries_of_one_event_finishing_together_settle_the_event() {
     let (mut first, _) = finish("catalog-sync", "delivered").await;
     let (mut second, db2) = finish("shipping-status", "dead").await;
     let settled = ponte_gateway::inbox::settle(&mut first, db.backend(), "ev").await.unwrap();
-    assert_eq!(settled, "pending");
+    assert_eq!(settled.label(), "pending");
     // The second settles while the first is still open, then the first commits.
     let second_settles = tokio::spawn(async move {
         let state = ponte_gateway::inbox::settle(&mut second, db2.backend(), "ev").await.unwrap();
@@ -324,7 +324,7 @@ async fn two_deliveries_of_one_event_finishing_together_settle_the_event() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.commit().await.unwrap();
-    assert_eq!(second_settles.await.unwrap(), "dead");
+    assert_eq!(second_settles.await.unwrap().label(), "dead");
     let state: String =
         sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = 'ev'").fetch_one(db.pool()).await.unwrap();
     assert_eq!(state, "dead", "every delivery has finished, so the event has too");

@@ -1,6 +1,6 @@
-//! The dispatcher woken by `NOTIFY`, against real PostgreSQL. A test binary of its own: every
-//! dispatcher of a process is woken in-process whenever any gateway of that process stores an
-//! event, so another test's traffic would wake this one's dispatcher too.
+//! The dispatcher woken by `NOTIFY`, against real PostgreSQL. Only the gateway's own writer and
+//! replays wake its dispatcher in-process; another gateway (in this process or not) reaches it
+//! through `NOTIFY` alone.
 
 use std::time::Duration;
 
@@ -40,14 +40,9 @@ async fn another_processs_notification_wakes_the_dispatcher() {
     .await
     .unwrap();
     let attempts = "SELECT attempts FROM inbox_deliveries WHERE event_id = 'elsewhere'";
-    let channel = ponte_gateway::inbox::channel(&gw.db);
-    // A notification from this process is not a reason to look.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(&channel)
-        .bind(ponte_gateway::inbox::origin())
-        .execute(gw.db.pool())
-        .await
-        .unwrap();
+    let channel = ponte_gateway::Wake::channel(&gw.db);
+    // A notification from this gateway is not a reason to look.
+    sqlx::query("SELECT pg_notify($1, $2)").bind(&channel).bind(&gw.origin).execute(gw.db.pool()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(count(&gw.db, attempts).await, 0, "the dispatcher looked without being told");
     sqlx::query("SELECT pg_notify($1, 'another-process')").bind(&channel).execute(gw.db.pool()).await.unwrap();

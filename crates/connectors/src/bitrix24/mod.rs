@@ -5,6 +5,7 @@
 
 mod app;
 pub mod client;
+pub mod events;
 pub mod oauth;
 pub mod types;
 

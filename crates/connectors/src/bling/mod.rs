@@ -5,6 +5,7 @@
 pub mod client;
 pub mod resources;
 pub mod types;
+pub mod webhooks;
 
 pub use client::{BlingApi, BlingConfig, BlingOAuth, Caller, TokenSet};
 

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod types;
+pub mod webhooks;
 
 pub use client::{CplugClient, CplugCredentials, CplugToken};
 
