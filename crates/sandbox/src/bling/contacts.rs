@@ -86,7 +86,7 @@ fn check(body: &Map<String, Value>) -> Vec<Value> {
         fields.push(f(4, "situacao", "A situação do contato deve ser A, E, I ou S"));
     }
     let documento = text("numeroDocumento");
-    if !documento.is_empty() && tipo != "E" && !valid_document(tipo, documento) {
+    if !documento.is_empty() && matches!(tipo, "F" | "J") && !valid_document(tipo, documento) {
         let msg = if tipo == "J" { "O CNPJ informado é inválido" } else { "O CPF informado é inválido" };
         fields.push(f(5, "numeroDocumento", msg));
     }

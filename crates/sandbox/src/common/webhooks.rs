@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::Semaphore;
 
 use super::{Clock, Faults, Reorder};
 
@@ -56,6 +57,10 @@ impl Attempt {
     }
 }
 
+/// Deliveries a sandbox has in flight at most: a burst (a thousand sales rung up at once)
+/// queues instead of opening a connection per webhook.
+const IN_FLIGHT: usize = 32;
+
 /// Sends a sandbox's webhooks; clone freely.
 #[derive(Clone)]
 pub struct Outbox {
@@ -63,11 +68,12 @@ pub struct Outbox {
     faults: Faults,
     reorder: Reorder,
     clock: Clock,
+    slots: Arc<Semaphore>,
 }
 
 impl Outbox {
     pub fn new(faults: Faults, reorder: Reorder, clock: Clock) -> Self {
-        Self { http: reqwest::Client::new(), faults, reorder, clock }
+        Self { http: reqwest::Client::new(), faults, reorder, clock, slots: Arc::new(Semaphore::new(IN_FLIGHT)) }
     }
 
     /// Posts `body` with `headers` to `url` in the background, retried as `retry` says;
@@ -100,7 +106,10 @@ impl Outbox {
                     for (k, v) in headers.iter() {
                         req = req.header(k.as_str(), v.as_str());
                     }
-                    let status = req.send().await.ok().map(|r| r.status().as_u16());
+                    let status = {
+                        let _slot = me.slots.acquire().await;
+                        req.send().await.ok().map(|r| r.status().as_u16())
+                    };
                     let out_of_time = me.clock.now() - started >= give_up;
                     let mut attempt = Attempt { number, status, last: number == attempts || out_of_time };
                     attempt.last |= attempt.delivered();

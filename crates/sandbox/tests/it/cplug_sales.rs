@@ -140,3 +140,69 @@ async fn the_admin_state_shows_products_and_sales() {
     assert_eq!(account["sales"][0]["cancelled"], true);
     assert_eq!(account["sales"][0]["total"], json!(119.8));
 }
+
+#[tokio::test]
+async fn the_till_rings_up_sales_for_any_store_with_several_payments_or_no_customer() {
+    let rx = receiver(0).await;
+    let cfg = Config { webhook_url: Some(rx.url.clone()), ..Config::for_tests() };
+    let pdv = cplug::spawn(cfg.clone()).await.unwrap();
+    let http = reqwest::Client::new();
+    let split = json!({"store_id": "loja-shopping", "register_id": "caixa-7",
+        "items": [{"sku": "CAM-AZ-M", "quantity": 1, "unit_price": 59.90}, {"sku": "CANECA", "quantity": 3, "unit_price": 25.00, "discount": 5.00}],
+        "payments": [{"method": "CREDITO", "method_name": "Cartão de crédito", "amount": 100.00, "installments": 4},
+                     {"method": "PIX", "amount": 29.90}],
+        "total": 129.90});
+    let r = http.post(format!("{}/sales", pdv.admin_url)).json(&split).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let mut centro = sale();
+    centro.as_object_mut().unwrap().remove("customer");
+    let r = http.post(format!("{}/sales", pdv.admin_url)).json(&centro).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+
+    let seen = rx.wait_for(2).await;
+    let mut sales: Vec<Value> = seen.iter().map(|h| h.json()["sale"].clone()).collect();
+    sales.sort_by_key(|s| s["number"].as_u64());
+    let shopping = &sales[0];
+    assert_eq!((shopping["id"].as_str(), shopping["store_id"].as_str()), (Some("V-000001"), Some("loja-shopping")));
+    assert_eq!(shopping["register_id"], "caixa-7");
+    assert_eq!(
+        shopping["payments"],
+        json!([{"method": "CREDITO", "method_name": "Cartão de crédito", "amount": 100.0, "installments": 4},
+               {"method": "PIX", "method_name": "PIX", "amount": 29.9, "installments": 1}])
+    );
+    assert_eq!(shopping["items"][1]["discount"], json!(5.0));
+    assert!(shopping.get("customer").is_none());
+    assert_eq!((sales[1]["store_id"].as_str(), sales[1]["number"].as_u64()), (Some("loja-centro"), Some(2)));
+    assert!(sales[1].get("customer").is_none(), "an anonymous sale: Bling's consumidor final");
+    assert!(seen.iter().all(|h| h.header("x-cplug-signature") == expected_signature(&cfg.webhook_secret, &h.body)));
+    let stores: Vec<String> = pdv.sales().values().map(|s| s.store_id.clone()).collect();
+    assert_eq!(stores, ["loja-shopping", "loja-centro"]);
+}
+
+#[tokio::test]
+async fn a_burst_of_a_thousand_sales_is_delivered_once_each_with_its_own_event_id() {
+    let rx = receiver(0).await;
+    let pdv = cplug::spawn(Config { webhook_url: Some(rx.url.clone()), ..Config::for_tests() }).await.unwrap();
+    let http = reqwest::Client::new();
+    let stores = ["loja-centro", "loja-shopping", "loja-bairro"];
+    let ring = (0..1000).map(|i| {
+        let mut s = sale();
+        s["store_id"] = json!(stores[i % 3]);
+        s["id"] = json!(format!("S-{i:04}"));
+        http.post(format!("{}/sales", pdv.admin_url)).json(&s).send()
+    });
+    let answers = futures::future::join_all(ring).await;
+    assert!(answers.iter().all(|r| r.as_ref().is_ok_and(|r| r.status() == 201)), "every sale was rung up");
+
+    let seen = rx.wait_for(1000).await;
+    assert_eq!(seen.len(), 1000);
+    let events: std::collections::HashSet<String> =
+        seen.iter().map(|h| h.json()["event_id"].as_str().unwrap().to_owned()).collect();
+    let sales: std::collections::HashSet<String> =
+        seen.iter().map(|h| h.json()["sale"]["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!((events.len(), sales.len()), (1000, 1000), "one delivery per sale, each its own event");
+    assert_eq!(pdv.stats().webhooks, 1000);
+    assert_eq!(pdv.sales().values().filter(|s| s.store_id == "loja-bairro").count(), 333);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rx.seen().len(), 1000, "nothing delivered twice");
+}

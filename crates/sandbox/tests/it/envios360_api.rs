@@ -235,3 +235,56 @@ async fn the_admin_state_shows_each_merchants_records() {
     assert_eq!(merchant["orders"][0]["items"][0]["sku"], "CAM-AZ-M");
     assert_eq!(merchant["orders"][0]["total"], json!(119.8));
 }
+
+#[tokio::test]
+async fn products_carry_up_to_ten_image_urls_and_a_bad_one_is_named_by_its_index() {
+    let hub = envios360::spawn(Config::for_tests()).await.unwrap();
+    let a = api(&hub);
+    let images =
+        json!([{"url": "https://cdn.bling.com.br/img/cam-az-m-1.jpg"}, {"url": "http://img.loja.example/cam.png"}]);
+    let product =
+        json!({"external_id": "16059781281", "sku": "CAM-AZ-M", "name": "Camiseta", "price": 59.9, "images": images});
+    let (status, created) = a.post("/products", product).await;
+    assert_eq!(status, 201, "{created}");
+    let (_, got) = a.get(&format!("/products/{}", created["id"].as_str().unwrap())).await;
+    assert_eq!(got["images"], images, "stored and returned as sent");
+    let (_, plain) = a.post("/products", json!({"external_id": "2", "sku": "B", "name": "B", "price": 1})).await;
+    assert_eq!(a.get(&format!("/products/{}", plain["id"].as_str().unwrap())).await.1["images"], json!([]));
+
+    let fields = |v: &Value| -> Vec<(String, String)> {
+        v["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap().to_owned(), f["message"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let bad = json!([{"url": "https://a.example/1.jpg"}, {}, "https://a.example/3.jpg", {"url": "ftp://a.example/4.jpg"},
+                     {"url": "not a url"}, {"url": 5}]);
+    let (status, refused) =
+        a.post("/products", json!({"external_id": "3", "sku": "C", "name": "C", "price": 1, "images": bad})).await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["code"], "validation_error");
+    assert_eq!(
+        fields(&refused),
+        [
+            ("images[1].url".to_owned(), "is required".to_owned()),
+            ("images[2]".to_owned(), "must be an object with a url".to_owned()),
+            ("images[3].url".to_owned(), "must be an http or https URL".to_owned()),
+            ("images[4].url".to_owned(), "must be an http or https URL".to_owned()),
+            ("images[5].url".to_owned(), "must be an http or https URL".to_owned()),
+        ]
+    );
+    let eleven: Vec<Value> = (0..11).map(|i| json!({"url": format!("https://a.example/{i}.jpg")})).collect();
+    let (status, refused) =
+        a.post("/products", json!({"external_id": "4", "sku": "D", "name": "D", "price": 1, "images": eleven})).await;
+    assert_eq!(
+        (status, fields(&refused)),
+        (400, vec![("images".to_owned(), "must have at most 10 images".to_owned())])
+    );
+    let ten: Vec<Value> = (0..10).map(|i| json!({"url": format!("https://a.example/{i}.jpg")})).collect();
+    let (status, _) =
+        a.post("/products", json!({"external_id": "5", "sku": "E", "name": "E", "price": 1, "images": ten})).await;
+    assert_eq!(status, 201, "ten is the most");
+    assert_eq!(hub.products().len(), 3, "refused products are not stored");
+}

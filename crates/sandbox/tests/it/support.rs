@@ -81,16 +81,17 @@ impl Receiver {
         self.seen.lock().unwrap().clone()
     }
 
-    /// What arrived once `n` posts did (or after a few seconds, however many did).
+    /// What arrived once `n` posts did (or, failing that, what arrived in twenty seconds).
     pub async fn wait_for(&self, n: usize) -> Vec<Hook> {
         eventually(|| self.seen.lock().unwrap().len() >= n).await;
         self.seen()
     }
 }
 
-/// Waits until `done` holds, for a few seconds at most.
+/// Waits until `done` holds, for twenty seconds at most (a bound, not a timing: the caller
+/// asserts what it waited for).
 pub async fn eventually(done: impl Fn() -> bool) {
-    for _ in 0..300 {
+    for _ in 0..1_000 {
         if done() {
             return;
         }
