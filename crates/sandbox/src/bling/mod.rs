@@ -1,10 +1,11 @@
 //! A fake Bling v3 account, served over HTTP as `contracts/bling-v3.md` and the official
-//! OpenAPI spec describe it. [`Bling`] owns the account's state ([`store`]) and answers every
-//! route the way Bling does: OAuth and tokens ([`oauth`]), the bearer gate and rate limits
-//! ([`access`]), the error envelope for every refusal ([`errors`]), query strings ([`query`]),
-//! products, contacts, sales orders, stock per depósito, situações and the account's set-up
-//! (one module each), the signed v1 webhooks that echo every change ([`webhooks`]) and the
-//! admin routes tests read ([`admin`]).
+//! OpenAPI spec describe it. [`Bling`] owns the account's state ([`store`], starting from
+//! [`seed`]) and answers every route the way Bling does: OAuth ([`oauth`], [`tokens`]), the
+//! bearer gate and rate limits ([`access`]), the error envelope for every refusal
+//! ([`errors`]), query strings ([`query`]), products, contacts, sales orders ([`orders`],
+//! checked by [`order_body`]), stock per depósito, situações and the account's set-up (one
+//! module each), the signed v1 webhooks that echo every change ([`webhooks`]) and the admin
+//! routes tests read ([`admin`]).
 
 // Handlers short-circuit with the response to send; its size does not matter in a fake.
 #![allow(clippy::result_large_err)]
