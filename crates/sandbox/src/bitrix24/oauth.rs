@@ -1,175 +1,97 @@
-//! The portal's OAuth 2.0 server for apps: authorization codes that live 30 s, access tokens
-//! that live an hour, and refresh tokens that are single use: a refresh returns a new pair and
-//! retires the old refresh token and the access token issued with it.
+//! The portal's OAuth endpoints for apps: the consent page (already consented: back to the
+//! app's redirect URI with a code) and the token endpoint (`oauth.bitrix.info/oauth/token/`, a
+//! GET with the grant in the query), answering in Bitrix24's `{"error","error_description"}`.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{RawQuery, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
 
-/// How long an authorization code can be exchanged.
-pub const CODE_TTL: Duration = Duration::seconds(30);
+use super::{
+    params::{request_params, text},
+    portal::{Bitrix24, error},
+};
 
-/// Why the token server refused a grant, as `{"error","error_description"}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantError {
-    pub code: &'static str,
-    pub description: &'static str,
-    /// The refresh token was valid once and has been used already.
-    pub reused: bool,
-}
-
-impl GrantError {
-    fn invalid(description: &'static str) -> Self {
-        Self { code: "invalid_grant", description, reused: false }
+/// The token endpoint (`oauth.bitrix.info/oauth/token/`): a GET with the grant in the query.
+pub async fn token(State(b): State<Bitrix24>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let p = request_params(q.as_deref(), ct, &body);
+    let get = |k: &str| p.get(k).and_then(text).unwrap_or_default();
+    let c = &b.config;
+    let now = b.now();
+    let (access_ttl, refresh_ttl) = (b.span(c.access_ttl), b.span(c.refresh_ttl));
+    let mut inner = b.inner.lock();
+    inner.stats.token_calls += 1;
+    let grant_type = get("grant_type");
+    if grant_type.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "The grant type was not specified in the request");
     }
-}
-
-/// Why a REST call's `auth` was refused (HTTP 401).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessError {
-    /// No `auth` at all.
-    Missing,
-    /// Unknown, or retired by a later refresh.
-    Invalid,
-    Expired,
-}
-
-/// A freshly issued token pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub expires: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-struct Access {
-    expires: DateTime<Utc>,
-    family: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Refresh {
-    expires: DateTime<Utc>,
-    family: u64,
-    used: bool,
-}
-
-/// Every token the portal has issued. One family per installation (authorization code); a
-/// family has one live refresh token and one live access token at a time.
-#[derive(Debug, Default)]
-pub struct Tokens {
-    codes: BTreeMap<String, DateTime<Utc>>,
-    access: BTreeMap<String, Access>,
-    refresh: BTreeMap<String, Refresh>,
-    /// Family → its live access token.
-    live_access: BTreeMap<u64, String>,
-    next_family: u64,
-}
-
-fn random_token() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-impl Tokens {
-    /// A code the consent page hands to the app's redirect.
-    pub fn issue_code(&mut self, now: DateTime<Utc>) -> String {
-        let code = random_token();
-        self.codes.insert(code.clone(), now + CODE_TTL);
-        code
+    if get("client_id") != c.client_id || get("client_secret") != c.client_secret {
+        return error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed");
     }
-
-    /// `grant_type=authorization_code`: a new family. A code works once.
-    pub fn exchange_code(
-        &mut self,
-        code: &str,
-        now: DateTime<Utc>,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-    ) -> Result<Grant, GrantError> {
-        match self.codes.remove(code) {
-            Some(expires) if expires > now => {}
-            Some(_) => return Err(GrantError::invalid("Authorization code has expired")),
-            None => return Err(GrantError::invalid("Invalid authorization code")),
+    let granted = match grant_type.as_str() {
+        "authorization_code" => inner.tokens.exchange_code(&get("code"), now, access_ttl, refresh_ttl),
+        "refresh_token" => inner.tokens.refresh(&get("refresh_token"), now, access_ttl, refresh_ttl),
+        _ => return error(StatusCode::BAD_REQUEST, "invalid_request", "The grant type is not supported"),
+    };
+    let grant = match granted {
+        Ok(g) => g,
+        Err(e) => {
+            if e.reused {
+                inner.stats.stale_refresh_tokens += 1;
+            }
+            return error(StatusCode::BAD_REQUEST, e.code, e.description);
         }
-        Ok(self.mint(now, access_ttl, refresh_ttl))
-    }
-
-    /// A new family without a code: what an installation hands over (`ONAPPINSTALL`).
-    pub fn mint(&mut self, now: DateTime<Utc>, access_ttl: Duration, refresh_ttl: Duration) -> Grant {
-        self.next_family += 1;
-        self.issue(self.next_family, now, access_ttl, refresh_ttl)
-    }
-
-    fn issue(&mut self, family: u64, now: DateTime<Utc>, access_ttl: Duration, refresh_ttl: Duration) -> Grant {
-        let grant = Grant { access_token: random_token(), refresh_token: random_token(), expires: now + access_ttl };
-        if let Some(old) = self.live_access.insert(family, grant.access_token.clone()) {
-            self.access.remove(&old);
-        }
-        self.access.insert(grant.access_token.clone(), Access { expires: grant.expires, family });
-        self.refresh.insert(grant.refresh_token.clone(), Refresh { expires: now + refresh_ttl, family, used: false });
-        grant
-    }
-
-    /// `grant_type=refresh_token`: a new pair; the old refresh token and its access token stop
-    /// working.
-    pub fn refresh(
-        &mut self,
-        token: &str,
-        now: DateTime<Utc>,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-    ) -> Result<Grant, GrantError> {
-        let Some(r) = self.refresh.get_mut(token) else {
-            return Err(GrantError::invalid("Invalid refresh token"));
-        };
-        if r.used {
-            return Err(GrantError { reused: true, ..GrantError::invalid("Refresh token has already been used") });
-        }
-        if r.expires <= now {
-            return Err(GrantError::invalid("Refresh token has expired"));
-        }
-        r.used = true;
-        let family = r.family;
-        Ok(self.issue(family, now, access_ttl, refresh_ttl))
-    }
-
-    /// Checks a REST call's `auth`.
-    pub fn check(&self, token: Option<&str>, now: DateTime<Utc>) -> Result<(), AccessError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(AccessError::Missing)?;
-        let a = self.access.get(token).ok_or(AccessError::Invalid)?;
-        if self.live_access.get(&a.family).map(String::as_str) != Some(token) {
-            return Err(AccessError::Invalid);
-        }
-        if a.expires <= now { Err(AccessError::Expired) } else { Ok(()) }
-    }
-
-    /// The refresh tokens that still work.
-    pub fn live_refresh_tokens(&self) -> usize {
-        self.refresh.values().filter(|r| !r.used).count()
-    }
+    };
+    Json(json!({
+        "access_token": grant.access_token, "expires": grant.expires.timestamp(), "expires_in": c.access_ttl.as_secs(),
+        "scope": c.app_scopes.join(","), "domain": "oauth.bitrix.info", "server_endpoint": "https://oauth.bitrix.info/rest/",
+        "status": "L", "client_endpoint": inner.client_endpoint, "member_id": c.member_id, "user_id": 1,
+        "refresh_token": grant.refresh_token,
+    }))
+    .into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Deserialize)]
+pub struct AuthorizeQuery {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    state: String,
+}
 
-    #[test]
-    fn a_refresh_retires_the_old_pair() {
-        let mut t = Tokens::default();
-        let now = Utc::now();
-        let (hour, days) = (Duration::hours(1), Duration::days(180));
-        let code = t.issue_code(now);
-        let g1 = t.exchange_code(&code, now, hour, days).unwrap();
-        assert!(t.exchange_code(&code, now, hour, days).is_err(), "a code works once");
-        assert_eq!(t.check(Some(&g1.access_token), now), Ok(()));
-        assert_eq!(t.check(Some(&g1.access_token), now + hour), Err(AccessError::Expired));
-        let g2 = t.refresh(&g1.refresh_token, now, hour, days).unwrap();
-        assert_eq!(t.check(Some(&g1.access_token), now), Err(AccessError::Invalid));
-        assert_eq!(t.check(Some(&g2.access_token), now), Ok(()));
-        let again = t.refresh(&g1.refresh_token, now, hour, days).unwrap_err();
-        assert!(again.reused && again.code == "invalid_grant");
-        let late = t.issue_code(now);
-        assert!(t.exchange_code(&late, now + CODE_TTL, hour, days).is_err(), "codes live 30 s");
+/// The consent page, already consented: back to the app's redirect URI with a code (or the
+/// same fields as JSON when the app has no redirect URI configured).
+pub async fn authorize(
+    State(b): State<Bitrix24>,
+    axum::extract::Query(q): axum::extract::Query<AuthorizeQuery>,
+) -> Response {
+    if q.client_id != b.config.client_id {
+        return (StatusCode::BAD_REQUEST, axum::response::Html("<h1>Application not found</h1>")).into_response();
+    }
+    let code = b.authorize();
+    let fields = [
+        ("code", code.as_str()),
+        ("state", q.state.as_str()),
+        ("domain", b.config.domain.as_str()),
+        ("member_id", b.config.member_id.as_str()),
+        ("scope", &b.config.app_scopes.join(",")),
+        ("server_domain", "oauth.bitrix.info"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    match &b.config.redirect_uri {
+        Some(uri) => {
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            let query = serde_urlencoded::to_string(fields).unwrap_or_default();
+            (StatusCode::FOUND, [(header::LOCATION, format!("{uri}{sep}{query}"))]).into_response()
+        }
+        None => Json(fields.into_iter().collect::<BTreeMap<_, _>>()).into_response(),
     }
 }

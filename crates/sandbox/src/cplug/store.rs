@@ -2,10 +2,12 @@
 //! by field with Laravel-style messages, and the sales rung up at the till, with amounts kept
 //! as decimals and written with two places.
 
-use std::{collections::BTreeMap, str::FromStr};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
+
+use crate::common::values::decimal;
 
 /// Field → messages: the `errors` of a 422.
 pub type Errors = BTreeMap<String, Vec<String>>;
@@ -16,16 +18,6 @@ fn push(errors: &mut Errors, field: &str, message: String) {
 
 fn human(field: &str) -> String {
     field.replace('_', " ")
-}
-
-fn decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => {
-            Decimal::from_str(&n.to_string()).or_else(|_| Decimal::from_scientific(&n.to_string())).ok()
-        }
-        Value::String(s) => Decimal::from_str(s.trim()).ok(),
-        _ => None,
-    }
 }
 
 /// Checks one product for `PUT /products/{external_id}` (or one bulk item, whose

@@ -2,10 +2,17 @@
 //! status) and the rules it applies: body validation with per-field messages, one record per
 //! `external_id`, edits refused from `in_transit` on, and statuses that only move forward.
 
-use std::{collections::BTreeMap, str::FromStr};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
+
+use crate::common::values::number;
+
+/// The most images a product may carry (ponte's extension of the contract).
+pub const MAX_IMAGES: usize = 10;
+/// The longest image URL the hub takes.
+const MAX_URL: usize = 2048;
 
 /// The order statuses in the order they happen; `cancelled` sits apart.
 pub const STATUSES: [&str; 5] = ["received", "in_packing_list", "awaiting_shipment", "in_transit", "delivered"];
@@ -90,15 +97,6 @@ fn id_text(v: &Value) -> Option<String> {
     }
 }
 
-fn number(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => {
-            Decimal::from_str(&n.to_string()).or_else(|_| Decimal::from_scientific(&n.to_string())).ok()
-        }
-        _ => None,
-    }
-}
-
 struct Check<'a> {
     body: &'a Value,
     errors: Vec<FieldError>,
@@ -169,6 +167,49 @@ impl<'a> Check<'a> {
     }
 }
 
+impl Check<'_> {
+    /// `images`: at most [`MAX_IMAGES`] `{"url"}` objects, each an absolute http or https URL.
+    /// The images to store (only their `url`); errors name `images[3].url`.
+    fn images(&mut self) -> Vec<Value> {
+        let list = match self.at("images") {
+            Value::Null => return Vec::new(),
+            Value::Array(list) => list,
+            _ => {
+                self.errors.push(FieldError::new("images", "must be a list of {\"url\"} objects"));
+                return Vec::new();
+            }
+        };
+        if list.len() > MAX_IMAGES {
+            self.errors.push(FieldError::new("images", &format!("must have at most {MAX_IMAGES} images")));
+            return Vec::new();
+        }
+        let mut images = Vec::new();
+        for (i, image) in list.iter().enumerate() {
+            let at = format!("images[{i}].url");
+            let problem = match image.get("url") {
+                _ if !image.is_object() => Some((format!("images[{i}]"), "must be an object with a url")),
+                None | Some(Value::Null) => Some((at, "is required")),
+                Some(Value::String(u)) if u.len() > MAX_URL => Some((at, "must be at most 2048 characters")),
+                Some(Value::String(u)) if is_web_url(u) => {
+                    images.push(json!({"url": u}));
+                    None
+                }
+                Some(_) => Some((at, "must be an http or https URL")),
+            };
+            if let Some((field, message)) = problem {
+                self.errors.push(FieldError::new(&field, message));
+            }
+        }
+        images
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+fn is_web_url(u: &str) -> bool {
+    url::Url::parse(u)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty()))
+}
+
 /// Checks a `POST /products` body; the product to store, or the field errors.
 pub fn product(body: &Value) -> Result<Map<String, Value>, Vec<FieldError>> {
     if !body.is_object() {
@@ -191,6 +232,7 @@ pub fn product(body: &Value) -> Result<Map<String, Value>, Vec<FieldError>> {
             c.amount(&format!("dimensions_cm.{d}"), true, true);
         }
     }
+    let images = c.images();
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
@@ -202,6 +244,7 @@ pub fn product(body: &Value) -> Result<Map<String, Value>, Vec<FieldError>> {
     p.insert("gtin".into(), json!(gtin));
     p.insert("weight_kg".into(), body["weight_kg"].clone());
     p.insert("dimensions_cm".into(), body["dimensions_cm"].clone());
+    p.insert("images".into(), Value::Array(images));
     Ok(p)
 }
 
