@@ -9,6 +9,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use moka::future::Cache;
+use ponte_connectors::bitrix24::StageId;
 use ponte_core::{TenantId, db::Database, error::ServiceError, time::now_millis};
 use ponte_proto::v1::{DealStageMap, SyncSettings};
 
@@ -24,9 +25,6 @@ pub(crate) fn defaults(tenant_id: &TenantId) -> SyncSettings {
         deal_stages: Vec::new(),
     }
 }
-
-/// The longest stage id accepted: Bitrix24 keeps stage ids of at most 50 characters.
-const STAGE_ID_MAX: usize = 50;
 
 /// Checks a tenant's situação → stage map: each situação id positive and mapped once, each
 /// stage id in Bitrix24's syntax. The error names the entry's field
@@ -50,28 +48,7 @@ pub(crate) fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), Servic
                 ),
             ));
         }
-        let stage = m.stage_id.as_str();
-        if stage.is_empty() {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                "is required: the Bitrix24 deal stage id (e.g. NEW, PREPARATION, C3:WON)",
-            ));
-        }
-        if stage.chars().count() > STAGE_ID_MAX {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                format!("'{stage}' is longer than {STAGE_ID_MAX} characters, the most a Bitrix24 stage id has"),
-            ));
-        }
-        if !stage.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':') {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                format!(
-                    "'{stage}' is not a Bitrix24 deal stage id: only uppercase letters, digits, '_' and ':' \
-                     (e.g. NEW, PREPARATION, C3:WON)"
-                ),
-            ));
-        }
+        StageId::parse(&m.stage_id).map_err(|e| ServiceError::invalid(field("stage_id"), e.to_string()))?;
     }
     Ok(())
 }

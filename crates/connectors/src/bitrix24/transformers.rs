@@ -158,7 +158,37 @@ impl From<SituacaoVenda> for StageId {
     }
 }
 
+/// Why a text is not a deal stage id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadStage {
+    #[error("is required: the Bitrix24 deal stage id (e.g. NEW, PREPARATION, C3:WON)")]
+    Empty,
+    #[error("{0} is longer than {max} characters, the most a Bitrix24 stage id has", max = StageId::MAX_LEN)]
+    TooLong(String),
+    #[error(
+        "{0} is not a Bitrix24 deal stage id: only uppercase letters, digits, '_' and ':' (e.g. NEW, PREPARATION, C3:WON)"
+    )]
+    Syntax(String),
+}
+
 impl StageId {
+    /// Bitrix24 keeps stage ids of at most 50 characters.
+    pub const MAX_LEN: usize = 50;
+
+    /// A stage id in Bitrix24's syntax: `NEW`, `C3:WON`, `C12:UC_A1B2C3`.
+    pub fn parse(raw: &str) -> Result<Self, BadStage> {
+        if raw.is_empty() {
+            return Err(BadStage::Empty);
+        }
+        if raw.chars().count() > Self::MAX_LEN {
+            return Err(BadStage::TooLong(ponte_core::error::quote(raw)));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':') {
+            return Err(BadStage::Syntax(ponte_core::error::quote(raw)));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
     /// The pipeline (`CATEGORY_ID`) the stage belongs to when it is not the default one:
     /// `C3:WON` → 3.
     pub fn pipeline(&self) -> Option<u32> {
@@ -272,6 +302,14 @@ mod tests {
         let stage = |id: i64| SituacaoVenda::try_from(id).ok().map(StageId::from).map(|s| s.0);
         assert_eq!([6, 15, 9, 12].map(stage), ["NEW", "EXECUTING", "WON", "LOSE"].map(|s| Some(s.to_owned())));
         assert_eq!(stage(24), None, "a merchant's own situação has no default stage");
+        for ok in ["PREPARATION", "C3:WON", "C12:UC_A1B2C3", "NEW", &"A".repeat(50)] {
+            assert_eq!(StageId::parse(ok).map(|s| s.0), Ok(ok.to_owned()));
+        }
+        assert_eq!(StageId::parse(""), Err(BadStage::Empty));
+        assert!(matches!(StageId::parse(&"A".repeat(51)), Err(BadStage::TooLong(_))));
+        for bad in ["preparation", "C3 WON", " NEW", "NEW-1", "ÉTAPA"] {
+            assert!(matches!(StageId::parse(bad), Err(BadStage::Syntax(_))), "{bad}");
+        }
         let pipeline = |s: &str| StageId(s.into()).pipeline();
         assert_eq!((pipeline("C3:WON"), pipeline("C12:UC_A1B2")), (Some(3), Some(12)));
         assert_eq!((pipeline("PREPARATION"), pipeline("UC_X:Y")), (None, None));

@@ -133,12 +133,12 @@ mod tests {
 
     use super::*;
 
-    /// `GET /produtos/{id}` as the API reference shows it, trimmed.
+    /// `GET /produtos/{id}` as the examples of Bling's OpenAPI reference (`ProdutosDadosDTO`)
+    /// compose it.
     fn produto() -> Produto {
-        serde_json::from_value(json!({"id": 16059781281_i64, "nome": "Copo do Bling", "codigo": "COD-4587",
-            "preco": 4.99, "tipo": "P", "situacao": "A", "formato": "S", "unidade": "UN",
-            "pesoLiquido": 0.25, "categoria": {"id": 12345679}, "descricaoCurta": "Descrição curta"}))
-        .unwrap()
+        let body: crate::bling::types::Data<Produto> =
+            serde_json::from_str(include_str!("../../fixtures/bling-produto.json")).unwrap();
+        body.data
     }
 
     #[test]
@@ -156,17 +156,22 @@ mod tests {
     #[test]
     fn a_product_holds_fields_written_as_bitrix24_returns_them() {
         let p = produto();
+        assert_eq!((p.id.get(), p.variacoes.len(), p.parent_id()), (123456789, 1, None));
         let fields = |v: Value| v.as_object().unwrap().clone();
-        assert!(p.holds(&fields(json!({"nome": "Copo do Bling", "preco": "4.990", "pesoLiquido": "0.25",
-                                        "categoria": {"id": 12345679}, "observacoes": null}))));
-        assert!(!p.holds(&fields(json!({"preco": "5"}))));
+        // What the builtin mapping reads back from a Bitrix24 product: text for every number.
+        assert!(p.holds(&fields(json!({"nome": "Produto 1", "codigo": "CODE_123", "preco": "1.00", "situacao": "A",
+                                        "itensPorCaixa": 1, "categoria": {"id": 123456789}, "naoExiste": null}))));
+        assert!(!p.holds(&fields(json!({"preco": "1.01"}))));
         assert!(!p.holds(&fields(json!({"categoria": {"id": 1}}))));
-        assert!(!p.holds(&fields(json!({"marca": "Bling"}))));
-        let put = p.with_fields(fields(json!({"nome": "Copo"})));
+        assert!(!p.holds(&fields(json!({"marca": "Outra"}))));
+        // PUT replaces the whole product: what the mapping does not name goes back as it was.
+        let put = p.with_fields(fields(json!({"nome": "Produto 2"})));
         assert_eq!(
             (put["nome"].clone(), put["codigo"].clone(), put["id"].clone()),
-            (json!("Copo"), json!("COD-4587"), json!(16059781281_i64))
+            (json!("Produto 2"), json!("CODE_123"), json!(123456789))
         );
+        assert_eq!(put["tributacao"]["origem"], 0);
+        assert_eq!(put["estoque"]["localizacao"], "14A");
         let post = new_produto(fields(json!({"nome": "Copo", "preco": "4.99", "formato": "E"})));
         assert_eq!(Value::Object(post), json!({"nome": "Copo", "preco": 4.99, "formato": "E", "tipo": "P"}));
     }

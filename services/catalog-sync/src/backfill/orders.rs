@@ -1,11 +1,10 @@
 //! Backfills of Bling's sales orders into Bitrix24 deals.
 //!
-//! A step lists one page of `GET /pedidos/vendas` (100 orders) and syncs each order exactly as
-//! a live `order.updated` would ([`crate::orders`]): re-read in full (the list
-//! carries no items), found through the link registry and then `ORIGINATOR_ID`/`ORIGIN_ID`
-//! before anything is created, its stage following the tenant's situação → stage map, written
-//! only when the deal or its rows differ. Bling's 3
-//! requests/s bound it: one read per order.
+//! A step lists one page of Bling's sales orders (100) and syncs each order exactly as a live
+//! `order.updated` would ([`crate::orders`]): re-read in full (the list carries no items),
+//! found through the link registry and then its origin in the CRM before anything is created,
+//! its stage following the tenant's situação → stage map, written only when the deal or its
+//! rows differ. Bling's 3 requests/s bound it: one read per order.
 //!
 //! An orders backfill counts created, updated, unchanged and failed; the product counts stay
 //! at zero. Which deals a step created or updated is recorded as each one is written, so a step
