@@ -4,6 +4,7 @@
 //! holds already equals what ponte would write (so an unchanged record is not written again,
 //! and the echo of ponte's own write stops there). Numbers compare as decimals.
 
+use ponte_core::error::quote;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
@@ -42,7 +43,7 @@ impl TryFrom<&Value> for YesNo {
         match text.trim().to_ascii_uppercase().as_str() {
             "Y" | "TRUE" | "1" => Ok(Self::Y),
             "N" | "FALSE" | "0" | "" if !v.is_null() => Ok(Self::N),
-            _ => Err(NotAFlag(ponte_core::error::quote(&v.to_string()))),
+            _ => Err(NotAFlag(quote(&v.to_string()))),
         }
     }
 }
@@ -71,15 +72,15 @@ impl TryFrom<Map<String, Value>> for ProductFields {
             }
             match field.as_str() {
                 "NAME" | "XML_ID" => {
-                    let text = scalar_text(&value).ok_or_else(|| bad(&field, format!("{value} is not text")))?;
+                    let text = scalar_text(&value)
+                        .ok_or_else(|| bad(&field, format!("{} is not text", quote(&value.to_string()))))?;
                     *(if field == "NAME" { &mut p.name } else { &mut p.xml_id }) = Some(text);
                 }
                 "PRICE" => {
                     let text = scalar_text(&value).unwrap_or_default();
                     let price = text.trim().parse::<Decimal>().or_else(|_| Decimal::from_scientific(text.trim()));
-                    p.price = Some(price.map_err(|_| {
-                        bad(&field, format!("{} is not a number", ponte_core::error::quote(&value.to_string())))
-                    })?);
+                    p.price =
+                        Some(price.map_err(|_| bad(&field, format!("{} is not a number", quote(&value.to_string()))))?);
                 }
                 "ACTIVE" => p.active = Some(YesNo::try_from(&value).map_err(|e| bad(&field, e.to_string()))?),
                 _ => match PropertyKey::parse(&field) {
@@ -181,10 +182,10 @@ impl StageId {
             return Err(BadStage::Empty);
         }
         if raw.chars().count() > Self::MAX_LEN {
-            return Err(BadStage::TooLong(ponte_core::error::quote(raw)));
+            return Err(BadStage::TooLong(quote(raw)));
         }
         if !raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':') {
-            return Err(BadStage::Syntax(ponte_core::error::quote(raw)));
+            return Err(BadStage::Syntax(quote(raw)));
         }
         Ok(Self(raw.to_owned()))
     }
