@@ -97,6 +97,16 @@ pub enum CallError {
     Service(#[from] ServiceError),
 }
 
+/// A copy for each caller sharing one failed load (a cache's single-flight).
+impl Clone for CallError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Outside(e) => Self::Outside(e.clone()),
+            Self::Service(e) => Self::Service(e.cloned()),
+        }
+    }
+}
+
 impl TokenRefusal for CallError {
     fn token_refused(&self) -> bool {
         matches!(self, Self::Outside(e) if e.token_refused())
@@ -118,6 +128,26 @@ impl ConnectorError {
         matches!(self, Self::NotFound { .. })
     }
 
+    /// Whether the same request may succeed later as it is: a rate limit, a fault on the way,
+    /// or a token that a renewal fixes. What is left is about the request itself.
+    pub fn is_transient(&self) -> bool {
+        self.token_refused() || !matches!(self.class(), Class::Permanent)
+    }
+
+    /// What the outside system said, without the system's name and the kind of failure.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::RateLimited { message, .. }
+            | Self::BudgetExhausted { message, .. }
+            | Self::InvalidToken { message, .. }
+            | Self::InvalidGrant { message, .. }
+            | Self::Rejected { message, .. }
+            | Self::NotFound { message, .. }
+            | Self::Unavailable { message, .. }
+            | Self::Protocol { message, .. } => message,
+        }
+    }
+
     /// A transport failure (connect, timeout, reset) as the retriable error it is.
     pub fn transport(system: &'static str, e: reqwest::Error) -> Self {
         let what = if e.is_timeout() {
@@ -129,5 +159,29 @@ impl ConnectorError {
         };
         // The URL is left out: it may carry a webhook secret (Bitrix24 incoming webhooks).
         Self::Unavailable { system, message: format!("{what}: {}", e.without_url()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_those_a_later_try_may_pass() {
+        let rate = ConnectorError::RateLimited { system: "X", message: "slow down".into(), retry_after: None };
+        let down = ConnectorError::Unavailable { system: "X", message: "503".into() };
+        let token = ConnectorError::InvalidToken { system: "X", message: "expired".into() };
+        let refused =
+            ConnectorError::Rejected { system: "X", status: 400, message: "NAME: required".into(), fields: vec![] };
+        let grant = ConnectorError::InvalidGrant { system: "X", message: "revoked".into() };
+        assert_eq!(
+            [&rate, &down, &token, &refused, &grant].map(ConnectorError::is_transient),
+            [true, true, true, false, false]
+        );
+        assert_eq!(refused.message(), "NAME: required");
+        let shared = CallError::Outside(token);
+        assert!(shared.clone().token_refused());
+        let service = CallError::Service(ServiceError::FailedPrecondition("mapping".into())).clone();
+        assert!(matches!(ServiceError::from(service), ServiceError::FailedPrecondition(m) if m == "mapping"));
     }
 }

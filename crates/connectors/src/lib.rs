@@ -1,7 +1,8 @@
 //! Clients of the outside systems ponte talks to, one module each: the HTTP glue (URLs,
 //! headers, auth, error bodies) in `client.rs`, the vendor's wire types exactly as it sends
-//! them in `types.rs`, and pure conversions to ponte's own types. A service never builds a
-//! vendor URL or parses a vendor body itself.
+//! them in `types.rs`, and pure conversions to and from ponte's own types (vendor statuses
+//! through `From`/`TryFrom`) in `transformers.rs`. A service never builds a vendor URL, names a
+//! vendor method or parses a vendor body itself.
 //!
 //! Every error is classified ([`ConnectorError`] implements `ponte_core::retry::Classify`)
 //! so one retry policy serves every system.

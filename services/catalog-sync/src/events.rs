@@ -1,7 +1,7 @@
 //! Events the gateway delivers (`HandleEvent`): validated, checked against the newest event
 //! already accepted for the same entity (webhooks arrive duplicated and out of order; an older
-//! one must not undo a newer change), acted on, and recorded in an append-only ledger
-//! (`event_log`, which also feeds the sync status).
+//! one must not undo a newer change), acted on, and recorded in the event ledger
+//! ([`crate::ledger`], which also feeds the sync status).
 //!
 //! Bling product events sync the product into Bitrix24 ([`crate::products`]); Bitrix24 product
 //! events export it into Bling when the tenant turned that on ([`crate::export`]); Bling order
@@ -12,16 +12,22 @@
 //! An event's version is recorded only once it has been acted on: a sync that fails leaves the
 //! entity's newest version where it was, so the gateway's retry is not taken for stale.
 
-use crate::products::{Change, ProductSync};
+use ponte_connectors::bitrix24::ProductId;
 use ponte_core::{
-    TenantId,
-    db::{Backend, Database},
-    error::ServiceError,
+    BlingId, TenantId,
+    error::{ServiceError, quote},
     ratelimit::Priority,
-    time::{from_timestamp, now_millis, to_datetime},
+    time::{from_timestamp, to_datetime},
 };
 use ponte_proto::v1::{
     CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, InboundEvent, Provider,
+};
+
+use crate::{
+    context::Context,
+    cplug_sync, export,
+    ledger::{self, Entry},
+    orders, products,
 };
 
 const BLING_TYPES: &[&str] =
@@ -39,23 +45,41 @@ const BITRIX24_TYPES: &[&str] = &[
 struct Checked<'a> {
     event: &'a InboundEvent,
     tenant: TenantId,
-    source: &'static str,
+    source: Provider,
+    /// `event_log.source`.
+    label: &'static str,
     occurred: i64,
+}
+
+impl Checked<'_> {
+    fn ledger(&self) -> ledger::Event<'_> {
+        let e = self.event;
+        ledger::Event {
+            tenant_id: &self.tenant,
+            entity_key: &e.entity_key,
+            event_id: &e.event_id,
+            source: self.label,
+            source_event_id: &e.source_event_id,
+            event_type: &e.event_type,
+            occurred: self.occurred,
+            attempt: i64::from(e.attempt),
+        }
+    }
 }
 
 fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     ServiceError::require("event.event_id", &event.event_id)?;
     let tenant = TenantId::field("event.tenant_id", &event.tenant_id)?;
-    let (source, known) = match Provider::try_from(event.source) {
-        Ok(Provider::Bling) => ("bling", BLING_TYPES),
-        Ok(Provider::Bitrix24) => ("bitrix24", BITRIX24_TYPES),
+    let (source, label, known) = match Provider::try_from(event.source) {
+        Ok(p @ Provider::Bling) => (p, "bling", BLING_TYPES),
+        Ok(p @ Provider::Bitrix24) => (p, "bitrix24", BITRIX24_TYPES),
         _ => return Err(ServiceError::invalid("event.source", "catalog-sync handles events from Bling and Bitrix24")),
     };
     ServiceError::require("event.event_type", &event.event_type)?;
     if !known.contains(&event.event_type.as_str()) {
         return Err(ServiceError::invalid(
             "event.event_type",
-            format!("catalog-sync does not handle '{}' events from {source}", event.event_type),
+            format!("catalog-sync does not handle {} events from {label}", quote(&event.event_type)),
         ));
     }
     match event.entity_key.split_once(':') {
@@ -67,193 +91,92 @@ fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     let occurred = event.occurred_at.as_ref().map(from_timestamp).ok_or_else(|| {
         ServiceError::invalid("event.occurred_at", "is required (it orders the events of one entity)")
     })?;
-    Ok(Checked { event, tenant, source, occurred })
-}
-
-/// A change to `what` (e.g. "Bitrix24 product") as the ledger and the gateway keep it.
-fn describe(change: Change, what: &str) -> (EventOutcome, String) {
-    match change {
-        Change::Created(id) => (EventOutcome::Applied, format!("created {what} {id}")),
-        Change::Updated(id) => (EventOutcome::Applied, format!("updated {what} {id}")),
-        Change::Deactivated(id) => (EventOutcome::Applied, format!("deactivated {what} {id}")),
-        Change::Unchanged(id) => (EventOutcome::Skipped, format!("{what} {id} already up to date")),
-        Change::Skipped(why) => (EventOutcome::Skipped, why.to_owned()),
-    }
+    Ok(Checked { event, tenant, source, label, occurred })
 }
 
 /// What an accepted event does, with the detail the ledger and the gateway keep.
-async fn act(db: &Database, sync: &ProductSync, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
+async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
     let e = c.event;
-    let settings = sync.settings.get(db, &c.tenant).await?;
+    let settings = ctx.settings.get(&ctx.db, &c.tenant).await?;
     let (kind, id) = e.entity_key.split_once(':').unwrap_or_default();
+    let bling_id = |what: &str| {
+        BlingId::parse(id)
+            .map_err(|_| ServiceError::invalid("event.entity_key", format!("{} is not a Bling {what} id", quote(id))))
+    };
     match (c.source, kind) {
-        ("bling", "product") => {
-            let bling_id: i64 = id
-                .parse()
-                .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling product id")))?;
-            let crm = describe(
-                sync.bling_to_bitrix24(&c.tenant, bling_id, &settings, Priority::Live).await?,
-                "Bitrix24 product",
-            );
+        (Provider::Bling, "product") => {
+            let bling_id = bling_id("product")?;
+            let (to_crm, crm_detail) =
+                products::sync(ctx, &c.tenant, bling_id, &settings, Priority::Live).await?.describe("Bitrix24 product");
             if !settings.catalog_to_cplug || e.event_type == "product.deleted" {
-                return Ok(crm);
+                return Ok((to_crm, crm_detail));
             }
             let sent =
                 serde_json::from_slice::<serde_json::Value>(&e.payload).ok().and_then(|v| v.get("data").cloned());
             // Both targets are written idempotently: a failure of either retries the event,
             // and the other finds nothing left to change.
-            let pos = describe(
-                sync.bling_to_cplug(&c.tenant, bling_id, sent.as_ref(), &settings, Priority::Live).await?,
-                "CPLUG product",
-            );
-            let outcome = if crm.0 == EventOutcome::Applied || pos.0 == EventOutcome::Applied {
-                EventOutcome::Applied
-            } else {
-                EventOutcome::Skipped
-            };
-            Ok((outcome, format!("{}; {}", crm.1, pos.1)))
+            let (to_pos, pos_detail) =
+                cplug_sync::sync(ctx, &c.tenant, bling_id, sent.as_ref(), &settings, Priority::Live)
+                    .await?
+                    .describe("CPLUG product");
+            let applied = [to_crm, to_pos].contains(&EventOutcome::Applied);
+            let outcome = if applied { EventOutcome::Applied } else { EventOutcome::Skipped };
+            Ok((outcome, format!("{crm_detail}; {pos_detail}")))
         }
-        ("bling", _) if !settings.orders_to_bitrix24 => {
+        (Provider::Bling, _) if !settings.orders_to_bitrix24 => {
             Ok((EventOutcome::Skipped, "orders are not sent to Bitrix24 (switch off)".into()))
         }
-        ("bling", _) => {
-            let order_id: i64 = id
-                .parse()
-                .map_err(|_| ServiceError::invalid("event.entity_key", format!("'{id}' is not a Bling order id")))?;
-            let change = sync.order_to_bitrix24(&c.tenant, order_id, &settings.deal_stages, Priority::Live).await?;
-            Ok(describe(change, "Bitrix24 deal"))
+        (Provider::Bling, _) => {
+            let order_id = bling_id("order")?;
+            let change = orders::sync(ctx, &c.tenant, order_id, &settings.deal_stages, Priority::Live).await?;
+            Ok(change.describe("Bitrix24 deal"))
         }
         (_, _) if !settings.bitrix24_export_to_bling => {
             Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
         }
         (_, _) => {
-            let change = sync.bitrix24_to_bling(&c.tenant, id, Priority::Live).await?;
-            Ok(describe(change, "Bling product"))
+            let product_id: ProductId = id.parse().map_err(|_| {
+                ServiceError::invalid("event.entity_key", format!("{} is not a Bitrix24 product id", quote(id)))
+            })?;
+            let change = export::sync(ctx, &c.tenant, product_id, Priority::Live).await?;
+            Ok(change.describe("Bling product"))
         }
     }
 }
 
 /// Handles one delivered event: STALE when a newer event of the entity was already accepted,
 /// otherwise acted on and recorded as the entity's newest.
-pub async fn handle(
-    db: &Database,
-    sync: &ProductSync,
+pub(crate) async fn handle(
+    ctx: &Context,
     req: CatalogSyncServiceHandleEventRequest,
 ) -> Result<CatalogSyncServiceHandleEventResponse, ServiceError> {
     let event = req.event.ok_or_else(|| ServiceError::invalid("event", "is required"))?;
     let c = check(&event)?;
-    let e = c.event;
-    let newest: Option<i64> =
-        sqlx::query_scalar("SELECT version_time FROM entity_versions WHERE tenant_id = $1 AND entity_key = $2")
-            .bind(&e.tenant_id)
-            .bind(&e.entity_key)
-            .fetch_optional(db.pool())
-            .await?;
+    let entry = c.ledger();
     // Equal times are accepted: Bling dates have one-second resolution, and the gateway hands
     // over the events of one entity one at a time, in order.
-    if let Some(newest) = newest.filter(|n| *n > c.occurred) {
+    if let Some(newest) = ledger::newest(&ctx.db, &entry).await?.filter(|n| *n > c.occurred) {
         let detail = format!(
             "{} already has an event from {}; this one is from {}",
-            e.entity_key,
+            event.entity_key,
             to_datetime(newest).to_rfc3339(),
             to_datetime(c.occurred).to_rfc3339()
         );
-        record(db, &c, EventOutcome::Stale, &detail, false).await?;
+        ledger::record(&ctx.db, &entry, Entry::Handled(EventOutcome::Stale), &detail, false).await?;
         return Ok(CatalogSyncServiceHandleEventResponse { outcome: EventOutcome::Stale as i32, detail });
     }
-    let (outcome, detail) = match act(db, sync, &c).await {
+    let (outcome, detail) = match act(ctx, &c).await {
         Ok(done) => done,
         Err(err) => {
-            // Kept for the sync status; the gateway retries or parks the event by the error.
-            if let Err(log_err) = log(db.pool(), &c, "failed", &err.to_string()).await {
+            if let Err(log_err) = ledger::log(ctx.db.pool(), &entry, Entry::Failed, &err.to_string()).await {
                 tracing::warn!(error = %log_err, "could not record a failed event");
             }
             return Err(err);
         }
     };
-    record(db, &c, outcome, &detail, true).await?;
-    tracing::debug!(entity = %e.entity_key, event_type = %e.event_type, outcome = outcome.label(), "event handled");
+    ledger::record(&ctx.db, &entry, Entry::Handled(outcome), &detail, true).await?;
+    tracing::debug!(entity = %event.entity_key, event_type = %event.event_type, outcome = outcome.label(), "event handled");
     Ok(CatalogSyncServiceHandleEventResponse { outcome: outcome as i32, detail })
-}
-
-/// Logs the event's outcome and, when it was acted on, makes it the entity's newest version
-/// (never over a newer one), atomically: one statement on PostgreSQL, a transaction on SQLite.
-async fn record(
-    db: &Database,
-    c: &Checked<'_>,
-    outcome: EventOutcome,
-    detail: &str,
-    acted: bool,
-) -> Result<(), ServiceError> {
-    const VERSION: &str = "INSERT INTO entity_versions (tenant_id, entity_key, version_time, event_id, update_time) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, entity_key) DO UPDATE SET version_time = excluded.version_time, \
-         event_id = excluded.event_id, update_time = excluded.update_time \
-         WHERE entity_versions.version_time <= excluded.version_time";
-    let e = c.event;
-    if !acted {
-        log(db.pool(), c, outcome.label(), detail).await?;
-        return Ok(());
-    }
-    if db.backend() == Backend::Postgres {
-        let sql = format!(
-            "WITH v AS ({VERSION}) INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, \
-             event_type, occurred_time, attempt, outcome, detail, handle_time) \
-             VALUES ($1, $2, $4, $6, $7, $8, $3, $9, $10, $11, $5)"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&e.tenant_id)
-            .bind(&e.entity_key)
-            .bind(c.occurred)
-            .bind(&e.event_id)
-            .bind(now_millis())
-            .bind(c.source)
-            .bind(&e.source_event_id)
-            .bind(&e.event_type)
-            .bind(i64::from(e.attempt))
-            .bind(outcome.label())
-            .bind(detail)
-            .execute(db.pool())
-            .await?;
-        return Ok(());
-    }
-    let mut tx = db.pool().begin().await?;
-    sqlx::query(VERSION)
-        .bind(&e.tenant_id)
-        .bind(&e.entity_key)
-        .bind(c.occurred)
-        .bind(&e.event_id)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
-    log(&mut *tx, c, outcome.label(), detail).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn log<'e, E>(executor: E, c: &Checked<'_>, outcome: &str, detail: &str) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let e = c.event;
-    sqlx::query(
-        "INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, event_type, \
-         occurred_time, attempt, outcome, detail, handle_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&e.tenant_id)
-    .bind(&e.entity_key)
-    .bind(&e.event_id)
-    .bind(c.source)
-    .bind(&e.source_event_id)
-    .bind(&e.event_type)
-    .bind(c.occurred)
-    .bind(i64::from(e.attempt))
-    .bind(outcome)
-    .bind(detail)
-    .bind(now_millis())
-    .execute(executor)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

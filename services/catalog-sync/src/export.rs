@@ -9,103 +9,77 @@
 //! ponte's own write finds the two systems equal and stops there.
 
 use ponte_connectors::{
-    ConnectorError,
-    bitrix24::{client::field_values, types::Envelope},
-    bling::{Caller, resources::produto_numbers},
+    CallError,
+    bitrix24::{Portal, ProductFields, ProductId},
+    bling::{resources::produto_numbers, transformers::new_produto},
 };
-use ponte_core::{TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
-use ponte_proto::v1::{EntityKind, Provider, TranslateDirection};
-use serde_json::{Map, Value, json};
+use ponte_core::{BlingId, TenantId, error::ServiceError, ratelimit::Priority};
+use ponte_proto::v1::{Provider, TranslateDirection};
+use serde_json::Value;
 
-use crate::products::{BLING_ID_FIELD, Change, ProductSync, WriteError, bitrix_auth, same_fields, service_error};
+use crate::{change::Change, context::Context, portal::BLING_ID_CODE};
 
-impl ProductSync {
-    /// Exports Bitrix24 product `bitrix_id` of `tenant_id` into Bling.
-    pub async fn bitrix24_to_bling(
-        &self,
-        tenant_id: &TenantId,
-        bitrix_id: &str,
-        priority: Priority,
-    ) -> Result<Change, ServiceError> {
-        let Some(token) = self.tokens.get_if_connected(tenant_id, Provider::Bitrix24).await? else {
-            return Ok(Change::Skipped("Bitrix24 is not connected"));
-        };
-        match self.export(tenant_id, &token, bitrix_id, priority).await {
-            Err(WriteError::Portal(ConnectorError::InvalidToken { .. })) => {
-                let renewed = self.tokens.refused(tenant_id, Provider::Bitrix24, &token).await?;
-                Ok(self.export(tenant_id, &renewed, bitrix_id, priority).await?)
-            }
-            other => Ok(other?),
-        }
+/// Exports Bitrix24 product `bitrix_id` of `tenant_id` into Bling.
+pub(crate) async fn sync(
+    ctx: &Context,
+    tenant_id: &TenantId,
+    bitrix_id: ProductId,
+    priority: Priority,
+) -> Result<Change, ServiceError> {
+    let exported = ctx
+        .tokens
+        .with_token_if_connected(tenant_id, Provider::Bitrix24, |token| async move {
+            export(ctx, tenant_id, &ctx.bitrix24.portal_for(&token, priority), bitrix_id, priority).await
+        })
+        .await?;
+    Ok(exported.unwrap_or(Change::Skipped("Bitrix24 is not connected")))
+}
+
+async fn export(
+    ctx: &Context,
+    tenant_id: &TenantId,
+    portal: &Portal,
+    bitrix_id: ProductId,
+    priority: Priority,
+) -> Result<Change, CallError> {
+    let property = ctx.bling_id_keys.get(portal).await?;
+    let product = match portal.product(bitrix_id).await {
+        Ok(p) => p,
+        // Bling keeps its product when the CRM's copy is deleted.
+        Err(e) if e.is_not_found() => return Ok(Change::Skipped("deleted in Bitrix24; Bling keeps it")),
+        Err(e) => return Err(e.into()),
+    };
+    let marked = product.property(&property).into_iter().next().and_then(|v| BlingId::parse(&v).ok());
+    let registered = ctx.mapping.bling_product_of(tenant_id, bitrix_id).await?;
+    let in_registry = registered.is_some();
+    // The mapping knows the property by its portal-independent name.
+    let source = Value::Object(product.mapping_source(&property, BLING_ID_CODE));
+    let direction = TranslateDirection::Bitrix24ToBling;
+    let mut fields = ctx.mapping.translate(tenant_id, direction, &bitrix_id.to_string(), &source).await?;
+    fields.remove("id");
+    produto_numbers(&mut fields);
+
+    let Some(bling_id) = registered.or(marked) else {
+        // New in the CRM: create it in Bling, link it, and mark the CRM product so another
+        // replica (or a retry) finds it before the link registry answers.
+        // Bling's failures come back as ponte's, so a Bling refusal never renews the portal's token.
+        let id = ctx.create_produto(tenant_id, &Value::Object(new_produto(fields)), priority).await?;
+        ctx.mapping.link_product(tenant_id, id, bitrix_id).await?;
+        let mut mark = ProductFields::default();
+        mark.properties.insert(property, Value::String(id.to_string()));
+        portal.update_product(bitrix_id, &mark).await?;
+        return Ok(Change::Created(id.to_string()));
+    };
+    if !in_registry {
+        ctx.mapping.link_product(tenant_id, bling_id, bitrix_id).await?;
     }
-
-    async fn export(
-        &self,
-        tenant_id: &TenantId,
-        token: &AccessToken,
-        bitrix_id: &str,
-        priority: Priority,
-    ) -> Result<Change, WriteError> {
-        let auth = bitrix_auth(token);
-        let portal = token.account.as_str();
-        let property = self.bling_id_key(&auth, portal, priority).await?;
-        let read: Result<Envelope<Map<String, Value>>, _> =
-            self.bitrix.call(&auth, portal, priority, "crm.product.get", &json!({"id": bitrix_id})).await;
-        let mut product = match read {
-            Ok(p) => p.result,
-            // Bling keeps its product when the CRM's copy is deleted.
-            Err(ConnectorError::NotFound { .. }) => return Ok(Change::Skipped("deleted in Bitrix24; Bling keeps it")),
-            Err(e) => return Err(e.into()),
-        };
-        let marked = field_values(product.get(&property)).into_iter().next().filter(|v| !v.is_empty());
-        let registered =
-            self.resolve_link(tenant_id, EntityKind::Product, Provider::Bitrix24, bitrix_id, Provider::Bling).await?;
-        let in_registry = registered.is_some();
-        let bling_id = registered.or(marked);
-        // The mapping knows the property by its portal-independent name.
-        if let Some(v) = product.remove(&property) {
-            let plain = field_values(Some(&v)).into_iter().next().unwrap_or_default();
-            product.insert(BLING_ID_FIELD.into(), Value::String(plain));
-        }
-        let mut fields = self
-            .translate_fields(tenant_id, TranslateDirection::Bitrix24ToBling, bitrix_id, &Value::Object(product))
-            .await?;
-        fields.remove("id");
-        produto_numbers(&mut fields);
-
-        let bling = self.tokens.get(tenant_id, Provider::Bling).await?;
-        let caller = || Caller { account: &bling.account, priority, token: bling.secret() };
-        let Some(bling_id) = bling_id.and_then(|id| id.parse::<i64>().ok()) else {
-            // New in the CRM: create it in Bling, link it, and mark the CRM product so another
-            // replica (or a retry) finds it before the link registry answers.
-            let mut body = fields;
-            body.entry("tipo").or_insert(json!("P"));
-            body.entry("formato").or_insert(json!("S"));
-            let id = self.bling.create_produto(caller(), &Value::Object(body)).await?;
-            self.link(tenant_id, &id.to_string(), bitrix_id).await?;
-            self.bitrix
-                .update_product(&auth, portal, priority, bitrix_id, &json!({ property: id.to_string() }))
-                .await?;
-            return Ok(Change::Created(id.to_string()));
-        };
-        if !in_registry {
-            self.link(tenant_id, &bling_id.to_string(), bitrix_id).await?;
-        }
-        let current = match self.bling.produto(caller(), bling_id).await {
-            Ok(p) => p,
-            Err(ConnectorError::NotFound { .. }) => return Ok(Change::Skipped("deleted in Bling; not created again")),
-            Err(e) => return Err(e.into()),
-        };
-        let Value::Object(mut merged) = serde_json::to_value(&current).map_err(|e| ServiceError::Internal(e.into()))?
-        else {
-            return Err(ServiceError::Internal(anyhow::anyhow!("a Bling product is not a JSON object")).into());
-        };
-        if same_fields(&fields, &merged) {
-            return Ok(Change::Unchanged(bling_id.to_string()));
-        }
-        // Bling's PUT replaces the whole product: send what it has with the mapped fields over it.
-        merged.extend(fields);
-        self.bling.update_produto(caller(), bling_id, &Value::Object(merged)).await.map_err(service_error)?;
-        Ok(Change::Updated(bling_id.to_string()))
+    let Some(current) = ctx.produto(tenant_id, bling_id, priority).await? else {
+        return Ok(Change::Skipped("deleted in Bling; not created again"));
+    };
+    if current.holds(&fields) {
+        return Ok(Change::Unchanged(bling_id.to_string()));
     }
+    // Bling's PUT replaces the whole product: send what it has with the mapped fields over it.
+    ctx.update_produto(tenant_id, bling_id, &Value::Object(current.with_fields(fields)), priority).await?;
+    Ok(Change::Updated(bling_id.to_string()))
 }

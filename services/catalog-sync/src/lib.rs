@@ -1,23 +1,34 @@
 //! catalog-sync: Bling products and orders into Bitrix24, Bitrix24 products back into Bling,
 //! the Bling catalog into CPLUG, full backfills, and the sync status a merchant looks at.
+//!
+//! Layout: the gRPC API in `api`; one file per live flow (`products`: Bling → Bitrix24
+//! products, `orders`: Bling orders → Bitrix24 deals, `export`: Bitrix24 → Bling, `cplug_sync`:
+//! Bling → CPLUG), each taking the shared `context` (tokens, clients, caches) and speaking
+//! ponte's types to the connectors; `events` dispatches delivered events to them and keeps the
+//! `ledger`; `backfill` runs the full copies; `mapping` is the mapping service's client.
 
+mod api;
 mod backfill;
-pub mod cplug_sync;
-pub mod events;
+mod bling;
+mod change;
+mod context;
+mod cplug_bulks;
+mod cplug_sync;
+mod events;
 mod export;
-pub mod orders;
-pub mod products;
+mod ledger;
+mod mapping;
+mod orders;
+mod portal;
+mod products;
 mod settings;
 mod status;
 
-use std::sync::Arc;
-
-use backfill::{Backfills, Lifeline};
 use ponte_connectors::Outside;
 use ponte_core::{
     access::AccessTokens,
     config::ConfigError,
-    db::{Database, Migrations},
+    db::Migrations,
     service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
@@ -25,7 +36,6 @@ use ponte_proto::{
     service_names,
     v1::{catalog_sync_service_server::CatalogSyncServiceServer, mapping_service_client::MappingServiceClient},
 };
-use products::ProductSync;
 use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
@@ -45,32 +55,17 @@ pub static SPEC: ServiceSpec = ServiceSpec {
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
-    let sync = ProductSync::new(
-        AccessTokens::new(deps.auth_token_channel()?),
-        MappingServiceClient::new(deps.mapping_channel()?),
-        outside.bling,
-        outside.bitrix24,
-        deps.locks.clone(),
-        outside.http,
-    );
-    let (backfills, lifeline) = Backfills::new(deps.db.clone(), sync.clone());
-    backfills.spawn_scanner();
-    Ok(Routes::new(CatalogSyncServiceServer::new(CatalogSync {
+    let ctx = context::Context {
         db: deps.db.clone(),
-        tenants,
-        sync,
-        backfills,
-        _lifeline: Arc::new(lifeline),
-    })))
-}
-
-/// The gRPC implementation.
-#[derive(Clone)]
-pub struct CatalogSync {
-    db: Database,
-    tenants: TenantCheck,
-    sync: ProductSync,
-    backfills: Backfills,
-    /// Keeps this process's backfill runners going; they stop when the service is dropped.
-    _lifeline: Arc<Lifeline>,
+        tokens: AccessTokens::new(deps.auth_token_channel()?),
+        mapping: mapping::Mapping::new(MappingServiceClient::new(deps.mapping_channel()?)),
+        bling: outside.bling,
+        bitrix24: outside.bitrix24,
+        http: outside.http,
+        bling_id_keys: portal::BlingIdKeys::new(deps.locks.clone()),
+        locks: deps.locks.clone(),
+        settings: Default::default(),
+        cplug_bulks: Default::default(),
+    };
+    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants))))
 }

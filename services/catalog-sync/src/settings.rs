@@ -6,28 +6,14 @@
 //! default: see [`crate::orders`]), kept one row per situação in `deal_stage_maps` and replaced
 //! whole, in the same transaction as the switches, by each `UpdateSyncSettings`.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
-use parking_lot::Mutex;
+use moka::future::Cache;
+use ponte_connectors::bitrix24::StageId;
 use ponte_core::{TenantId, db::Database, error::ServiceError, time::now_millis};
-use ponte_proto::v1::{
-    CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
-    CatalogSyncServiceHandleEventResponse, DealStageMap, GetBackfillRequest, GetBackfillResponse,
-    GetSyncSettingsRequest, GetSyncSettingsResponse, GetSyncStatusRequest, GetSyncStatusResponse, StartBackfillRequest,
-    StartBackfillResponse, SyncSettings, UpdateSyncSettingsRequest, UpdateSyncSettingsResponse, WatchBackfillRequest,
-    WatchBackfillResponse, catalog_sync_service_server::CatalogSyncService,
-};
-use sqlx::Row;
-use tokio_stream::{StreamExt, wrappers::ReceiverStream};
-use tonic::{Request, Response, Status, codegen::BoxStream};
+use ponte_proto::v1::{DealStageMap, SyncSettings};
 
-use crate::CatalogSync;
-
-pub fn defaults(tenant_id: &TenantId) -> SyncSettings {
+pub(crate) fn defaults(tenant_id: &TenantId) -> SyncSettings {
     SyncSettings {
         tenant_id: tenant_id.to_string(),
         bling_create_creates_in_bitrix24: true,
@@ -40,13 +26,10 @@ pub fn defaults(tenant_id: &TenantId) -> SyncSettings {
     }
 }
 
-/// The longest stage id accepted: Bitrix24 keeps stage ids of at most 50 characters.
-const STAGE_ID_MAX: usize = 50;
-
 /// Checks a tenant's situação → stage map: each situação id positive and mapped once, each
 /// stage id in Bitrix24's syntax. The error names the entry's field
 /// (`settings.deal_stages[2].stage_id`).
-pub fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError> {
+pub(crate) fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError> {
     let mut seen = HashMap::with_capacity(stages.len());
     for (i, m) in stages.iter().enumerate() {
         let field = |name: &str| format!("settings.deal_stages[{i}].{name}");
@@ -65,28 +48,7 @@ pub fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError>
                 ),
             ));
         }
-        let stage = m.stage_id.as_str();
-        if stage.is_empty() {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                "is required: the Bitrix24 deal stage id (e.g. NEW, PREPARATION, C3:WON)",
-            ));
-        }
-        if stage.chars().count() > STAGE_ID_MAX {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                format!("'{stage}' is longer than {STAGE_ID_MAX} characters, the most a Bitrix24 stage id has"),
-            ));
-        }
-        if !stage.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b':') {
-            return Err(ServiceError::invalid(
-                field("stage_id"),
-                format!(
-                    "'{stage}' is not a Bitrix24 deal stage id: only uppercase letters, digits, '_' and ':' \
-                     (e.g. NEW, PREPARATION, C3:WON)"
-                ),
-            ));
-        }
+        StageId::parse(&m.stage_id).map_err(|e| ServiceError::invalid(field("stage_id"), e.to_string()))?;
     }
     Ok(())
 }
@@ -96,62 +58,83 @@ pub fn validate_deal_stages(stages: &[DealStageMap]) -> Result<(), ServiceError>
 /// this time.
 pub const SETTINGS_TTL: Duration = Duration::from_secs(2);
 
+/// Tenants whose settings a replica keeps at most.
+const CAPACITY: u64 = 100_000;
+
 /// The settings live events read, per tenant, for [`SETTINGS_TTL`]: every event needs them, and
-/// they change rarely.
-#[derive(Clone, Default)]
-pub struct SettingsCache {
-    held: Arc<Mutex<HashMap<TenantId, (Instant, SyncSettings)>>>,
+/// they change rarely. A burst of events of one tenant reads them once (moka's single-flight).
+#[derive(Clone)]
+pub(crate) struct SettingsCache {
+    held: Cache<TenantId, SyncSettings>,
+}
+
+impl Default for SettingsCache {
+    fn default() -> Self {
+        Self { held: Cache::builder().max_capacity(CAPACITY).time_to_live(SETTINGS_TTL).build() }
+    }
 }
 
 impl SettingsCache {
     pub async fn get(&self, db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
-        if let Some((at, s)) = self.held.lock().get(tenant_id)
-            && at.elapsed() < SETTINGS_TTL
-        {
-            return Ok(s.clone());
-        }
-        let fresh = load(db, tenant_id).await?;
-        self.held.lock().insert(tenant_id.clone(), (Instant::now(), fresh.clone()));
-        Ok(fresh)
+        self.held.try_get_with_by_ref(tenant_id, load(db, tenant_id)).await.map_err(|shared| shared.cloned())
     }
 
-    pub fn forget(&self, tenant_id: &TenantId) {
-        self.held.lock().remove(tenant_id);
+    pub async fn forget(&self, tenant_id: &TenantId) {
+        self.held.invalidate(tenant_id).await;
     }
 }
 
-pub async fn load(db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
-    let row = sqlx::query(
+/// A `sync_settings` row: the switches.
+#[derive(sqlx::FromRow)]
+struct Switches {
+    bling_create_creates_in_bitrix24: bool,
+    bling_update_updates_bitrix24: bool,
+    bitrix24_export_to_bling: bool,
+    orders_to_bitrix24: bool,
+    catalog_to_cplug: bool,
+    cplug_grid_enabled: bool,
+}
+
+/// A `deal_stage_maps` row.
+#[derive(sqlx::FromRow)]
+struct StageRow {
+    bling_situacao_id: i64,
+    stage_id: String,
+}
+
+pub(crate) async fn load(db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
+    let switches: Option<Switches> = sqlx::query_as(
         "SELECT bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, bitrix24_export_to_bling, \
          orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled FROM sync_settings WHERE tenant_id = $1",
     )
     .bind(tenant_id.as_str())
     .fetch_optional(db.pool())
     .await?;
-    let deal_stages = sqlx::query(
+    let stages: Vec<StageRow> = sqlx::query_as(
         "SELECT bling_situacao_id, stage_id FROM deal_stage_maps WHERE tenant_id = $1 ORDER BY bling_situacao_id",
     )
     .bind(tenant_id.as_str())
     .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|r| Ok(DealStageMap { bling_situacao_id: r.try_get(0)?, stage_id: r.try_get(1)? }))
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let Some(row) = row else { return Ok(SyncSettings { deal_stages, ..defaults(tenant_id) }) };
+    .await?;
+    let deal_stages = stages
+        .into_iter()
+        .map(|r| DealStageMap { bling_situacao_id: r.bling_situacao_id, stage_id: r.stage_id })
+        .collect();
+    let Some(row) = switches else { return Ok(SyncSettings { deal_stages, ..defaults(tenant_id) }) };
     Ok(SyncSettings {
         tenant_id: tenant_id.to_string(),
-        bling_create_creates_in_bitrix24: row.try_get(0)?,
-        bling_update_updates_bitrix24: row.try_get(1)?,
-        bitrix24_export_to_bling: row.try_get(2)?,
-        orders_to_bitrix24: row.try_get(3)?,
-        catalog_to_cplug: row.try_get(4)?,
-        cplug_grid_enabled: row.try_get(5)?,
+        bling_create_creates_in_bitrix24: row.bling_create_creates_in_bitrix24,
+        bling_update_updates_bitrix24: row.bling_update_updates_bitrix24,
+        bitrix24_export_to_bling: row.bitrix24_export_to_bling,
+        orders_to_bitrix24: row.orders_to_bitrix24,
+        catalog_to_cplug: row.catalog_to_cplug,
+        cplug_grid_enabled: row.cplug_grid_enabled,
         deal_stages,
     })
 }
 
 /// Saves `s` whole: the switches and the stage map (replacing the tenant's), in one transaction.
-pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> {
+pub(crate) async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> {
     let now = now_millis();
     let mut tx = db.pool().begin().await?;
     sqlx::query(
@@ -186,81 +169,6 @@ pub async fn store(db: &Database, s: &SyncSettings) -> Result<(), ServiceError> 
     }
     tx.commit().await?;
     Ok(())
-}
-
-#[tonic::async_trait]
-impl CatalogSyncService for CatalogSync {
-    type WatchBackfillStream = BoxStream<WatchBackfillResponse>;
-
-    async fn handle_event(
-        &self,
-        req: Request<CatalogSyncServiceHandleEventRequest>,
-    ) -> Result<Response<CatalogSyncServiceHandleEventResponse>, Status> {
-        Ok(Response::new(crate::events::handle(&self.db, &self.sync, req.into_inner()).await?))
-    }
-
-    async fn start_backfill(
-        &self,
-        req: Request<StartBackfillRequest>,
-    ) -> Result<Response<StartBackfillResponse>, Status> {
-        let req = req.into_inner();
-        let tenant = self.tenants.require_field("tenant_id", &req.tenant_id).await?;
-        let backfill = self.backfills.start(&tenant, req).await?;
-        Ok(Response::new(StartBackfillResponse { backfill: Some(backfill) }))
-    }
-
-    async fn get_backfill(&self, req: Request<GetBackfillRequest>) -> Result<Response<GetBackfillResponse>, Status> {
-        let backfill = self.backfills.get(&req.into_inner().backfill_id).await?;
-        Ok(Response::new(GetBackfillResponse { backfill: Some(backfill) }))
-    }
-
-    async fn watch_backfill(
-        &self,
-        req: Request<WatchBackfillRequest>,
-    ) -> Result<Response<BoxStream<WatchBackfillResponse>>, Status> {
-        let updates = self.backfills.watch(&req.into_inner().backfill_id).await?;
-        let stream = ReceiverStream::new(updates).map(|b| Ok(WatchBackfillResponse { backfill: Some(b) }));
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    async fn cancel_backfill(
-        &self,
-        req: Request<CancelBackfillRequest>,
-    ) -> Result<Response<CancelBackfillResponse>, Status> {
-        let backfill = self.backfills.cancel(&req.into_inner().backfill_id).await?;
-        Ok(Response::new(CancelBackfillResponse { backfill: Some(backfill) }))
-    }
-
-    async fn get_sync_status(
-        &self,
-        req: Request<GetSyncStatusRequest>,
-    ) -> Result<Response<GetSyncStatusResponse>, Status> {
-        let tenant = self.tenants.require_field("tenant_id", &req.into_inner().tenant_id).await?;
-        let flows = crate::status::sync_status(&self.db, &tenant).await?;
-        Ok(Response::new(GetSyncStatusResponse { flows }))
-    }
-
-    async fn get_sync_settings(
-        &self,
-        req: Request<GetSyncSettingsRequest>,
-    ) -> Result<Response<GetSyncSettingsResponse>, Status> {
-        let tenant = self.tenants.require_field("tenant_id", &req.into_inner().tenant_id).await?;
-        let settings = load(&self.db, &tenant).await?;
-        Ok(Response::new(GetSyncSettingsResponse { settings: Some(settings) }))
-    }
-
-    async fn update_sync_settings(
-        &self,
-        req: Request<UpdateSyncSettingsRequest>,
-    ) -> Result<Response<UpdateSyncSettingsResponse>, Status> {
-        let mut settings = req.into_inner().settings.ok_or_else(|| ServiceError::invalid("settings", "is required"))?;
-        validate_deal_stages(&settings.deal_stages)?;
-        settings.deal_stages.sort_by_key(|m| m.bling_situacao_id);
-        let tenant = self.tenants.require_field("settings.tenant_id", &settings.tenant_id).await?;
-        store(&self.db, &settings).await?;
-        self.sync.settings.forget(&tenant);
-        Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
-    }
 }
 
 #[cfg(test)]

@@ -14,45 +14,54 @@
 //!
 //! Every flow is listed, even one the tenant has never used, so the tab's rows are stable.
 
-use ponte_core::{TenantId, db::Database, error::ServiceError, time::to_timestamp};
-use ponte_proto::v1::{Backfill, CatalogCounts, Flow, FlowStatus};
-use sqlx::Row;
+use ponte_core::{
+    TenantId,
+    db::Database,
+    error::ServiceError,
+    time::{from_timestamp, to_timestamp},
+};
+use ponte_proto::v1::{Backfill, CatalogCounts, EventOutcome, Flow, FlowStatus};
 
-use crate::backfill;
+use crate::{
+    backfill::store::{self, Scope, Target},
+    ledger::Entry,
+};
 
 /// A flow's events in the ledger, and its backfill target.
 struct FlowSource {
     flow: Flow,
     /// `event_log.source` and the `entity_key` pattern of its events, when it has live events.
     events: Option<(&'static str, &'static str)>,
-    /// `backfills.target` and `scope`, when it has backfills.
-    backfills: Option<(&'static str, &'static str)>,
+    /// Its backfills' target and scope, when it has backfills.
+    backfills: Option<(Target, Scope)>,
 }
 
 const FLOWS: &[FlowSource] = &[
     FlowSource {
         flow: Flow::BlingToBitrix24Products,
         events: Some(("bling", "product:%")),
-        backfills: Some(("bitrix24", "products")),
+        backfills: Some((Target::Bitrix24, Scope::Products)),
     },
     FlowSource {
         flow: Flow::BlingToBitrix24Orders,
         events: Some(("bling", "order:%")),
-        backfills: Some(("bitrix24", "orders")),
+        backfills: Some((Target::Bitrix24, Scope::Orders)),
     },
     FlowSource { flow: Flow::Bitrix24ToBlingProducts, events: Some(("bitrix24", "%")), backfills: None },
-    FlowSource { flow: Flow::BlingToCplugProducts, events: None, backfills: Some(("cplug", "products")) },
+    FlowSource { flow: Flow::BlingToCplugProducts, events: None, backfills: Some((Target::Cplug, Scope::Products)) },
 ];
 
 /// What the ledger holds for one flow since a time.
-#[derive(Default)]
+#[derive(Default, sqlx::FromRow)]
 struct EventSummary {
     last_success: Option<i64>,
-    last_error: Option<(i64, String)>,
     created: i64,
     updated: i64,
     unchanged: i64,
+    #[sqlx(skip)]
     failed: i64,
+    #[sqlx(skip)]
+    last_error: Option<(i64, String)>,
 }
 
 async fn events(
@@ -62,64 +71,64 @@ async fn events(
     pattern: &str,
     since: i64,
 ) -> Result<EventSummary, ServiceError> {
-    let row = sqlx::query(
-        "SELECT MAX(CASE WHEN outcome IN ('applied', 'skipped') THEN handle_time END), \
-         COUNT(CASE WHEN handle_time >= $4 AND outcome = 'applied' AND detail LIKE 'created %' THEN 1 END), \
-         COUNT(CASE WHEN handle_time >= $4 AND outcome = 'applied' \
-                    AND (detail LIKE 'updated %' OR detail LIKE 'deactivated %') THEN 1 END), \
-         COUNT(CASE WHEN handle_time >= $4 AND outcome = 'skipped' AND detail LIKE '%already up to date' THEN 1 END) \
-         FROM event_log WHERE tenant_id = $1 AND source = $2 AND entity_key LIKE $3",
+    let (applied, skipped, failed) = (
+        Entry::Handled(EventOutcome::Applied).label(),
+        Entry::Handled(EventOutcome::Skipped).label(),
+        Entry::Failed.label(),
+    );
+    let mut summary: EventSummary = sqlx::query_as(
+        "SELECT MAX(CASE WHEN outcome IN ($5, $6) THEN handle_time END) AS last_success, \
+         COUNT(CASE WHEN handle_time >= $4 AND outcome = $5 AND detail LIKE 'created %' THEN 1 END) AS created, \
+         COUNT(CASE WHEN handle_time >= $4 AND outcome = $5 \
+                    AND (detail LIKE 'updated %' OR detail LIKE 'deactivated %') THEN 1 END) AS updated, \
+         COUNT(CASE WHEN handle_time >= $4 AND outcome = $6 AND detail LIKE '%already up to date' THEN 1 END) \
+         AS unchanged FROM event_log WHERE tenant_id = $1 AND source = $2 AND entity_key LIKE $3",
     )
     .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
     .bind(since)
+    .bind(applied)
+    .bind(skipped)
     .fetch_one(db.pool())
     .await?;
-    let mut summary = EventSummary {
-        last_success: row.try_get(0)?,
-        created: row.try_get(1)?,
-        updated: row.try_get(2)?,
-        unchanged: row.try_get(3)?,
-        ..EventSummary::default()
-    };
     summary.failed = sqlx::query_scalar(
         "SELECT COUNT(*) FROM event_log e WHERE e.tenant_id = $1 AND e.source = $2 AND e.entity_key LIKE $3 \
-         AND e.handle_time >= $4 AND e.outcome = 'failed' AND e.seq = \
+         AND e.handle_time >= $4 AND e.outcome = $5 AND e.seq = \
          (SELECT MAX(x.seq) FROM event_log x WHERE x.tenant_id = e.tenant_id AND x.entity_key = e.entity_key)",
     )
     .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
     .bind(since)
+    .bind(failed)
     .fetch_one(db.pool())
     .await?;
-    summary.last_error = sqlx::query(
+    summary.last_error = sqlx::query_as(
         "SELECT handle_time, detail FROM event_log WHERE tenant_id = $1 AND source = $2 AND entity_key LIKE $3 \
-         AND outcome = 'failed' ORDER BY seq DESC LIMIT 1",
+         AND outcome = $4 ORDER BY seq DESC LIMIT 1",
     )
     .bind(tenant_id.as_str())
     .bind(source)
     .bind(pattern)
+    .bind(failed)
     .fetch_optional(db.pool())
-    .await?
-    .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-    .transpose()?;
+    .await?;
     Ok(summary)
 }
 
 async fn flow_status(db: &Database, tenant_id: &TenantId, f: &FlowSource) -> Result<FlowStatus, ServiceError> {
     let latest: Option<Backfill> = match f.backfills {
-        Some(target) => backfill::latest(db, tenant_id, target).await?,
+        Some(of) => store::latest(db, tenant_id, of).await?,
         None => None,
     };
-    let since = latest.as_ref().and_then(|b| b.start_time.as_ref()).map(ponte_core::time::from_timestamp).unwrap_or(0);
+    let since = latest.as_ref().and_then(|b| b.start_time.as_ref()).map(from_timestamp).unwrap_or(0);
     let ev = match f.events {
         Some((source, pattern)) => events(db, tenant_id, source, pattern, since).await?,
         None => EventSummary::default(),
     };
     let (backfill_success, backfill_error) = match f.backfills {
-        Some(target) => backfill::last_outcomes(db, tenant_id, target).await?,
+        Some(of) => store::last_outcomes(db, tenant_id, of).await?,
         None => (None, None),
     };
     let last_success = ev.last_success.max(backfill_success);
@@ -146,7 +155,7 @@ async fn flow_status(db: &Database, tenant_id: &TenantId, f: &FlowSource) -> Res
 }
 
 /// Every flow's status for `tenant_id`.
-pub async fn sync_status(db: &Database, tenant_id: &TenantId) -> Result<Vec<FlowStatus>, ServiceError> {
+pub(crate) async fn sync_status(db: &Database, tenant_id: &TenantId) -> Result<Vec<FlowStatus>, ServiceError> {
     let mut flows = Vec::with_capacity(FLOWS.len());
     for f in FLOWS {
         flows.push(flow_status(db, tenant_id, f).await?);

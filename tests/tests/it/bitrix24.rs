@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{
     ConnectorError,
-    bitrix24::{BatchCommand, Bitrix24Auth, Bitrix24Client},
+    bitrix24::{Batch, Bitrix24Auth, Bitrix24Client, DealFields, DealRow, ProductFields, ProductId},
 };
 use ponte_core::{
     config::Env,
@@ -44,64 +44,63 @@ async fn the_connector_pages_batches_and_finds_products_by_xml_id() {
         Quota::per_second(1000.0, 100),
     );
     let auth = Bitrix24Auth::Webhook { base: portal.webhook_url.clone() };
-    let portal_name = "loja.bitrix24.com.br";
+    let live = client.portal(auth.clone(), "loja.bitrix24.com.br", Priority::Live);
 
     // 120 products in three batch calls of at most 50.
-    let commands: Vec<BatchCommand> = (0..120)
+    let mut adds = Batch::new();
+    let added: Vec<_> = (0..120)
         .map(|i| {
-            BatchCommand::new(
-                format!("p{i}"),
-                "crm.product.add",
-                json!({"fields": {"NAME": format!("Produto {i}"), "XML_ID": format!("bling-{i}"), "PRICE": 10.5}}),
-            )
+            adds.add_product(&ProductFields {
+                name: Some(format!("Produto {i}")),
+                xml_id: Some(format!("bling-{i}")),
+                price: Some("10.5".parse().unwrap()),
+                ..Default::default()
+            })
         })
         .collect();
-    let done = client.batch(&auth, portal_name, Priority::Backfill, &commands, false).await.unwrap();
-    assert_eq!(done.result.len(), 120);
-    assert!(done.result_error.is_empty());
+    let backfill = client.portal(auth, "loja.bitrix24.com.br", Priority::Backfill);
+    let done = backfill.batch(&adds, false).await.unwrap();
+    assert_eq!(added.iter().filter(|slot| matches!(done.take(*slot), Some(Ok(_)))).count(), 120);
+    assert!(done.first_error().is_none());
     assert_eq!(portal.portal.products().len(), 120);
     assert_eq!(portal.portal.products()[0]["PRICE"], "10.5", "numbers come back as strings");
 
-    let all = client.list_all(&auth, portal_name, Priority::Live, "crm.product.list", &json!({})).await.unwrap();
+    let all = live.products().await.unwrap();
     assert_eq!(all.len(), 120, "every 50-row page was followed");
-    let found = client.find_product_by_xml_id(&auth, portal_name, Priority::Live, "bling-77").await.unwrap().unwrap();
-    assert_eq!(found["NAME"], "Produto 77");
-    assert!(client.find_product_by_xml_id(&auth, portal_name, Priority::Live, "bling-999").await.unwrap().is_none());
+    let found = live.find_product_by_xml_id("bling-77").await.unwrap().unwrap();
+    assert_eq!(found.name.as_deref(), Some("Produto 77"));
+    assert!(live.find_product_by_xml_id("bling-999").await.unwrap().is_none());
 
     // References to earlier results, and halt on the first failure.
-    let chained = vec![
-        BatchCommand::new(
-            "d",
-            "crm.deal.add",
-            json!({"fields": {"TITLE": "Pedido 123", "ORIGINATOR_ID": "bling", "ORIGIN_ID": "555"}}),
-        ),
-        BatchCommand::new("g", "crm.deal.get", json!({"id": "$result[d]"})),
-        BatchCommand::new("bad", "crm.product.get", json!({"id": "999999"})),
-        BatchCommand::new("never", "crm.deal.get", json!({"id": "$result[d]"})),
-    ];
-    let r = client.batch(&auth, portal_name, Priority::Live, &chained, true).await.unwrap();
-    assert_eq!(r.result.get("g").map(|g| g["TITLE"].clone()), Some(json!("Pedido 123")), "{r:?}");
-    assert_eq!(r.result_error["bad"].error_description, "Not found");
-    assert!(!r.result.contains_key("never"), "halt stops at the first failure");
-    let deal = client.find_deal_by_origin(&auth, portal_name, Priority::Live, "bling", "555").await.unwrap().unwrap();
-    client
-        .set_deal_rows(
-            &auth,
-            portal_name,
-            Priority::Live,
-            &deal,
-            &[json!({"PRODUCT_ID": 401, "PRODUCT_NAME": "Camiseta", "PRICE": 59.9, "QUANTITY": 2})],
-        )
-        .await
-        .unwrap();
-    assert_eq!(portal.portal.deal_rows(deal.parse().unwrap())[0]["QUANTITY"], "2");
-    let bad_rows = client
-        .set_deal_rows(&auth, portal_name, Priority::Live, &deal, &[json!({"PRODUCT_ID": 401, "DISCOUNT_TYPE_ID": 2})])
-        .await
-        .unwrap_err();
+    let mut chained = Batch::new();
+    let d = chained.add_deal(&DealFields {
+        title: Some("Pedido 123".into()),
+        originator_id: Some("bling".into()),
+        origin_id: Some("555".into()),
+        ..Default::default()
+    });
+    let g = chained.get_deal(&d);
+    let bad = chained.get_product(ProductId::new(999999).unwrap());
+    let never = chained.get_deal(&d);
+    let r = live.batch(&chained, true).await.unwrap();
+    assert_eq!(r.take(&g).map(|g| g.unwrap().title), Some(Some("Pedido 123".into())), "{r:?}");
+    let bad = r.take(&bad).unwrap().unwrap_err();
+    assert!(matches!(&bad, ConnectorError::NotFound { message, .. } if message == "Not found"), "{bad:?}");
+    assert!(r.take(&never).is_none(), "halt stops at the first failure");
+    let deal = live.find_deal_by_origin("bling", "555").await.unwrap().unwrap();
+    let row = DealRow {
+        product_id: ProductId::new(401),
+        product_name: "Camiseta".into(),
+        price: "59.9".parse().unwrap(),
+        quantity: 2.into(),
+    };
+    live.set_deal_rows(deal, std::slice::from_ref(&row)).await.unwrap();
+    assert_eq!(portal.portal.deal_rows(deal.get())[0]["QUANTITY"], "2");
+    // A row the portal refuses (its quantity must be positive) is answered as refused.
+    let bad_rows = live.set_deal_rows(deal, &[DealRow { quantity: 0.into(), ..row }]).await.unwrap_err();
     assert!(matches!(bad_rows, ConnectorError::Rejected { status: 400, .. }), "{bad_rows:?}");
-    let missing =
-        client.update_product(&auth, portal_name, Priority::Live, "999999", &json!({"NAME": "x"})).await.unwrap_err();
+    let renamed = ProductFields { name: Some("x".into()), ..Default::default() };
+    let missing = live.update_product(ProductId::new(999999).unwrap(), &renamed).await.unwrap_err();
     assert!(matches!(missing, ConnectorError::NotFound { .. }), "{missing:?}");
 }
 
@@ -160,13 +159,12 @@ async fn an_app_connection_renews_its_token_once_expired_and_never_reuses_a_refr
         Quota::bitrix24(),
     );
     let oauth = Bitrix24Auth::OAuth { client_endpoint: t1.base_url.clone(), access_token: t1.access_token.clone() };
-    let listed: ponte_connectors::bitrix24::types::Envelope<Vec<Value>> =
-        client.call(&oauth, &cfg.domain, Priority::Live, "crm.product.list", &json!({})).await.unwrap();
-    assert!(listed.result.is_empty());
+    let app = client.portal(oauth, &cfg.domain, Priority::Live);
+    let listed = app.products().await.unwrap();
+    assert!(listed.is_empty());
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let expired =
-        client.call::<Value>(&oauth, &cfg.domain, Priority::Live, "crm.product.list", &json!({})).await.unwrap_err();
+    let expired = app.products().await.unwrap_err();
     assert!(matches!(expired, ConnectorError::InvalidToken { .. }), "{expired:?}");
     let t2 = auth.get_access_token(get()).await.unwrap().into_inner();
     assert_ne!(t2.access_token, t1.access_token);

@@ -6,7 +6,7 @@ use ponte_core::ratelimit::Priority;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Bitrix24Auth, Bitrix24Client, types::Envelope};
+use super::{Bitrix24Auth, Bitrix24Client, Portal, types::Envelope};
 use crate::error::ConnectorError;
 
 /// `app.info`'s answer, as far as ponte reads it.
@@ -17,6 +17,14 @@ pub struct AppInfo {
     pub code: String,
 }
 
+impl Portal {
+    /// The app this portal's token belongs to.
+    pub async fn app_info(&self) -> Result<AppInfo, ConnectorError> {
+        let env: Envelope<AppInfo> = self.call("app.info", &json!({})).await?;
+        Ok(env.result)
+    }
+}
+
 impl Bitrix24Client {
     /// The app `auth`'s token belongs to, on `portal`.
     pub async fn app_info(
@@ -25,8 +33,7 @@ impl Bitrix24Client {
         portal: &str,
         priority: Priority,
     ) -> Result<AppInfo, ConnectorError> {
-        let env: Envelope<AppInfo> = self.call(auth, portal, priority, "app.info", &json!({})).await?;
-        Ok(env.result)
+        self.portal(auth.clone(), portal, priority).app_info().await
     }
 }
 

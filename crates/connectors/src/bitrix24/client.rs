@@ -1,22 +1,27 @@
-//! HTTP glue for Bitrix24. Every call takes a slot from the portal's shared budget first
-//! (2 requests/s, burst 50, across every replica: a batch counts as one).
+//! HTTP glue for Bitrix24: how a portal is called (incoming webhook or OAuth app), the
+//! [`Portal`] handle every call goes through, and error bodies classified. Every call takes a
+//! slot from the portal's shared budget first (2 requests/s, burst 50, across every replica: a
+//! batch counts as one).
 
 use std::{sync::Arc, time::Duration};
 
 use ponte_core::{
+    access::AccessToken,
     ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter},
     telemetry::traced,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::{
-    BATCH_LIMIT, SYSTEM,
-    types::{BatchResult, Envelope, ErrorBody, as_string},
+    SYSTEM,
+    types::{Envelope, ErrorBody},
 };
 use crate::error::ConnectorError;
-use tracing::Instrument;
+
+pub use super::types::field_values;
 
 /// How a portal is called.
 #[derive(Clone)]
@@ -37,6 +42,16 @@ impl std::fmt::Debug for Bitrix24Auth {
 }
 
 impl Bitrix24Auth {
+    /// How an access token from auth-token calls its portal: an incoming webhook has no
+    /// token, its URL is the secret.
+    pub fn from_token(token: &AccessToken) -> Self {
+        if token.secret().is_empty() {
+            Self::Webhook { base: token.base_url().to_owned() }
+        } else {
+            Self::OAuth { client_endpoint: token.base_url().to_owned(), access_token: token.secret().to_owned() }
+        }
+    }
+
     fn url(&self, method: &str) -> String {
         let base = match self {
             Self::Webhook { base } => base,
@@ -45,61 +60,12 @@ impl Bitrix24Auth {
         format!("{}/{method}.json", base.trim_end_matches('/'))
     }
 
-    fn is_webhook(&self) -> bool {
+    pub(super) fn is_webhook(&self) -> bool {
         matches!(self, Self::Webhook { .. })
     }
 }
 
-/// One command of a `batch`: `method?php-style-query`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchCommand {
-    pub key: String,
-    pub method: String,
-    pub params: Value,
-}
-
-impl BatchCommand {
-    pub fn new(key: impl Into<String>, method: impl Into<String>, params: Value) -> Self {
-        Self { key: key.into(), method: method.into(), params }
-    }
-
-    fn encode(&self) -> String {
-        let q = php_query(&self.params);
-        if q.is_empty() { self.method.clone() } else { format!("{}?{q}", self.method) }
-    }
-}
-
-/// Encodes JSON as a PHP-style query string (`fields[NAME]=x&select[]=ID`), as `batch`
-/// commands carry their parameters. `$result[...]` references pass through unescaped.
-pub fn php_query(params: &Value) -> String {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}[{k}]") };
-                    walk(&key, v, out);
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    walk(&format!("{prefix}[{i}]"), v, out);
-                }
-            }
-            Value::Null => out.push(format!("{}=", enc(prefix))),
-            Value::Bool(b) => out.push(format!("{}={}", enc(prefix), if *b { "Y" } else { "N" })),
-            Value::Number(n) => out.push(format!("{}={n}", enc(prefix))),
-            Value::String(s) if s.starts_with("$result[") => out.push(format!("{}={s}", enc(prefix))),
-            Value::String(s) => out.push(format!("{}={}", enc(prefix), enc(s))),
-        }
-    }
-    fn enc(s: &str) -> String {
-        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace("%5B", "[").replace("%5D", "]")
-    }
-    let mut out = Vec::new();
-    walk("", params, &mut out);
-    out.join("&")
-}
-
+/// The HTTP client and the rate budget every portal is called through.
 #[derive(Clone)]
 pub struct Bitrix24Client {
     http: reqwest::Client,
@@ -113,12 +79,48 @@ impl Bitrix24Client {
         Self { http, limiter, quota, max_wait: Duration::from_secs(60) }
     }
 
-    /// Calls `method` on `portal` (its domain, the budget's key) with JSON `params`.
-    pub async fn call<T: DeserializeOwned>(
+    /// The portal `domain` (the key of its budget), called with `auth` at `priority`.
+    pub fn portal(&self, auth: Bitrix24Auth, domain: &str, priority: Priority) -> Portal {
+        Portal { client: self.clone(), auth, domain: domain.to_owned(), budget: format!("bitrix24:{domain}"), priority }
+    }
+
+    /// The portal an access token from auth-token opens (its account is the portal's domain).
+    pub fn portal_for(&self, token: &AccessToken, priority: Priority) -> Portal {
+        self.portal(Bitrix24Auth::from_token(token), &token.account, priority)
+    }
+}
+
+/// One portal as ponte calls it: its address and credentials, its domain (the key of its
+/// shared budget) and how urgent the caller's work is. Every Bitrix24 method ponte uses is a
+/// typed method of this handle.
+#[derive(Clone)]
+pub struct Portal {
+    client: Bitrix24Client,
+    auth: Bitrix24Auth,
+    domain: String,
+    budget: String,
+    priority: Priority,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal").field("domain", &self.domain).field("auth", &self.auth).finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    /// The portal's domain (`loja.bitrix24.com.br`).
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub(super) fn is_webhook(&self) -> bool {
+        self.auth.is_webhook()
+    }
+
+    /// Calls `method` with JSON `params`.
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
         method: &str,
         params: &Value,
     ) -> Result<Envelope<T>, ConnectorError> {
@@ -128,34 +130,32 @@ impl Bitrix24Client {
             otel.name = %format!("Bitrix24 {method}"),
             otel.kind = "client",
             rpc.method = %method,
-            ponte.portal = %portal,
+            ponte.portal = %self.domain,
             http.response.status_code = tracing::field::Empty,
             ponte.ratelimit.wait_ms = tracing::field::Empty,
         );
-        self.call_in_span(auth, portal, priority, method, params).instrument(span).await
+        self.call_in_span(method, params).instrument(span).await
     }
 
     async fn call_in_span<T: DeserializeOwned>(
         &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
         method: &str,
         params: &Value,
     ) -> Result<Envelope<T>, ConnectorError> {
+        let c = &self.client;
         let waited = std::time::Instant::now();
-        ratelimit::acquire(&*self.limiter, &format!("bitrix24:{portal}"), self.quota, priority, self.max_wait)
-            .await
-            .map_err(|e| match e {
+        ratelimit::acquire(&*c.limiter, &self.budget, c.quota, self.priority, c.max_wait).await.map_err(
+            |e| match e {
                 RateLimitError::Unavailable(m) => ConnectorError::Unavailable { system: SYSTEM, message: m },
                 other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
-            })?;
+            },
+        )?;
         tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
         let mut body = params.clone();
-        if let (Bitrix24Auth::OAuth { access_token, .. }, Value::Object(m)) = (auth, &mut body) {
+        if let (Bitrix24Auth::OAuth { access_token, .. }, Value::Object(m)) = (&self.auth, &mut body) {
             m.insert("auth".into(), Value::String(access_token.clone()));
         }
-        let resp = traced(self.http.post(auth.url(method)))
+        let resp = traced(c.http.post(self.auth.url(method)))
             .header("Accept", "application/json")
             .json(&body)
             .send()
@@ -165,45 +165,18 @@ impl Bitrix24Client {
         tracing::Span::current().record("http.response.status_code", status.as_u16());
         let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         if !status.is_success() {
-            return Err(error_from(status, &bytes, auth.is_webhook()));
+            return Err(error_from(status, &bytes, self.is_webhook()));
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| ConnectorError::Protocol { system: SYSTEM, message: format!("{method}: {e}") })
     }
 
-    /// Runs commands through `batch`, 50 a call, in order. With `halt`, a failing command stops
-    /// its call's remaining commands. Never retried as a whole: callers retry what failed.
-    pub async fn batch(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        commands: &[BatchCommand],
-        halt: bool,
-    ) -> Result<BatchResult, ConnectorError> {
-        let mut all = BatchResult::default();
-        for chunk in commands.chunks(BATCH_LIMIT) {
-            let cmd: serde_json::Map<String, Value> =
-                chunk.iter().map(|c| (c.key.clone(), Value::String(c.encode()))).collect();
-            let params = json!({"halt": if halt { 1 } else { 0 }, "cmd": cmd});
-            let env: Envelope<BatchResult> = self.call(auth, portal, priority, "batch", &params).await?;
-            all.result.extend(env.result.result);
-            all.result_error.extend(env.result.result_error);
-            all.result_total.extend(env.result.result_total);
-            all.result_next.extend(env.result.result_next);
-        }
-        Ok(all)
-    }
-
     /// Every row of a list method, 50 at a time, following `next`.
-    pub async fn list_all(
+    pub(super) async fn list_all<T: DeserializeOwned>(
         &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
         method: &str,
         params: &Value,
-    ) -> Result<Vec<Value>, ConnectorError> {
+    ) -> Result<Vec<T>, ConnectorError> {
         let mut rows = Vec::new();
         let mut start = 0_u64;
         loop {
@@ -211,7 +184,7 @@ impl Bitrix24Client {
             if let Value::Object(m) = &mut p {
                 m.insert("start".into(), json!(start));
             }
-            let page: Envelope<Vec<Value>> = self.call(auth, portal, priority, method, &p).await?;
+            let page: Envelope<Vec<T>> = self.call(method, &p).await?;
             rows.extend(page.result);
             match page.next {
                 Some(next) if next > start => start = next,
@@ -219,144 +192,22 @@ impl Bitrix24Client {
             }
         }
     }
-
-    /// The product whose `XML_ID` ("External code") is `xml_id`, if any.
-    pub async fn find_product_by_xml_id(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        xml_id: &str,
-    ) -> Result<Option<serde_json::Map<String, Value>>, ConnectorError> {
-        self.find_product_by(auth, portal, priority, "XML_ID", xml_id).await
-    }
-
-    /// The first product whose `field` (a plain field or a `PROPERTY_<n>`) holds `value`, with
-    /// its properties.
-    pub async fn find_product_by(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        field: &str,
-        value: &str,
-    ) -> Result<Option<serde_json::Map<String, Value>>, ConnectorError> {
-        let params = json!({"filter": {field: value}, "select": ["*", "PROPERTY_*"]});
-        let page: Envelope<Vec<serde_json::Map<String, Value>>> =
-            self.call(auth, portal, priority, "crm.product.list", &params).await?;
-        // The filter is applied by the portal; the check here guards against a portal that
-        // ignores an unknown filter key and answers every product.
-        Ok(page.result.into_iter().find(|p| field_values(p.get(field)).iter().any(|v| v == value)))
-    }
-
-    /// The `PROPERTY_<n>` key of the portal's product property with symbolic code `code`,
-    /// created (a string property named `name`) when the portal has none. `n` differs per
-    /// portal, so it is discovered, never configured.
-    pub async fn product_property_key(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        code: &str,
-        name: &str,
-    ) -> Result<String, ConnectorError> {
-        let props = self.list_all(auth, portal, priority, "crm.product.property.list", &json!({})).await?;
-        let found = props.iter().find(|p| {
-            let is = |k: &str, want: &str| p.get(k).and_then(as_string).is_some_and(|v| v.eq_ignore_ascii_case(want));
-            is("CODE", code) || is("NAME", name)
-        });
-        let id = match found.and_then(|p| p.get("ID")).and_then(as_string) {
-            Some(id) => id,
-            None => {
-                let fields = json!({"NAME": name, "CODE": code, "ACTIVE": "Y", "PROPERTY_TYPE": "S", "MULTIPLE": "N"});
-                let env: Envelope<Value> =
-                    self.call(auth, portal, priority, "crm.product.property.add", &json!({"fields": fields})).await?;
-                as_string(&env.result).ok_or_else(|| ConnectorError::Protocol {
-                    system: SYSTEM,
-                    message: "crm.product.property.add returned no id".into(),
-                })?
-            }
-        };
-        Ok(format!("PROPERTY_{id}"))
-    }
-
-    /// Creates a product; returns its id.
-    pub async fn add_product(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        fields: &Value,
-    ) -> Result<String, ConnectorError> {
-        let env: Envelope<Value> =
-            self.call(auth, portal, priority, "crm.product.add", &json!({"fields": fields})).await?;
-        as_string(&env.result).ok_or_else(|| ConnectorError::Protocol {
-            system: SYSTEM,
-            message: "crm.product.add returned no id".into(),
-        })
-    }
-
-    pub async fn update_product(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        id: &str,
-        fields: &Value,
-    ) -> Result<(), ConnectorError> {
-        let _: Envelope<Value> =
-            self.call(auth, portal, priority, "crm.product.update", &json!({"id": id, "fields": fields})).await?;
-        Ok(())
-    }
-
-    /// The deal ponte made for a Bling order (`ORIGINATOR_ID` = "bling", `ORIGIN_ID` = the order id).
-    pub async fn find_deal_by_origin(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        originator: &str,
-        origin_id: &str,
-    ) -> Result<Option<String>, ConnectorError> {
-        let params = json!({"filter": {"ORIGINATOR_ID": originator, "ORIGIN_ID": origin_id}, "select": ["ID"]});
-        let page: Envelope<Vec<Value>> = self.call(auth, portal, priority, "crm.deal.list", &params).await?;
-        Ok(page.result.first().and_then(|d| d.get("ID")).and_then(as_string))
-    }
-
-    /// Replaces a deal's product rows.
-    pub async fn set_deal_rows(
-        &self,
-        auth: &Bitrix24Auth,
-        portal: &str,
-        priority: Priority,
-        deal_id: &str,
-        rows: &[Value],
-    ) -> Result<(), ConnectorError> {
-        let _: Envelope<Value> = self
-            .call(auth, portal, priority, "crm.deal.productrows.set", &json!({"id": deal_id, "rows": rows}))
-            .await?;
-        Ok(())
-    }
-}
-
-/// A field's values as text: one for a plain field, each `value` of a product property (read
-/// back as `{"valueId": .., "value": ..}`, or a list of those when multiple).
-pub fn field_values(v: Option<&Value>) -> Vec<String> {
-    match v {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().flat_map(|i| field_values(Some(i))).collect(),
-        Some(Value::Object(m)) => field_values(m.get("value")),
-        Some(other) => as_string(other).into_iter().collect(),
-    }
 }
 
 /// Classifies a non-2xx answer by its error code (compared case-insensitively: Bitrix24 mixes
 /// cases, and two different 503s mean different things).
 pub fn error_from(status: StatusCode, body: &[u8], webhook: bool) -> ConnectorError {
     let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
-    let code = parsed.as_ref().map(ErrorBody::code).unwrap_or_default();
-    let desc = parsed.as_ref().map(|e| e.error_description.clone()).unwrap_or_default();
+    classify(Some(status), parsed.as_ref(), webhook)
+}
+
+/// Classifies an error body: a whole answer's (with its HTTP status) or one batch command's.
+pub(super) fn classify(status: Option<StatusCode>, body: Option<&ErrorBody>, webhook: bool) -> ConnectorError {
+    let code = body.map(ErrorBody::code).unwrap_or_default();
+    let desc = body.map(|e| e.error_description.trim().to_owned()).unwrap_or_default();
     let message = if code.is_empty() { desc.clone() } else { format!("{code}: {desc}") };
+    // A command's error has no status of its own: Bitrix24 would answer it alone with a 400.
+    let status = status.unwrap_or(StatusCode::BAD_REQUEST);
     match code.to_ascii_uppercase().as_str() {
         // Refused before it ran: always safe to retry.
         "QUERY_LIMIT_EXCEEDED" => ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None },
@@ -385,36 +236,6 @@ pub fn error_from(status: StatusCode, body: &[u8], webhook: bool) -> ConnectorEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bitrix24::types::BatchResult;
-
-    #[test]
-    fn batch_commands_are_php_style_queries() {
-        let c = BatchCommand::new(
-            "p1",
-            "crm.product.add",
-            json!({"fields": {"NAME": "Camiseta azul M", "PRICE": 59.9, "XML_ID": "16059781281", "ACTIVE": true}}),
-        );
-        assert_eq!(
-            c.encode(),
-            // In the order given: Bitrix24 reads parameters (and batch commands) in sequence.
-            "crm.product.add?fields[NAME]=Camiseta+azul+M&fields[PRICE]=59.9&fields[XML_ID]=16059781281&fields[ACTIVE]=Y"
-        );
-        let r = BatchCommand::new("d", "crm.deal.get", json!({"id": "$result[p1]", "select": ["ID", "TITLE"]}));
-        assert_eq!(r.encode(), "crm.deal.get?id=$result[p1]&select[0]=ID&select[1]=TITLE");
-    }
-
-    #[test]
-    fn batch_results_accept_php_empty_arrays() {
-        let body = r#"{"result":{"p1":"410","p2":true},"result_error":[],"result_total":[],"result_next":[]}"#;
-        let r: BatchResult = serde_json::from_str(body).unwrap();
-        assert_eq!(r.result["p1"], "410");
-        assert!(r.result_error.is_empty());
-        let with_error = r#"{"result":[],"result_error":{"p3":{"error":"insufficient_scope","error_description":""}},
-            "result_total":{"l":120},"result_next":{"l":50}}"#;
-        let r: BatchResult = serde_json::from_str(with_error).unwrap();
-        assert_eq!(r.result_error["p3"].code(), "insufficient_scope");
-        assert_eq!((r.result_total["l"], r.result_next["l"]), (120, 50));
-    }
 
     #[test]
     fn error_codes_are_classified_case_insensitively() {
@@ -449,5 +270,21 @@ mod tests {
             e(429, r#"{"error":"OPERATION_TIME_LIMIT","error_description":""}"#, true),
             ConnectorError::RateLimited { retry_after: Some(_), .. }
         ));
+    }
+
+    #[test]
+    fn an_access_token_without_a_secret_is_an_incoming_webhook() {
+        let token = |secret: &str| AccessToken {
+            token: secret.to_owned().into(),
+            base_url: "https://loja.bitrix24.com.br/rest/1/code/".to_owned().into(),
+            account: "loja.bitrix24.com.br".into(),
+            version: 1,
+            expire_time: None,
+        };
+        assert!(Bitrix24Auth::from_token(&token("")).is_webhook());
+        let oauth = Bitrix24Auth::from_token(&token("tok"));
+        assert!(!oauth.is_webhook());
+        assert_eq!(oauth.url("crm.product.get"), "https://loja.bitrix24.com.br/rest/1/code/crm.product.get.json");
+        assert!(!format!("{oauth:?}").contains("tok"), "the token never shows");
     }
 }

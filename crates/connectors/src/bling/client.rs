@@ -6,6 +6,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use ponte_core::{
+    BlingId,
     config::{ConfigError, Env},
     ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter},
     telemetry::traced,
@@ -346,19 +347,26 @@ impl BlingApi {
         self.get(caller, "/produtos", &q).await
     }
 
-    pub async fn produto(&self, caller: Caller<'_>, id: i64) -> Result<Produto, ConnectorError> {
+    pub async fn produto(&self, caller: Caller<'_>, id: BlingId) -> Result<Produto, ConnectorError> {
         self.get(caller, &format!("/produtos/{id}"), &[]).await
     }
 
-    pub async fn create_produto(&self, caller: Caller<'_>, body: &serde_json::Value) -> Result<i64, ConnectorError> {
+    pub async fn create_produto(
+        &self,
+        caller: Caller<'_>,
+        body: &serde_json::Value,
+    ) -> Result<BlingId, ConnectorError> {
         let saved: Saved = self.json(caller, Method::POST, "/produtos", &[], Some(body)).await?;
-        Ok(saved.id)
+        BlingId::new(saved.id).ok_or_else(|| ConnectorError::Protocol {
+            system: SYSTEM,
+            message: format!("POST /produtos: id {}", saved.id),
+        })
     }
 
     pub async fn update_produto(
         &self,
         caller: Caller<'_>,
-        id: i64,
+        id: BlingId,
         body: &serde_json::Value,
     ) -> Result<(), ConnectorError> {
         let _: Saved = self.json(caller, Method::PUT, &format!("/produtos/{id}"), &[], Some(body)).await?;
@@ -392,7 +400,7 @@ impl BlingApi {
         self.get(caller, "/pedidos/vendas", &q).await
     }
 
-    pub async fn pedido(&self, caller: Caller<'_>, id: i64) -> Result<PedidoVenda, ConnectorError> {
+    pub async fn pedido(&self, caller: Caller<'_>, id: BlingId) -> Result<PedidoVenda, ConnectorError> {
         self.get(caller, &format!("/pedidos/vendas/{id}"), &[]).await
     }
 

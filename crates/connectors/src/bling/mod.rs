@@ -1,9 +1,10 @@
 //! Bling ERP, API v3: OAuth 2.0 (authorization code, rotating refresh tokens), the account
 //! identity and the resources the flows use. Wire types in [`types`] and [`resources`]; the
-//! HTTP glue in [`client`].
+//! HTTP glue in [`client`]; pure conversions to ponte's values in [`transformers`].
 
 pub mod client;
 pub mod resources;
+pub mod transformers;
 pub mod types;
 pub mod webhooks;
 

@@ -3,10 +3,11 @@
 //! fields ponte reads or writes are typed; the rest of a product is kept as JSON where a
 //! mapping may need any field.
 
+use ponte_core::BlingId;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::json::{decimal, decimal_opt};
+use crate::json::{bling_id, bling_id_opt, decimal, decimal_opt};
 
 /// A reference to another resource: `{"id": 123}`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -18,10 +19,11 @@ pub struct IdRef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProdutoResumo {
-    pub id: i64,
+    #[serde(with = "bling_id")]
+    pub id: BlingId,
     /// Set when the item is a variation.
-    #[serde(default)]
-    pub id_produto_pai: Option<i64>,
+    #[serde(default, with = "bling_id_opt")]
+    pub id_produto_pai: Option<BlingId>,
     #[serde(default)]
     pub nome: String,
     /// The SKU; may be empty.
@@ -68,7 +70,8 @@ impl Variacao {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Produto {
-    pub id: i64,
+    #[serde(with = "bling_id")]
+    pub id: BlingId,
     #[serde(default)]
     pub nome: String,
     #[serde(default)]
@@ -110,13 +113,9 @@ pub fn produto_numbers(body: &mut serde_json::Map<String, serde_json::Value>) {
 }
 
 impl Produto {
-    pub fn is_active(&self) -> bool {
-        self.situacao == "A"
-    }
-
     /// The parent's id when this product is a variation.
-    pub fn parent_id(&self) -> Option<i64> {
-        self.variacao.as_ref().and_then(|v| v.produto_pai).map(|p| p.id)
+    pub fn parent_id(&self) -> Option<BlingId> {
+        self.variacao.as_ref().and_then(|v| v.produto_pai).and_then(|p| BlingId::new(p.id))
     }
 }
 
@@ -222,7 +221,8 @@ where
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PedidoVenda {
-    pub id: i64,
+    #[serde(with = "bling_id")]
+    pub id: BlingId,
     #[serde(default)]
     pub numero: i64,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -395,7 +395,7 @@ mod tests {
             "estoque": {"minimo": 1}
         }))
         .unwrap();
-        assert_eq!(p.parent_id(), Some(16059781200));
+        assert_eq!(p.parent_id(), BlingId::new(16059781200));
         assert_eq!(
             p.variacao.unwrap().atributos(),
             [("Tamanho".to_owned(), "G".to_owned()), ("Cor".to_owned(), "Verde".to_owned())]
@@ -409,7 +409,7 @@ mod tests {
         let listed: PedidoVenda = serde_json::from_value(json!({"id": 9, "numero": 3, "numeroLoja": null,
             "data": "2026-11-30", "contato": null, "situacao": {"id": 6, "valor": 0}, "loja": null}))
         .unwrap();
-        assert_eq!((listed.id, listed.numero_loja.as_str(), listed.situacao.id), (9, "", 6));
+        assert_eq!((listed.id.get(), listed.numero_loja.as_str(), listed.situacao.id), (9, "", 6));
         assert!(serde_json::from_value::<PedidoVenda>(json!({"id": 9, "numeroLoja": 5})).is_err());
     }
 

@@ -144,6 +144,29 @@ impl CplugClient {
     }
 }
 
+/// Each product's own answer in a bulk upsert's `results` (which may come in any order): done,
+/// refused with CPLUG's reason, or left out of the answer.
+pub fn bulk_outcomes(products: &[Product], results: &[BulkResult]) -> Vec<Result<(), ConnectorError>> {
+    let by_id: std::collections::HashMap<&str, &Option<String>> =
+        results.iter().map(|r| (r.external_id.as_str(), &r.error)).collect();
+    products
+        .iter()
+        .map(|p| match by_id.get(p.external_id.as_str()) {
+            Some(None) => Ok(()),
+            Some(Some(error)) => Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                status: 422,
+                message: format!("product {}: {error}", p.external_id),
+                fields: Vec::new(),
+            }),
+            None => Err(ConnectorError::Protocol {
+                system: SYSTEM,
+                message: format!("the bulk answer left out product {}", p.external_id),
+            }),
+        })
+        .collect()
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -197,6 +220,28 @@ mod tests {
             }
         );
         assert!(matches!(error_from(StatusCode::SERVICE_UNAVAILABLE, None, b""), ConnectorError::Unavailable { .. }));
+    }
+
+    #[test]
+    fn a_bulk_answer_is_read_item_by_item() {
+        let product = |id: &str| Product {
+            external_id: id.into(),
+            sku: id.into(),
+            name: id.into(),
+            price: rust_decimal::Decimal::ONE,
+            active: true,
+            unit: "UN".into(),
+            parent_external_id: None,
+            variation: None,
+        };
+        let body =
+            r#"{"results":[{"external_id":"2","error":"price must be positive"},{"external_id":"1","id":"p_1"}]}"#;
+        let answer: BulkResponse = serde_json::from_str(body).unwrap();
+        let outcomes = bulk_outcomes(&[product("1"), product("2"), product("3")], &answer.results);
+        assert_eq!(outcomes[0], Ok(()));
+        assert!(matches!(&outcomes[1], Err(ConnectorError::Rejected { status: 422, message, .. })
+            if message == "product 2: price must be positive"));
+        assert!(matches!(&outcomes[2], Err(ConnectorError::Protocol { .. })));
     }
 
     #[test]

@@ -13,42 +13,62 @@
 //! means to write are recorded before the bulk call, so a step redone after a crash counts the
 //! writes of its interrupted attempt as what they were.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{collections::HashMap, sync::Arc};
 
 use futures::{StreamExt, stream};
+use parking_lot::Mutex;
 use ponte_connectors::{
-    ConnectorError,
-    bling::resources::{Produto, ProdutoResumo},
-    cplug::{BULK_LIMIT, CplugClient, types::Product},
+    CallError,
+    bling::{
+        resources::{Produto, ProdutoResumo},
+        transformers::ProductState,
+    },
+    cplug::{BULK_LIMIT, CplugClient, client::bulk_outcomes, types::Product},
 };
-use ponte_core::{TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
-use ponte_proto::v1::{Provider, TranslateDirection};
+use ponte_core::{BlingId, TenantId, error::ServiceError, ratelimit::Priority};
+use ponte_proto::v1::Provider;
 
-use super::{Backfills, MAPPING_CONCURRENCY, Outcome, PAGE_SIZE, PageResult, Stored, tally, usable};
-use crate::{cplug_sync::cplug_product, products::service_error, settings};
+use super::{
+    page::{Done, MAPPING_CONCURRENCY, Outcome, PAGE_SIZE, count_interrupted, tally, usable},
+    store::{Meant, Store, Stored},
+};
+use crate::{context::Context, cplug_sync::cplug_product, settings};
 
 /// Bling pages behind one CPLUG bulk call: 5 pages of 100 fill its 500.
-pub(super) const PAGES_PER_BULK: u32 = (BULK_LIMIT / PAGE_SIZE) as u32;
+const PAGES_PER_BULK: u32 = (BULK_LIMIT / PAGE_SIZE) as u32;
 /// Bling reads in flight; the shared limiter spaces them at the account's 3 requests/s.
 const READ_CONCURRENCY: usize = 8;
 
 /// CPLUG's catalog as a runner knows it: external id → product.
-pub(super) type Catalog = HashMap<String, Product>;
+type Catalog = HashMap<String, Product>;
 
-impl Backfills {
-    /// Up to [`PAGES_PER_BULK`] pages from `first` into CPLUG: the last page read, what the
-    /// pages added, and whether they were the last.
-    pub(super) async fn cplug_chunk(
-        &self,
-        stored: &Stored,
-        first: u32,
-    ) -> Result<(u32, PageResult, bool), ServiceError> {
+#[derive(Clone)]
+pub(super) struct CplugProducts {
+    ctx: Context,
+    store: Store,
+    /// CPLUG's catalog as each backfill's runner in this process knows it.
+    catalogs: Arc<Mutex<HashMap<String, Arc<Mutex<Catalog>>>>>,
+}
+
+impl CplugProducts {
+    pub fn new(ctx: Context, store: Store) -> Self {
+        Self { ctx, store, catalogs: Arc::default() }
+    }
+
+    /// Drops what this target keeps for backfill `id`.
+    pub fn forget(&self, id: &str) {
+        self.catalogs.lock().remove(id);
+    }
+
+    /// Up to [`PAGES_PER_BULK`] pages from `first` into CPLUG.
+    pub async fn step(&self, stored: &Stored, first: u32) -> Result<Done, ServiceError> {
+        let ctx = &self.ctx;
         let tenant_id = &stored.tenant_id;
         let mut listed = Vec::new();
         let mut through = first - 1;
         let mut last = false;
         while through < first - 1 + PAGES_PER_BULK {
-            let page = self.list_page(tenant_id, through + 1).await?;
+            let page = ctx.produtos_page(tenant_id, through + 1).await?;
             if page.is_empty() {
                 last = true;
                 break;
@@ -61,26 +81,22 @@ impl Backfills {
                 break;
             }
         }
-        let items: Vec<ProdutoResumo> = listed.into_iter().filter(|i| i.situacao != "E").collect();
+        let items: Vec<ProdutoResumo> =
+            listed.into_iter().filter(|i| i.state() != Some(ProductState::Deleted)).collect();
         if items.is_empty() {
-            return Ok((through, PageResult::default(), last));
+            return Ok(Done { through, result: Default::default(), last });
         }
-        let Some(token) = self.sync.tokens.get_if_connected(tenant_id, Provider::Cplug).await? else {
+        if ctx.tokens.get_if_connected(tenant_id, Provider::Cplug).await?.is_none() {
             return Err(ServiceError::FailedPrecondition(format!("tenant '{tenant_id}' has not connected CPLUG")));
-        };
-        let grid = settings::load(&self.db, tenant_id).await?.cplug_grid_enabled;
+        }
+        let grid = settings::load(&ctx.db, tenant_id).await?.cplug_grid_enabled;
         let full = self.full_products(tenant_id, &items).await?;
         let translations: Vec<_> = full
             .into_iter()
             .map(|p| async move {
                 let Some(p) = p else { return Ok(None) };
-                let source = serde_json::to_value(&p).map_err(|e| ServiceError::Internal(e.into()))?;
-                match self
-                    .sync
-                    .translate_fields(tenant_id, TranslateDirection::BlingToCplug, &p.id.to_string(), &source)
-                    .await
-                {
-                    Ok(mapped) => Ok(Some(Ok(cplug_product(&p, &mapped, grid)))),
+                match cplug_product(ctx, tenant_id, &p, grid).await {
+                    Ok(product) => Ok(Some(Ok(product))),
                     Err(ServiceError::FailedPrecondition(why)) => Ok(Some(Err(why))),
                     Err(e) => Err(e),
                 }
@@ -88,69 +104,67 @@ impl Backfills {
             .collect();
         let translated: Vec<Result<Option<Result<Product, String>>, ServiceError>> =
             stream::iter(translations).buffered(MAPPING_CONCURRENCY).collect().await;
+        let translated = &translated.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let keys = &items.iter().map(|i| i.id.to_string()).collect::<Vec<_>>();
 
-        let client = CplugClient::new(self.sync.http.clone(), token.base_url());
-        let catalog = self.cplug_catalog(stored, &client, &token).await?;
-        let mut intent =
-            if stored.inflight_page == i64::from(first) { stored.inflight.clone() } else { BTreeMap::new() };
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
+        let outcomes = ctx
+            .tokens
+            .with_token(tenant_id, Provider::Cplug, |token| async move {
+                let client = CplugClient::new(ctx.http.clone(), token.base_url());
+                self.write(stored, first, &client, token.secret(), keys, translated).await
+            })
+            .await?;
+        Ok(Done { through, result: tally(&items, outcomes), last })
+    }
+
+    /// Compares with CPLUG's catalog, records intent, and upserts what differs in one call.
+    async fn write(
+        &self,
+        stored: &Stored,
+        first: u32,
+        client: &CplugClient,
+        token: &str,
+        keys: &[String],
+        translated: &[Option<Result<Product, String>>],
+    ) -> Result<Vec<Option<Outcome>>, CallError> {
+        let catalog = self.catalog(stored, client, token).await?;
+        let mut intent = stored.intent_of(first);
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(translated.len());
         let mut writes: Vec<(usize, Product)> = Vec::new();
         {
             let catalog = catalog.lock();
-            for (i, t) in translated.into_iter().enumerate() {
-                let Some(product) = usable(t?, &mut outcomes) else { continue };
+            for (i, t) in translated.iter().enumerate() {
+                let Some(product) = usable(t.clone(), &mut outcomes) else { continue };
                 let outcome = match catalog.get(&product.external_id) {
                     Some(current) if *current == product => Outcome::Unchanged,
                     Some(_) => Outcome::Updated,
                     None => Outcome::Created,
                 };
                 if outcome != Outcome::Unchanged {
-                    let meant = if outcome == Outcome::Created { "created" } else { "updated" };
-                    intent.entry(product.external_id.clone()).or_insert_with(|| meant.into());
+                    let meant = if outcome == Outcome::Created { Meant::Created } else { Meant::Updated };
+                    intent.entry(product.external_id.clone()).or_insert(meant);
                     writes.push((i, product));
                 }
                 outcomes.push(Some(outcome));
             }
         }
-        self.record_intent(&stored.id, first, &intent).await?;
+        self.store.record_intent(&stored.id, first, &intent).await?;
 
         if !writes.is_empty() {
             let products: Vec<Product> = writes.iter().map(|(_, p)| p.clone()).collect();
-            let results = match client.upsert_bulk(token.secret(), &products).await {
-                Ok(results) => results,
-                Err(ConnectorError::InvalidToken { .. }) => {
-                    self.sync.tokens.refused(tenant_id, Provider::Cplug, &token).await?;
-                    return Err(ServiceError::unavailable("CPLUG refused its token; token renewed", None));
-                }
-                Err(e) => return Err(service_error(e)),
-            };
-            let errors: HashMap<&str, &Option<String>> =
-                results.iter().map(|r| (r.external_id.as_str(), &r.error)).collect();
+            let results = client.upsert_bulk(token, &products).await?;
             let mut catalog = catalog.lock();
-            for (i, product) in writes {
-                match errors.get(product.external_id.as_str()) {
-                    Some(None) => {
+            for ((i, product), outcome) in writes.into_iter().zip(bulk_outcomes(&products, &results)) {
+                match outcome {
+                    Ok(()) => {
                         catalog.insert(product.external_id.clone(), product);
                     }
-                    Some(Some(error)) => {
-                        outcomes[i] = Some(Outcome::Failed(format!("CPLUG refused the product: {error}")));
-                    }
-                    None => {
-                        outcomes[i] = Some(Outcome::Failed("the CPLUG bulk answer left the product out".into()));
-                    }
+                    Err(e) => outcomes[i] = Some(Outcome::Failed(e.to_string())),
                 }
             }
         }
-
-        // A write the interrupted attempt of these pages made counts as that write.
-        for (item, outcome) in items.iter().zip(outcomes.iter_mut()) {
-            if let (Some(o @ (Outcome::Unchanged | Outcome::Updated)), Some(meant)) =
-                (outcome.as_mut(), intent.get(&item.id.to_string()))
-            {
-                *o = if meant == "created" { Outcome::Created } else { Outcome::Updated };
-            }
-        }
-        Ok((through, tally(&items, outcomes), last))
+        count_interrupted(keys.iter().cloned(), &mut outcomes, &intent);
+        Ok(outcomes)
     }
 
     /// Every item as Bling has it now (`None`: gone since it was listed). A variation comes
@@ -160,7 +174,8 @@ impl Backfills {
         tenant_id: &TenantId,
         items: &[ProdutoResumo],
     ) -> Result<Vec<Option<Produto>>, ServiceError> {
-        let mut reads: Vec<i64> = Vec::new();
+        let ctx = &self.ctx;
+        let mut reads: Vec<BlingId> = Vec::new();
         for item in items {
             let id = item.id_produto_pai.unwrap_or(item.id);
             if !reads.contains(&id) {
@@ -169,11 +184,11 @@ impl Backfills {
         }
         let reads: Vec<_> = reads
             .into_iter()
-            .map(|id| async move { (id, self.sync.read_bling(tenant_id, id, Priority::Backfill).await) })
+            .map(|id| async move { (id, ctx.produto(tenant_id, id, Priority::Backfill).await) })
             .collect();
-        let fetched: Vec<(i64, Result<Option<Produto>, ServiceError>)> =
+        let fetched: Vec<(BlingId, Result<Option<Produto>, ServiceError>)> =
             stream::iter(reads).buffer_unordered(READ_CONCURRENCY).collect().await;
-        let mut by_id: HashMap<i64, Option<Produto>> = HashMap::with_capacity(fetched.len());
+        let mut by_id: HashMap<BlingId, Option<Produto>> = HashMap::with_capacity(fetched.len());
         for (id, r) in fetched {
             by_id.insert(id, r?);
         }
@@ -189,7 +204,7 @@ impl Backfills {
                     match from_parent {
                         Some(v) => Some(v),
                         // The parent no longer lists it: ask for the variation itself.
-                        None => self.sync.read_bling(tenant_id, item.id, Priority::Backfill).await?,
+                        None => ctx.produto(tenant_id, item.id, Priority::Backfill).await?,
                     }
                 }
             };
@@ -200,25 +215,18 @@ impl Backfills {
 
     /// CPLUG's catalog for this backfill's runner: read in full the first time, then kept up
     /// to date with the runner's writes.
-    async fn cplug_catalog(
+    async fn catalog(
         &self,
         stored: &Stored,
         client: &CplugClient,
-        token: &AccessToken,
-    ) -> Result<std::sync::Arc<parking_lot::Mutex<Catalog>>, ServiceError> {
+        token: &str,
+    ) -> Result<Arc<Mutex<Catalog>>, CallError> {
         if let Some(known) = self.catalogs.lock().get(&stored.id) {
             return Ok(known.clone());
         }
         let mut catalog = Catalog::new();
         for page in 1.. {
-            let got = match client.list(token.secret(), page).await {
-                Ok(got) => got,
-                Err(ConnectorError::InvalidToken { .. }) => {
-                    self.sync.tokens.refused(&stored.tenant_id, Provider::Cplug, token).await?;
-                    return Err(ServiceError::unavailable("CPLUG refused its token; token renewed", None));
-                }
-                Err(e) => return Err(service_error(e)),
-            };
+            let got = client.list(token, page).await?;
             let short = got.data.len() < usize::try_from(got.per_page.max(1)).unwrap_or(PAGE_SIZE);
             for p in got.data {
                 catalog.insert(p.external_id.clone(), p);
@@ -227,7 +235,7 @@ impl Backfills {
                 break;
             }
         }
-        let catalog = std::sync::Arc::new(parking_lot::Mutex::new(catalog));
+        let catalog = Arc::new(Mutex::new(catalog));
         self.catalogs.lock().insert(stored.id.clone(), catalog.clone());
         Ok(catalog)
     }
