@@ -12,7 +12,10 @@
 //! An event's version is recorded only once it has been acted on: a sync that fails leaves the
 //! entity's newest version where it was, so the gateway's retry is not taken for stale.
 
-use ponte_connectors::bitrix24::ProductId;
+use ponte_connectors::{
+    bitrix24::{self, ProductId},
+    bling,
+};
 use ponte_core::{
     BlingId, TenantId,
     error::{ServiceError, quote},
@@ -29,17 +32,6 @@ use crate::{
     ledger::{self, Entry},
     orders, products,
 };
-
-const BLING_TYPES: &[&str] =
-    &["product.created", "product.updated", "product.deleted", "order.created", "order.updated", "order.deleted"];
-const BITRIX24_TYPES: &[&str] = &[
-    "ONCRMPRODUCTADD",
-    "ONCRMPRODUCTUPDATE",
-    "ONCRMPRODUCTDELETE",
-    "CATALOG.PRODUCT.ON.ADD",
-    "CATALOG.PRODUCT.ON.UPDATE",
-    "CATALOG.PRODUCT.ON.DELETE",
-];
 
 /// The checked parts of an event.
 struct Checked<'a> {
@@ -70,13 +62,18 @@ impl Checked<'_> {
 fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     ServiceError::require("event.event_id", &event.event_id)?;
     let tenant = TenantId::field("event.tenant_id", &event.tenant_id)?;
-    let (source, label, known) = match Provider::try_from(event.source) {
-        Ok(p @ Provider::Bling) => (p, "bling", BLING_TYPES),
-        Ok(p @ Provider::Bitrix24) => (p, "bitrix24", BITRIX24_TYPES),
+    let (source, label) = match Provider::try_from(event.source) {
+        Ok(p @ Provider::Bling) => (p, "bling"),
+        Ok(p @ Provider::Bitrix24) => (p, "bitrix24"),
         _ => return Err(ServiceError::invalid("event.source", "catalog-sync handles events from Bling and Bitrix24")),
     };
     ServiceError::require("event.event_type", &event.event_type)?;
-    if !known.contains(&event.event_type.as_str()) {
+    // The types ponte subscribes to, as each sender's vocabulary lists them.
+    let known = match source {
+        Provider::Bling => event.event_type.parse::<bling::webhooks::EventType>().is_ok(),
+        _ => event.event_type.parse::<bitrix24::events::EventType>().is_ok(),
+    };
+    if !known {
         return Err(ServiceError::invalid(
             "event.event_type",
             format!("catalog-sync does not handle {} events from {label}", quote(&event.event_type)),
@@ -108,7 +105,8 @@ async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), S
             let bling_id = bling_id("product")?;
             let (to_crm, crm_detail) =
                 products::sync(ctx, &c.tenant, bling_id, &settings, Priority::Live).await?.describe("Bitrix24 product");
-            if !settings.catalog_to_cplug || e.event_type == "product.deleted" {
+            let deleted = e.event_type.parse::<bling::webhooks::EventType>().is_ok_and(|t| t.is_deletion());
+            if !settings.catalog_to_cplug || deleted {
                 return Ok((to_crm, crm_detail));
             }
             let sent =

@@ -425,7 +425,7 @@ async fn an_orders_backfill_turns_every_bling_order_into_one_deal() {
             &world.mesh,
             reqwest::Method::POST,
             "/pedidos/vendas",
-            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-30",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-30", "dataSaida": "2026-11-30", "dataPrevista": "2026-11-30",
                 "itens": [{"produto": {"id": produto}, "quantidade": 1 + n % 3, "valor": 25, "descricao": "Caneca"}]})),
         )
         .await;

@@ -439,7 +439,7 @@ async fn bling_orders_become_bitrix24_deals_with_product_rows_and_the_stage_of_t
         .bling_api(
             reqwest::Method::POST,
             "/pedidos/vendas",
-            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-22",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-22", "dataSaida": "2026-11-22", "dataPrevista": "2026-11-22",
                 "itens": [{"produto": {"id": synced}, "quantidade": 2, "valor": 59.9, "descricao": "Camiseta"},
                           {"produto": {"id": unsynced}, "quantidade": 1, "valor": 5, "desconto": 10, "descricao": "Brinde"}]})),
         )
@@ -516,7 +516,7 @@ async fn a_tenants_own_situacoes_move_the_deal_to_the_stages_it_mapped() {
         .bling_api(
             reqwest::Method::POST,
             "/pedidos/vendas",
-            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-12-01",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-12-01", "dataSaida": "2026-12-01", "dataPrevista": "2026-12-01",
                 "itens": [{"produto": {"id": product}, "quantidade": 1, "valor": 30, "descricao": "Caneca"}]})),
         )
         .await["data"]["id"]
