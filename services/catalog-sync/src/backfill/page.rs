@@ -8,7 +8,7 @@ use ponte_connectors::bling::{resources::ProdutoResumo, transformers::ProductSta
 use super::store::{Failure, Intent, Meant, PageResult};
 
 /// Items in a page of a Bling list.
-pub(super) const PAGE_SIZE: usize = ponte_connectors::bling::client::PAGE_SIZE as usize;
+pub(super) const PAGE_SIZE: usize = ponte_connectors::bling::PAGE_SIZE as usize;
 /// Calls in flight to the mapping service (translations, link look-ups, links) per page.
 pub(super) const MAPPING_CONCURRENCY: usize = 32;
 
