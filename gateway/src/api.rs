@@ -14,10 +14,11 @@ use ponte_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use ponte_core::sql::Statement;
+
 use crate::{
     inbox::{DeliveryState, EventState},
     sources::SourceKind,
-    sql::Statement,
     wake::Wake,
 };
 

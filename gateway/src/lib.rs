@@ -15,7 +15,6 @@ mod oauth;
 mod problem;
 mod routing;
 pub mod sources;
-mod sql;
 pub mod subscribers;
 pub mod wake;
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod retry;
 pub mod service;
+pub mod sql;
 pub mod structs;
 pub mod telemetry;
 pub mod tenants;

@@ -14,11 +14,12 @@ use ponte_proto::v1::InboundEvent;
 use sqlx::AnyConnection;
 use tokio::sync::Mutex;
 
+use ponte_core::sql::Statement;
+
 use crate::{
     inbox::settle_all,
     metrics::{self, DeliveryLabels},
     sources::SourceKind,
-    sql::Statement,
     subscribers::Subscriber,
 };
 

@@ -11,7 +11,7 @@ use super::{
     rows::{NewDelivery, NewEvent},
     state::{DeliveryState, EventState},
 };
-use crate::sql::{Statement, Tuple};
+use ponte_core::sql::{Statement, Tuple};
 
 /// What storing an event came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,6 @@ use serde_json::Value;
 use sqlx::{Any, Transaction};
 use tonic::metadata::MetadataMap;
 
-use crate::params;
-
 /// Metadata key naming who makes a change (an operator, a tool); "unknown" when absent.
 pub const ACTOR_METADATA: &str = "x-ponte-actor";
 
@@ -85,7 +83,7 @@ pub async fn record_many(tx: &mut Transaction<'_, Any>, changes: Vec<Change<'_>>
         let sql = format!(
             "INSERT INTO audit_entries (tenant_id, table_name, row_key, action, actor, previous_value, new_value, \
              create_time) VALUES {}",
-            params::tuples(chunk.len(), WIDTH)
+            ponte_core::sql::tuples(chunk.len(), WIDTH)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {

@@ -195,7 +195,7 @@ pub async fn create<T: Depara>(
         "INSERT INTO {} (tenant_id, {}, create_time) VALUES {}",
         T::TABLE,
         names.join(", "),
-        crate::params::tuples(1, names.len() + 2)
+        ponte_core::sql::tuples(1, names.len() + 2)
     );
     let inserted =
         map.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.as_str())).bind(now).execute(&mut *tx).await;

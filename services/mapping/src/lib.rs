@@ -11,7 +11,6 @@ mod depara;
 pub mod document;
 mod fields;
 mod links;
-mod params;
 mod payment_methods;
 mod situacoes;
 #[cfg(test)]

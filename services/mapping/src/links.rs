@@ -14,10 +14,7 @@ use ponte_proto::v1::{BatchLinkResult, EntityKind, EntityLink, Provider};
 use serde_json::json;
 use sqlx::{Any, AnyConnection, Transaction};
 
-use crate::{
-    audit::{self, Change, Table},
-    params,
-};
+use crate::audit::{self, Change, Table};
 
 /// The kind of entity a link is about, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,7 +203,7 @@ async fn insert_all(
         let sql = format!(
             "INSERT INTO links (tenant_id, kind, system_a, id_a, system_b, id_b, create_time) VALUES {} \
              ON CONFLICT DO NOTHING RETURNING kind, system_a, system_b, id_a",
-            params::tuples(chunk.len(), WIDTH)
+            ponte_core::sql::tuples(chunk.len(), WIDTH)
         );
         let mut q = sqlx::query_as::<_, Inserted>(sqlx::AssertSqlSafe(sql));
         for c in chunk {

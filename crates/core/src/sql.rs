@@ -1,13 +1,22 @@
 //! Statements built with their values, whose placeholders are numbered as the values are bound:
 //! multi-row `VALUES` lists and optional filters. `sqlx::QueryBuilder` does this job, but over
-//! the `Any` driver the gateway's pool uses it writes `?` placeholders, which PostgreSQL refuses,
-//! while `$n` serves PostgreSQL and SQLite alike.
+//! the `Any` driver every service's pool uses it writes `?` placeholders, which PostgreSQL
+//! refuses, while `$n` serves PostgreSQL and SQLite alike.
 
 use sqlx::{
     Any, Arguments, Encode, Type,
     any::AnyArguments,
     query::{Query, QueryAs, QueryScalar},
 };
+
+/// `($1, $2), ($3, $4)`: `rows` tuples of `width` parameters each, numbered from `$1`.
+pub fn tuples(rows: usize, width: usize) -> String {
+    let tuple = |r: usize| {
+        let params: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(tuple).collect::<Vec<_>>().join(", ")
+}
 
 /// SQL text and the values of its placeholders, in order.
 #[derive(Default)]
@@ -95,6 +104,13 @@ impl Tuple<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tuples_number_their_parameters_across_rows() {
+        assert_eq!(super::tuples(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::tuples(1, 1), "($1)");
+        assert_eq!(super::tuples(0, 4), "");
+    }
+
     use super::*;
 
     #[test]
