@@ -17,7 +17,9 @@ use tonic::{Request, Response, Status, codegen::BoxStream};
 use crate::{
     backfill::{Backfills, Lifeline},
     context::Context,
-    events, settings, status,
+    events,
+    other_flows::OtherFlows,
+    settings, status,
 };
 
 /// The gRPC implementation.
@@ -25,6 +27,7 @@ use crate::{
 pub(crate) struct CatalogSync {
     ctx: Context,
     tenants: TenantCheck,
+    other_flows: OtherFlows,
     backfills: Backfills,
     /// Keeps this process's backfill runners going; they stop when the service is dropped.
     _lifeline: Arc<Lifeline>,
@@ -32,10 +35,10 @@ pub(crate) struct CatalogSync {
 
 impl CatalogSync {
     /// The service, its backfill runners started.
-    pub fn new(ctx: Context, tenants: TenantCheck) -> Self {
+    pub fn new(ctx: Context, tenants: TenantCheck, other_flows: OtherFlows) -> Self {
         let (backfills, lifeline) = Backfills::new(ctx.clone());
         backfills.spawn_scanner();
-        Self { ctx, tenants, backfills, _lifeline: Arc::new(lifeline) }
+        Self { ctx, tenants, other_flows, backfills, _lifeline: Arc::new(lifeline) }
     }
 }
 
@@ -87,7 +90,8 @@ impl CatalogSyncService for CatalogSync {
         req: Request<GetSyncStatusRequest>,
     ) -> Result<Response<GetSyncStatusResponse>, Status> {
         let tenant = self.tenants.require_field("tenant_id", &req.into_inner().tenant_id).await?;
-        let flows = status::sync_status(&self.ctx.db, &tenant).await?;
+        let mut flows = status::sync_status(&self.ctx.db, &tenant).await?;
+        flows.extend(self.other_flows.of(&tenant).await);
         Ok(Response::new(GetSyncStatusResponse { flows }))
     }
 

@@ -5,7 +5,8 @@
 //! products, `orders`: Bling orders → Bitrix24 deals, `export`: Bitrix24 → Bling, `cplug_sync`:
 //! Bling → CPLUG), each taking the shared `context` (tokens, clients, caches) and speaking
 //! ponte's types to the connectors; `events` dispatches delivered events to them and keeps the
-//! `ledger`; `backfill` runs the full copies; `mapping` is the mapping service's client.
+//! `ledger`; `backfill` runs the full copies; `other_flows` asks sales-ingest and shipping-status for
+//! their lines of the sync status; `mapping` is the mapping service's client.
 
 mod api;
 mod backfill;
@@ -19,6 +20,7 @@ mod export;
 mod ledger;
 mod mapping;
 mod orders;
+mod other_flows;
 mod portal;
 mod products;
 mod settings;
@@ -67,5 +69,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         settings: Default::default(),
         cplug_bulks: Default::default(),
     };
-    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants))))
+    let other = other_flows::OtherFlows::new(deps.sales_ingest_channel()?, deps.shipping_status_channel()?);
+    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other))))
 }
