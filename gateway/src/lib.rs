@@ -29,15 +29,13 @@ use axum::{
 };
 use ponte_core::{
     config::ConfigError,
-    db::Migrations,
     grpc::{Readiness, TracedChannel},
-    service::{Deps, ServiceSpec},
+    service::Deps,
 };
 use ponte_proto::{
     service_names,
     v1::{auth_token_service_client::AuthTokenServiceClient, inbox_service_server::InboxServiceServer},
 };
-use sqlx::migrate::Migrator;
 use tokio::{sync::watch, task::JoinHandle};
 use tonic::service::Routes;
 
@@ -46,20 +44,12 @@ pub use dispatch::DispatchConfig;
 pub use ingest::MAX_BODY;
 pub use wake::Wake;
 
-static PG: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
-
-/// The gateway's gRPC side (the inbox operator API) on its own, as a [`ServiceSpec`] builds it:
-/// its replays reach the dispatchers through PostgreSQL `NOTIFY` (on SQLite, their poll). A
-/// process that also runs the HTTP side builds both from one [`Gateway`] instead.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "gateway",
-    schema: "gateway",
-    grpc_services: &[service_names::INBOX],
-    migrations: &MIGRATIONS,
-    routes,
-};
+ponte_core::service_spec! {
+    /// The gateway's gRPC side (the inbox operator API) on its own, as a [`ServiceSpec`] builds it:
+    /// its replays reach the dispatchers through PostgreSQL `NOTIFY` (on SQLite, their poll). A
+    /// process that also runs the HTTP side builds both from one [`Gateway`] instead.
+    pub static SPEC = { name: "gateway", schema: "gateway", grpc_services: &[service_names::INBOX], routes: routes };
+}
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     Gateway::new().routes(deps)

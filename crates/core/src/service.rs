@@ -162,3 +162,33 @@ impl ServiceSpec {
 
 /// How long a tenant id known to exist is trusted without asking auth-token again.
 pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Declares a service's [`ServiceSpec`] with its migrations, which live in the service crate's
+/// `migrations/postgres` and `migrations/sqlite` folders (one set per SQL dialect):
+///
+/// ```ignore
+/// ponte_core::service_spec! {
+///     /// The mapping service as the binary runs it.
+///     pub static SPEC = { name: "mapping", schema: "mapping", grpc_services: &[MAPPING], routes: routes };
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_spec {
+    ($(#[$meta:meta])* $vis:vis static $spec:ident = {
+        name: $name:literal, schema: $schema:literal, grpc_services: $grpc:expr, routes: $routes:expr $(,)?
+    };) => {
+        $(#[$meta])*
+        $vis static $spec: $crate::service::ServiceSpec = {
+            static PG: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+            static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+            static MIGRATIONS: $crate::db::Migrations = $crate::db::Migrations { postgres: &PG, sqlite: &SQLITE };
+            $crate::service::ServiceSpec {
+                name: $name,
+                schema: $schema,
+                grpc_services: $grpc,
+                migrations: &MIGRATIONS,
+                routes: $routes,
+            }
+        };
+    };
+}

@@ -23,30 +23,21 @@ use ponte_connectors::{
 use ponte_core::{
     config::{ConfigError, Env},
     crypto::Sealer,
-    db::{Database, Migrations},
+    db::Database,
     error::ServiceError,
     lock::Locks,
     ratelimit::{Quota, RateLimiter},
-    service::{Deps, ServiceSpec},
+    service::Deps,
 };
 use ponte_proto::{service_names, v1::auth_token_service_server::AuthTokenServiceServer};
-use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
 pub use tenants::validate_tenant_id;
 
-static PG: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
-
-/// The auth-token service as the binary runs it.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "auth-token",
-    schema: "auth_token",
-    grpc_services: &[service_names::AUTH_TOKEN],
-    migrations: &MIGRATIONS,
-    routes,
-};
+ponte_core::service_spec! {
+    /// The auth-token service as the binary runs it.
+    pub static SPEC = { name: "auth-token", schema: "auth_token", grpc_services: &[service_names::AUTH_TOKEN], routes: routes };
+}
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let svc = AuthToken::from_deps(deps)?;

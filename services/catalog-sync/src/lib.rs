@@ -30,29 +30,19 @@ use ponte_connectors::Outside;
 use ponte_core::{
     access::AccessTokens,
     config::ConfigError,
-    db::Migrations,
-    service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
+    service::{Deps, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
 use ponte_proto::{
     service_names,
     v1::{catalog_sync_service_server::CatalogSyncServiceServer, mapping_service_client::MappingServiceClient},
 };
-use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
-static PG: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
-
-/// The catalog-sync service as the binary runs it.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "catalog-sync",
-    schema: "catalog_sync",
-    grpc_services: &[service_names::CATALOG_SYNC],
-    migrations: &MIGRATIONS,
-    routes,
-};
+ponte_core::service_spec! {
+    /// The catalog-sync service as the binary runs it.
+    pub static SPEC = { name: "catalog-sync", schema: "catalog_sync", grpc_services: &[service_names::CATALOG_SYNC], routes: routes };
+}
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);

@@ -25,26 +25,17 @@ use ponte_connectors::Outside;
 use ponte_core::{
     access::AccessTokens,
     config::ConfigError,
-    db::{Database, Migrations},
-    service::{Deps, ServiceSpec, TENANT_CACHE_TTL},
+    db::Database,
+    service::{Deps, TENANT_CACHE_TTL},
     tenants::TenantCheck,
 };
 use ponte_proto::{service_names, v1::mapping_service_server::MappingServiceServer};
-use sqlx::migrate::Migrator;
 use tonic::service::Routes;
 
-static PG: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
-
-/// The mapping service as the binary runs it.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "mapping",
-    schema: "mapping",
-    grpc_services: &[service_names::MAPPING],
-    migrations: &MIGRATIONS,
-    routes,
-};
+ponte_core::service_spec! {
+    /// The mapping service as the binary runs it.
+    pub static SPEC = { name: "mapping", schema: "mapping", grpc_services: &[service_names::MAPPING], routes: routes };
+}
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);

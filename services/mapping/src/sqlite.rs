@@ -8,7 +8,7 @@ use ponte_proto::v1::{
 use serde_json::json;
 
 use crate::{
-    MIGRATIONS, audit,
+    SPEC, audit,
     depara::{self, Depara, Key},
     fields, links,
     payment_methods::{self, Method},
@@ -30,7 +30,7 @@ async fn create<T: Depara>(
 async fn every_table_reads_and_writes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::sqlite_in(dir.path(), "mapping").await.unwrap();
-    db.migrate(&MIGRATIONS).await.unwrap();
+    db.migrate(SPEC.migrations).await.unwrap();
     let t = &TenantId::parse("loja").unwrap();
     let outra = &TenantId::parse("outra").unwrap();
 
