@@ -2,6 +2,7 @@
 //! migrations (`migrate`), and the sandboxes of the outside systems (`sandbox`).
 
 mod admin_cmd;
+pub mod config_check;
 mod dlq_cmd;
 mod mapping_cmd;
 mod run;
@@ -101,6 +102,9 @@ enum Command {
         #[arg(long, env = "PONTE_CATALOG_SYNC_URL", default_value = "http://127.0.0.1:50053")]
         catalog_sync_url: String,
     },
+    /// Lists every variable the service reads at start from this environment, and fails when one
+    /// it reads without a default is unset (nothing is listened on or connected to).
+    CheckConfig { service: ServiceName },
     /// Applies every service's migrations to DATABASE_URL (each in its own schema) and exits.
     Migrate {
         /// Only this service's migrations.
@@ -181,6 +185,7 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Migrate { service } => run::migrate(service).await,
+            Command::CheckConfig { service } => config_check::check(service).await,
             Command::Sandbox { system: SandboxCommand::Bling { port, host, redirect_uri } } => {
                 run::sandbox_bling(SocketAddr::new(host, port), redirect_uri).await
             }

@@ -141,18 +141,29 @@ async fn run_until_done(
     }
 }
 
+/// What `ponte migrate` reads: `DATABASE_URL` and `PONTE_STARTUP_TIMEOUT_SECONDS`.
+pub struct MigrateConfig {
+    url: String,
+    timeout: Duration,
+}
+
+impl MigrateConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ponte_core::ConfigError> {
+        let url = env.required("DATABASE_URL", "a postgres:// or sqlite: URL")?;
+        ponte_core::config::check_database_url(&url)?;
+        Ok(Self { url, timeout: env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)? })
+    }
+}
+
 /// `ponte migrate`.
 pub async fn migrate(only: Option<ServiceName>) -> anyhow::Result<()> {
-    let env = Env::from_process();
-    let url = env.required("DATABASE_URL", "a postgres:// or sqlite: URL")?;
-    ponte_core::config::check_database_url(&url)?;
-    let timeout = env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?;
+    let cfg = MigrateConfig::from_env(&Env::from_process())?;
     let specs: Vec<&ServiceSpec> = match only {
         Some(name) => vec![spec(name)],
         None => SERVICES.to_vec(),
     };
     for spec in specs {
-        spec.database(&url, 1, timeout, true).await?;
+        spec.database(&cfg.url, 1, cfg.timeout, true).await?;
         println!("{}: migrations applied (schema {})", spec.name, spec.schema);
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod cli;
 mod dlq;
+mod ops_manifests;
 mod refresh;
 mod support;
 mod trace;

@@ -1,7 +1,14 @@
 //! Configuration read from the environment (`PONTE_*`, `DATABASE_URL`, `REDIS_URL`, `OTEL_*`),
 //! validated at start. Every problem is reported as one [`ConfigError`] naming the variable.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    net::SocketAddr,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 /// A configuration value that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,21 +33,60 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// How a variable a process read at start is needed: what a deployment must set, derived from
+/// the reads themselves (see [`Env::recording`]) rather than from a list kept by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Read with a default: setting it is a choice.
+    Defaulted,
+    /// Read without a default: unset, a feature is off or the process refuses to start.
+    Wanted,
+}
+
 /// A view of the environment. Tests build one from pairs instead of mutating the process's.
 #[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Every variable looked up, when recording.
+    reads: Option<Arc<Mutex<BTreeMap<String, Need>>>>,
 }
 
 impl Env {
     /// The current process environment.
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self { vars: std::env::vars().collect(), reads: None }
     }
 
     /// An environment made of the given pairs only.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), reads: None }
+    }
+
+    /// The same environment, remembering every variable read through it (and its clones) from
+    /// now on: what a process needs set is what its start reads ([`Env::reads`]).
+    pub fn recording(mut self) -> Self {
+        self.reads = Some(Arc::default());
+        self
+    }
+
+    /// The variables read since [`Env::recording`], each with the strongest need seen.
+    pub fn reads(&self) -> BTreeMap<String, Need> {
+        self.reads.as_ref().and_then(|r| r.lock().ok().map(|m| m.clone())).unwrap_or_default()
+    }
+
+    /// The variables set (and not blank).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.iter().filter(|(_, v)| !v.trim().is_empty()).map(|(k, _)| k.as_str())
+    }
+
+    fn lookup(&self, var: &str, need: Need) -> Option<&str> {
+        if let Some(reads) = &self.reads
+            && let Ok(mut m) = reads.lock()
+        {
+            let seen = m.entry(var.to_owned()).or_insert(need);
+            *seen = (*seen).max(need);
+        }
+        self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     /// The same environment with `var` set to `value`.
@@ -51,7 +97,12 @@ impl Env {
 
     /// The raw value; an empty or blank value counts as unset.
     pub fn get(&self, var: &str) -> Option<&str> {
-        self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.lookup(var, Need::Wanted)
+    }
+
+    /// The raw value, or `default` when unset.
+    pub fn get_or<'a>(&'a self, var: &str, default: &'a str) -> &'a str {
+        self.lookup(var, Need::Defaulted).unwrap_or(default)
     }
 
     /// A value that must be present.
@@ -63,12 +114,16 @@ impl Env {
 
     /// A value parsed with `FromStr`, or `default` when unset.
     pub fn parse_or<T: FromStr>(&self, var: &str, default: T, expected: &str) -> Result<T, ConfigError> {
-        Ok(self.parse_opt(var, expected)?.unwrap_or(default))
+        Ok(self.parse_as(var, Need::Defaulted, expected)?.unwrap_or(default))
     }
 
     /// A value parsed with `FromStr`, or `None` when unset.
     pub fn parse_opt<T: FromStr>(&self, var: &str, expected: &str) -> Result<Option<T>, ConfigError> {
-        match self.get(var) {
+        self.parse_as(var, Need::Wanted, expected)
+    }
+
+    fn parse_as<T: FromStr>(&self, var: &str, need: Need, expected: &str) -> Result<Option<T>, ConfigError> {
+        match self.lookup(var, need) {
             None => Ok(None),
             Some(raw) => raw.parse().map(Some).map_err(|_| ConfigError::new(var, format!("'{raw}' is not {expected}"))),
         }
@@ -76,7 +131,7 @@ impl Env {
 
     /// A boolean (`true/false`, `1/0`, `yes/no`, `on/off`).
     pub fn bool_or(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(var).map(str::to_ascii_lowercase).as_deref() {
+        match self.lookup(var, Need::Defaulted).map(str::to_ascii_lowercase).as_deref() {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
             Some("false" | "0" | "no" | "off") => Ok(false),
@@ -100,7 +155,7 @@ impl Env {
 
     /// An absolute `http://` or `https://` URL.
     pub fn http_url_or(&self, var: &str, default: &str) -> Result<String, ConfigError> {
-        let raw = self.get(var).unwrap_or(default);
+        let raw = self.get_or(var, default);
         check_url(var, raw, &["http", "https"])?;
         Ok(raw.trim_end_matches('/').to_owned())
     }
@@ -196,7 +251,7 @@ impl ServeConfig {
         if db_max_connections == 0 {
             return Err(ConfigError::new("PONTE_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
-        let redis_prefix = env.get("PONTE_REDIS_PREFIX").unwrap_or("ponte:").to_owned();
+        let redis_prefix = env.get_or("PONTE_REDIS_PREFIX", "ponte:").to_owned();
         Ok(Self {
             grpc_addr: env.addr_or("PONTE_GRPC_ADDR", ([0, 0, 0, 0], 50051).into())?,
             http_addr: env.addr_or("PONTE_HTTP_ADDR", ([0, 0, 0, 0], 8080).into())?,
@@ -269,6 +324,20 @@ mod tests {
         let err = check_url("DATABASE_URL", "mysql://u:hunter2@h/d", &["postgres"]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         assert_eq!(redact_url("postgres://u:hunter2@h/d"), "postgres://u:***@h/d");
+    }
+
+    #[test]
+    fn a_recording_environment_tells_what_was_read_and_whether_it_had_a_default() {
+        let env = Env::from_pairs(base()).recording();
+        ServeConfig::from_env(&env.clone()).unwrap();
+        let _ = env.get("PONTE_BLING_CLIENT_ID");
+        let _ = env.seconds_or("PONTE_BLING_CLIENT_ID", 1, 0);
+        let reads = env.reads();
+        assert_eq!(reads.get("DATABASE_URL"), Some(&Need::Wanted));
+        assert_eq!(reads.get("PONTE_GRPC_ADDR"), Some(&Need::Defaulted));
+        assert_eq!(reads.get("PONTE_REDIS_PREFIX"), Some(&Need::Defaulted));
+        assert_eq!(reads.get("PONTE_BLING_CLIENT_ID"), Some(&Need::Wanted), "the strongest need is kept");
+        assert!(Env::from_pairs(base()).reads().is_empty());
     }
 
     #[test]

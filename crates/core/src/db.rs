@@ -75,8 +75,8 @@ impl Database {
                         match backend {
                             Backend::Postgres => {
                                 // The schema name was checked to be a lowercase identifier above.
-                                conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-                                    .await?;
+                                // No DDL here: the schema is made by `migrate`, so a role
+                                // without CREATE can run the service once `ponte migrate` ran.
                                 conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}"))).await?;
                             }
                             Backend::Sqlite => {
@@ -120,11 +120,65 @@ impl Database {
     /// Applies the backend's migrations (PostgreSQL takes an advisory lock, so replicas
     /// starting together apply them once).
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), sqlx::migrate::MigrateError> {
-        let migrator = match self.backend {
+        if self.backend == Backend::Postgres {
+            // The connections' search_path names it already; PostgreSQL picks it up once made.
+            self.pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema))).await?;
+        }
+        self.migrator(migrations).run(&self.pool).await
+    }
+
+    fn migrator(&self, migrations: &Migrations) -> &'static Migrator {
+        match self.backend {
             Backend::Postgres => migrations.postgres,
             Backend::Sqlite => migrations.sqlite,
+        }
+    }
+
+    /// The versions of `migrations` not applied yet (all of them when the schema has none).
+    pub async fn pending_migrations(&self, migrations: &Migrations) -> Result<Vec<i64>, sqlx::Error> {
+        let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            // No table: nothing applied yet.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(e),
         };
-        migrator.run(&self.pool).await
+        Ok(self
+            .migrator(migrations)
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| m.version)
+            .collect())
+    }
+
+    /// Waits up to `timeout` for `migrations` to be applied by someone else (`ponte migrate`, as
+    /// a Job, when `PONTE_MIGRATE_ON_START=false`): a process never serves an older schema than
+    /// its code expects.
+    pub async fn wait_for_migrations(&self, migrations: &Migrations, timeout: Duration) -> Result<(), ConfigError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self.pending_migrations(migrations).await.map_err(|e| {
+                ConfigError::new("DATABASE_URL", format!("reading the {} schema's migrations: {e}", self.schema))
+            })?;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let list: Vec<String> = pending.iter().map(ToString::to_string).collect();
+                return Err(ConfigError::new(
+                    "PONTE_MIGRATE_ON_START",
+                    format!(
+                        "is false and the {} schema still lacks migrations {} after {}s: run `ponte migrate` first",
+                        self.schema,
+                        list.join(", "),
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Whether the database answers.

@@ -114,7 +114,8 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     /// The service's database at `url` (its own schema), with its migrations applied when
-    /// `migrate` (PostgreSQL takes an advisory lock, so replicas starting together apply them once).
+    /// `migrate` (PostgreSQL takes an advisory lock, so replicas starting together apply them once);
+    /// otherwise waits up to `startup_timeout` for `ponte migrate` to have applied them.
     pub async fn database(
         &self,
         url: &str,
@@ -125,6 +126,8 @@ impl ServiceSpec {
         let db = Database::connect(url, self.schema, max_connections, startup_timeout).await?;
         if migrate {
             db.migrate(self.migrations).await.with_context(|| format!("applying the {} migrations", self.name))?;
+        } else {
+            db.wait_for_migrations(self.migrations, startup_timeout).await?;
         }
         Ok(db)
     }

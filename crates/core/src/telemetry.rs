@@ -47,26 +47,27 @@ pub struct TelemetryConfig {
 
 impl TelemetryConfig {
     pub fn from_env(env: &Env, default_service: &str, default_format: LogFormat) -> Result<Self, ConfigError> {
-        let format = match env.get("PONTE_LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
-            None => default_format,
-            Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(other) => {
+        let format = match env.get_or("PONTE_LOG_FORMAT", "").to_ascii_lowercase().as_str() {
+            "" => default_format,
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
                 return Err(ConfigError::new("PONTE_LOG_FORMAT", format!("'{other}' is not json or text")));
             }
         };
-        let filter = env.get("PONTE_LOG").unwrap_or("info").to_owned();
+        let filter = env.get_or("PONTE_LOG", "info").to_owned();
         EnvFilter::try_new(&filter)
             .map_err(|e| ConfigError::new("PONTE_LOG", format!("'{filter}' is not a log filter ({e})")))?;
-        let otlp_endpoint = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            None => None,
-            Some(raw) => {
+        // Unset (or blank): spans are not exported.
+        let otlp_endpoint = match env.get_or("OTEL_EXPORTER_OTLP_ENDPOINT", "") {
+            "" => None,
+            raw => {
                 check_url("OTEL_EXPORTER_OTLP_ENDPOINT", raw, &["http", "https"])?;
                 Some(raw.to_owned())
             }
         };
         Ok(Self {
-            service_name: env.get("OTEL_SERVICE_NAME").unwrap_or(default_service).to_owned(),
+            service_name: env.get_or("OTEL_SERVICE_NAME", default_service).to_owned(),
             format,
             filter,
             otlp_endpoint,

@@ -20,4 +20,5 @@ mod gateway_trace;
 mod http_trace;
 mod idempotency;
 mod mapping;
+mod ops_migrations;
 mod ratelimit;
