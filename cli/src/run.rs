@@ -77,27 +77,41 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     let redis = connect_redis(&cfg.redis_url, RedisTimeouts::default(), cfg.startup_timeout).await?;
     let shared = Shared::redis(redis, &cfg.redis_prefix);
     let deps = shared.deps(db, cfg.peers.clone(), env.clone());
-    let readiness = deps.readiness();
 
+    // SIGTERM: readiness turns NOT_SERVING at once, the servers stop accepting and finish the
+    // calls in flight, the gateway's dispatcher finishes its deliveries and hands back the rest;
+    // all within PONTE_SHUTDOWN_GRACE_SECONDS, and the process exits 0.
     let (stop, stopped) = shutdown_channel();
+    let readiness =
+        if name == ServiceName::Gateway { ponte_gateway::Gateway::readiness(&deps) } else { deps.readiness() }
+            .unless_stopping(stop.subscribe());
     tokio::spawn(async move {
         grpc::shutdown_signal().await;
         let _ = stop.send(true);
     });
     tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
+    let grace = cfg.shutdown_grace;
     let mut tasks = tokio::task::JoinSet::new();
-    // The gateway's two sides share one wake-up, so its replays wake its dispatcher in-process.
-    let gateway = ponte_gateway::Gateway::new();
-    if name == ServiceName::Gateway {
-        tasks.spawn(spec.serve_routes(&deps, gateway.routes(&deps)?, grpc_listener, stopped()));
+    let router = if name == ServiceName::Gateway {
+        // The gateway's two sides share one wake-up, so its replays wake its dispatcher in-process.
+        let gateway = ponte_gateway::Gateway::new();
+        tasks.spawn(spec.serve_routes(readiness.clone(), gateway.routes(&deps)?, grpc_listener, stopped()));
+        let (router, running) = gateway.build(&deps, readiness)?;
+        let stop = stopped();
+        tasks.spawn(async move {
+            stop.await;
+            running.stop(grace).await;
+            Ok(())
+        });
+        router
     } else {
-        tasks.spawn(spec.serve(&deps, grpc_listener, stopped())?);
-    }
-    let router = if name == ServiceName::Gateway { gateway.http_router(&deps, readiness)? } else { metrics_router() };
+        tasks.spawn(spec.serve_routes(readiness, (spec.routes)(&deps)?, grpc_listener, stopped()));
+        metrics_router()
+    };
     let stop = stopped();
     tasks.spawn(async move { Ok(axum::serve(http_listener, router).with_graceful_shutdown(stop).await?) });
-    let grace = cfg.shutdown_grace;
     let result = run_until_done(tasks, stopped(), grace).await;
+    tracing::info!(service = spec.name, "stopped");
     guard.flush();
     result
 }
@@ -132,7 +146,9 @@ async fn run_until_done(
             },
             () = &mut stopped => {
                 let drain = async { while let Some(r) = tasks.join_next().await { r??; } anyhow::Ok(()) };
-                return match tokio::time::timeout(grace, drain).await {
+                // A moment past the grace: the gateway's own stop hands back its deliveries at
+                // the grace, and must get to do so.
+                return match tokio::time::timeout(grace + Duration::from_secs(1), drain).await {
                     Ok(r) => r,
                     Err(_) => { tracing::warn!("calls still running after the shutdown grace; stopping"); Ok(()) }
                 };
@@ -367,7 +383,8 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
             gateway = Some(deps.clone());
         }
         if spec.name == "gateway" {
-            tasks.spawn(spec.serve_routes(&deps, gateway_parts.routes(&deps)?, listener, stopped()));
+            let readiness = ponte_gateway::Gateway::readiness(&deps);
+            tasks.spawn(spec.serve_routes(readiness, gateway_parts.routes(&deps)?, listener, stopped()));
         } else {
             tasks.spawn(spec.serve(&deps, listener, stopped())?);
         }
@@ -375,9 +392,15 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
     }
     let http = bind(opts.http, "--http-port").await?;
     let gateway_deps = gateway.context("the gateway is one of the services")?;
-    let router = gateway_parts.http_router(&gateway_deps, gateway_deps.readiness())?;
+    let (router, running) = gateway_parts.build(&gateway_deps, ponte_gateway::Gateway::readiness(&gateway_deps))?;
     let stop_http = stopped();
     tasks.spawn(async move { Ok(axum::serve(http, router).with_graceful_shutdown(stop_http).await?) });
+    let stop_gateway = stopped();
+    tasks.spawn(async move {
+        stop_gateway.await;
+        running.stop(Duration::from_secs(5)).await;
+        Ok(())
+    });
     lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));
     println!("ponte dev: every service in one process, data in {}", opts.data_dir.display());
     for line in lines.iter().chain(&sandbox_lines) {

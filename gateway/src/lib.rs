@@ -73,6 +73,13 @@ impl Gateway {
         Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone()))))
     }
 
+    /// What the gateway's health follows: its database alone. Redis is only the fast path of
+    /// deduplication (the inbox's unique key decides without it), so an outage of Redis must not
+    /// take every gateway out of its Service.
+    pub fn readiness(deps: &Deps) -> Readiness {
+        Readiness::new().database(deps.db.clone())
+    }
+
     /// The HTTP routes and the work behind them (inbox writers, dispatcher).
     pub fn build(&self, deps: &Deps, readiness: Readiness) -> Result<(Router, Running), ConfigError> {
         let cfg = GatewayConfig::from_env(&deps.env)?;
@@ -84,9 +91,13 @@ impl Gateway {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let writer = inbox::Writer::spawn(deps.db.clone(), cfg.writers, self.wake.clone(), &mut tasks);
+        let notifier = self.wake.spawn_notifier(deps.db.clone());
+        let mut dispatcher = None;
         if cfg.dispatch.enabled {
-            let d = dispatch::Dispatcher::new(deps, cfg.dispatch.clone(), lookups.clone(), self.wake.clone())?;
-            tasks.push(tokio::spawn(Arc::new(d).run(stopped)));
+            let d =
+                Arc::new(dispatch::Dispatcher::new(deps, cfg.dispatch.clone(), lookups.clone(), self.wake.clone())?);
+            tasks.push(tokio::spawn(d.clone().run(stopped)));
+            dispatcher = Some(d);
         }
         let ingest =
             Arc::new(ingest::Ingest::new(writer, lookups, deps.idempotency.clone(), cfg.bling_secret, cfg.dedupe_ttl));
@@ -104,14 +115,7 @@ impl Gateway {
             .fallback(problem::no_route)
             .method_not_allowed_fallback(problem::wrong_method)
             .with_state(state);
-        Ok((router, Running { stop, tasks, wake: self.wake.clone() }))
-    }
-
-    /// The HTTP routes; the inbox writers and the dispatcher run for the life of the process.
-    pub fn http_router(&self, deps: &Deps, readiness: Readiness) -> Result<Router, ConfigError> {
-        let (router, running) = self.build(deps, readiness)?;
-        running.detach();
-        Ok(router)
+        Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone() }))
     }
 }
 
@@ -130,11 +134,15 @@ struct HttpState {
 }
 
 /// The background work behind a gateway's HTTP side: the inbox writers and the dispatcher.
-/// Dropping it stops them at once (as a killed process would); [`Running::detach`] lets them
-/// run for the life of the process.
+/// Dropping it stops them at once (as a killed process would); [`Running::stop`] stops them
+/// as a process told to (SIGTERM) does.
 pub struct Running {
     stop: watch::Sender<bool>,
+    /// The writers and the dispatcher.
     tasks: Vec<JoinHandle<()>>,
+    /// Tells other gateways about committed work; stopped last.
+    notifier: Option<JoinHandle<()>>,
+    dispatcher: Option<Arc<dispatch::Dispatcher>>,
     wake: Wake,
 }
 
@@ -144,27 +152,30 @@ impl Running {
         self.wake.origin()
     }
 
-    /// Leaves the tasks running after this handle is gone.
-    pub fn detach(mut self) {
-        self.tasks.clear();
-    }
-
-    /// Stops claiming new deliveries and waits up to `grace` for the tasks to end.
-    pub async fn stop(mut self, grace: Duration) {
+    /// A graceful stop: the dispatcher claims nothing more and finishes the deliveries in flight
+    /// (each bounded by its deadline), the writers commit what they were handed (they end once
+    /// the HTTP side that feeds them is gone), all within `grace`. Deliveries still unfinished
+    /// then are handed back at once, for another replica to take without waiting for their
+    /// leases to expire. True when everything finished within `grace`.
+    pub async fn stop(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
         let tasks = std::mem::take(&mut self.tasks);
-        let wait = async {
-            for t in tasks {
-                let _ = t.await;
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let finished = tokio::time::timeout(grace, futures::future::join_all(tasks)).await.is_ok();
+        if !finished {
+            tracing::warn!("background work still running after the shutdown grace; stopping it");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            if let Some(d) = &self.dispatcher {
+                d.hand_back().await;
             }
-        };
-        let _ = tokio::time::timeout(grace, wait).await;
+        }
+        finished
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.iter().chain(&self.notifier) {
             t.abort();
         }
     }

@@ -38,6 +38,15 @@ pub fn redis_url() -> String {
     std::env::var("PONTE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The address of the tests' Redis server (to put a [`TcpProxy`] in front of it).
+pub fn redis_addr() -> SocketAddr {
+    url::Url::parse(&redis_url())
+        .ok()
+        .and_then(|u| u.socket_addrs(|| Some(6379)).ok())
+        .and_then(|a| a.into_iter().next())
+        .expect("redis address")
+}
+
 /// A Redis key prefix no other test uses.
 pub fn unique_prefix() -> String {
     format!("ponte-test:{}:", uuid::Uuid::new_v4().simple())
@@ -204,7 +213,7 @@ impl Mesh {
         let db = spec.database(&self.database_url, 10, Duration::from_secs(5), true).await.expect("database");
         let shared = test_shared(&self.redis_url, &self.redis_prefix).await;
         let deps = shared.deps(db.clone(), peers, env);
-        let readiness = deps.readiness();
+        let readiness = ponte_gateway::Gateway::readiness(&deps);
         let (router, running) = ponte_gateway::build(&deps, readiness).expect("gateway settings");
         let listener = match listener {
             Some(l) => l,
@@ -271,6 +280,16 @@ pub struct GatewayHttp {
 impl GatewayHttp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops it as SIGTERM does: no more webhooks, the dispatcher finishes what is in flight
+    /// within `grace` and hands back the rest. True when everything finished within `grace`.
+    pub async fn stop(mut self, grace: Duration) -> bool {
+        self.server.abort();
+        match self.running.take() {
+            Some(running) => running.stop(grace).await,
+            None => true,
+        }
     }
 
     /// Stops it abruptly, as a killed process: nothing finishes, claimed deliveries stay

@@ -55,6 +55,18 @@ impl Readiness {
         self
     }
 
+    /// Not ready once `stopping` turns true: a process shutting down leaves its Service first.
+    pub fn unless_stopping(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.checks.push((
+            "shutdown",
+            Arc::new(move || {
+                let stopping = *stopping.borrow();
+                Box::pin(async move { if stopping { Err("the process is shutting down".into()) } else { Ok(()) } })
+            }),
+        ));
+        self
+    }
+
     /// Runs every check (each bounded by a 2 s timeout); the first failure names its dependency.
     pub async fn check(&self) -> Result<(), String> {
         for (name, check) in &self.checks {
@@ -71,7 +83,9 @@ impl Readiness {
 /// Serves `routes` on `listener` with `grpc.health.v1` and reflection until `shutdown` resolves.
 ///
 /// Health starts NOT_SERVING for every name in `services` and the server as a whole (""), and
-/// follows `readiness`, checked every `interval`.
+/// follows `readiness`, checked every few seconds. When `shutdown` resolves, health turns
+/// NOT_SERVING for good, the server stops accepting connections and tells its clients
+/// (HTTP/2 GOAWAY), and it returns once the calls in flight have finished.
 pub async fn serve(
     services: &[&'static str],
     routes: Routes,
@@ -79,13 +93,17 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use futures::FutureExt;
+    let shutdown = shutdown.shared();
     let (reporter, health) = tonic_health::server::health_reporter();
     let names: Vec<&'static str> = std::iter::once("").chain(services.iter().copied()).collect();
     for name in &names {
         reporter.set_service_status(*name, ServingStatus::NotServing).await;
     }
+    let stopping = shutdown.clone();
     let watcher = tokio::spawn(async move {
         let mut last: Option<bool> = None;
+        let mut stopping = std::pin::pin!(stopping);
         loop {
             let result = readiness.check().await;
             let ok = result.is_ok();
@@ -100,7 +118,17 @@ pub async fn serve(
                 }
                 last = Some(ok);
             }
-            tokio::time::sleep(if ok { Duration::from_secs(5) } else { Duration::from_millis(500) }).await;
+            let wait = if ok { Duration::from_secs(5) } else { Duration::from_millis(500) };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut stopping => {
+                    for name in &names {
+                        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+                    }
+                    tracing::info!("shutting down: not serving; finishing the calls in flight");
+                    return;
+                }
+            }
         }
     });
     // Reflection lists only what this server serves, though it can describe every ponte type.
@@ -123,6 +151,7 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
+    // The health service is gone with the server; the watcher has nothing left to report to.
     watcher.abort();
     Ok(result?)
 }

@@ -147,19 +147,20 @@ impl ServiceSpec {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<impl Future<Output = anyhow::Result<()>> + Send + 'static, ConfigError> {
-        Ok(self.serve_routes(deps, (self.routes)(deps)?, listener, shutdown))
+        Ok(self.serve_routes(deps.readiness(), (self.routes)(deps)?, listener, shutdown))
     }
 
     /// As [`ServiceSpec::serve`], with routes the caller built (a service whose gRPC side shares
-    /// state with another part of the same process, as the gateway's with its HTTP side).
+    /// state with another part of the same process, as the gateway's with its HTTP side) and
+    /// what its health follows.
     pub fn serve_routes(
         &'static self,
-        deps: &Deps,
+        readiness: Readiness,
         routes: Routes,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        crate::grpc::serve(self.grpc_services, routes, listener, deps.readiness(), shutdown)
+        crate::grpc::serve(self.grpc_services, routes, listener, readiness, shutdown)
     }
 }
 

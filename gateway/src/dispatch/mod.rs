@@ -77,20 +77,35 @@ impl Dispatcher {
         })
     }
 
-    /// Runs until `stop` turns true. Deliveries in flight are abandoned with the task (their
-    /// leases expire and another replica, or this one restarted, delivers them again).
+    /// Runs until `stop` turns true, then claims nothing more, lets the deliveries in flight
+    /// finish (each is bounded by its deadline) and hands back any it still holds. A task
+    /// aborted before that (a killed process) leaves its deliveries to their leases.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let _listener = (self.db.backend() == Backend::Postgres)
             .then(|| AbortOnDrop(tokio::spawn(self.wake.clone().listen(self.db.clone()))));
-        self.run_loop(&mut stop).await;
+        let mut inflight = self.run_loop(&mut stop).await;
+        let n = inflight.len();
+        if n > 0 {
+            tracing::info!(deliveries = n, "stopping: finishing the deliveries in flight");
+        }
+        while inflight.join_next().await.is_some() {}
+        self.hand_back().await;
     }
 
-    async fn run_loop(self: &Arc<Self>, stop: &mut watch::Receiver<bool>) {
+    /// Hands back every delivery this dispatcher still holds (see [`upkeep::hand_back`]).
+    pub async fn hand_back(&self) {
+        if let Err(e) = upkeep::hand_back(&self.db, self.claims.owner(), &self.wake).await {
+            tracing::warn!(error = %e, "could not hand back deliveries; their leases will expire");
+        }
+    }
+
+    /// Claims and delivers until `stop`; the deliveries still in flight then.
+    async fn run_loop(self: &Arc<Self>, stop: &mut watch::Receiver<bool>) -> JoinSet<()> {
         let mut inflight = JoinSet::new();
         let mut last_upkeep: Option<Instant> = None;
         loop {
             if *stop.borrow() {
-                return;
+                return inflight;
             }
             while inflight.try_join_next().is_some() {}
             if last_upkeep.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {

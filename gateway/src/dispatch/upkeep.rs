@@ -30,6 +30,27 @@ pub async fn release_expired(db: &Database) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Deliveries `owner` still holds go back to the queue at once, due now (a replica stopping
+/// hands back what it could not finish instead of leaving it for its leases to expire). The
+/// other gateways are told through `NOTIFY`. How many were handed back.
+pub async fn hand_back(db: &Database, owner: &str, wake: &crate::wake::Wake) -> Result<u64, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    let handed = sqlx::query(
+        "UPDATE inbox_deliveries SET state = 'pending', lease_owner = '', lease_until = 0, next_attempt_time = $1, \
+         last_error = 'handed back by a gateway that was stopping' WHERE state = 'in_flight' AND lease_owner = $2",
+    )
+    .bind(now_millis())
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if handed > 0 {
+        wake.notify_on_commit(&mut conn, db).await?;
+        tracing::info!(handed, "deliveries handed back for another replica");
+    }
+    Ok(handed)
+}
+
 /// An event waiting to be routed.
 #[derive(sqlx::FromRow)]
 struct Received {

@@ -43,10 +43,10 @@ pub struct Writer {
 impl Writer {
     /// Starts `tasks` writer tasks, which wake `wake` when they commit work to deliver. While one
     /// commits, the next collects what arrives, so commits overlap with the next batch's collection.
+    /// They end once every [`Writer`] is dropped and what was handed to them is committed.
     pub fn spawn(db: Database, tasks: usize, wake: Wake, handles: &mut Vec<JoinHandle<()>>) -> Self {
         let (queue, rx) = mpsc::channel::<Job>(MAX_BATCH * 64);
         let rx = Arc::new(Mutex::new(rx));
-        handles.extend(wake.spawn_notifier(db.clone()));
         for _ in 0..tasks.max(1) {
             let (db, rx, wake) = (db.clone(), rx.clone(), wake.clone());
             handles.push(tokio::spawn(async move { run(db, rx, wake).await }));

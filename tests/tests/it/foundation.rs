@@ -260,12 +260,7 @@ async fn a_peer_that_is_down_is_unavailable_not_internal() {
 
 #[tokio::test]
 async fn health_follows_redis_going_away_and_coming_back() {
-    let redis: std::net::SocketAddr = url::Url::parse(&ponte_tests::redis_url())
-        .ok()
-        .and_then(|u| u.socket_addrs(|| Some(6379)).ok())
-        .and_then(|a| a.into_iter().next())
-        .expect("redis address");
-    let proxy = TcpProxy::start(redis).await;
+    let proxy = TcpProxy::start(ponte_tests::redis_addr()).await;
     let mesh =
         Mesh::start_with(&[&ponte_auth_token::SPEC], &format!("redis://{}", proxy.addr), Default::default()).await;
     let ch = mesh.channel("auth-token").await;

@@ -20,5 +20,6 @@ mod gateway_trace;
 mod http_trace;
 mod idempotency;
 mod mapping;
+mod ops_gateway;
 mod ops_migrations;
 mod ratelimit;
