@@ -15,6 +15,14 @@ use ponte_core::ConfigError;
 
 pub use run::{SERVICES, spec};
 
+/// The name of every metric a ponte process may export (each service's registered, whether
+/// observed yet or not): what the alerting rules may name.
+pub fn metric_names() -> Vec<String> {
+    ponte_auth_token::metrics::register();
+    ponte_gateway::register_metrics();
+    ponte_core::metrics::global().names()
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "ponte", version, about = "ponte: a gRPC integration mesh around Bling ERP")]
 struct Cli {

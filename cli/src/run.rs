@@ -116,15 +116,14 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     result
 }
 
-/// `/metrics` alone, for the services whose only other port is gRPC.
+/// `/metrics` alone, for the services whose only other port is gRPC (OpenMetrics when asked for).
 fn metrics_router() -> axum::Router {
     axum::Router::new().route(
         "/metrics",
-        axum::routing::get(|| async {
-            (
-                [(axum::http::header::CONTENT_TYPE, ponte_core::metrics::CONTENT_TYPE)],
-                ponte_core::metrics::global().encode(),
-            )
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (content_type, body) = ponte_core::metrics::respond(accept);
+            ([(axum::http::header::CONTENT_TYPE, content_type)], body)
         }),
     )
 }

@@ -136,6 +136,8 @@ async fn receive<S: WebhookSource>(ingest: &Ingest, tenant: Option<&str>, header
         "webhook.receive",
         otel.name = %format!("POST /webhooks/{}", S::NAME),
         otel.kind = "server",
+        http.request.method = "POST",
+        http.route = %format!("/webhooks/{}", S::NAME),
         source = S::NAME,
         http.response.status_code = tracing::field::Empty,
     );
@@ -329,7 +331,7 @@ async fn pipeline<S: WebhookSource>(
         Ok(Ok(Stored::Inserted)) => {
             m.stored.get_or_create(&SourceLabels { source: S::NAME }).inc();
             if verdict.state() == EventState::Dead {
-                m.dead.get_or_create(&SourceLabels { source: S::NAME }).inc();
+                metrics::dead(S::NAME, metrics::DeadReason::Unusable);
                 tracing::info!(reason = %verdict.dead_reason(), "signed event stored as a dead letter");
                 Ok(accepted("dead_letter", Some(&event_id), Some(verdict.dead_reason())))
             } else {

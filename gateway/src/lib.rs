@@ -101,7 +101,9 @@ impl Gateway {
         }
         let ingest =
             Arc::new(ingest::Ingest::new(writer, lookups, deps.idempotency.clone(), cfg.bling_secret, cfg.dedupe_ttl));
-        let state = HttpState { readiness, auth: AuthTokenServiceClient::new(auth_channel), ingest };
+        metrics::get();
+        let state =
+            HttpState { readiness, auth: AuthTokenServiceClient::new(auth_channel), ingest, db: deps.db.clone() };
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
@@ -119,6 +121,11 @@ impl Gateway {
     }
 }
 
+/// Registers the gateway's metrics (they are exported from the start, before any event).
+pub fn register_metrics() {
+    metrics::get();
+}
+
 /// A gateway's HTTP routes and the work behind them, for a gateway whose gRPC side runs apart
 /// (see [`SPEC`]).
 pub fn build(deps: &Deps, readiness: Readiness) -> Result<(Router, Running), ConfigError> {
@@ -131,6 +138,7 @@ struct HttpState {
     readiness: Readiness,
     auth: AuthTokenServiceClient<TracedChannel>,
     ingest: Arc<ingest::Ingest>,
+    db: ponte_core::db::Database,
 }
 
 /// The background work behind a gateway's HTTP side: the inbox writers and the dispatcher.
@@ -212,7 +220,15 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     }
 }
 
-async fn serve_metrics() -> impl IntoResponse {
-    metrics::get();
-    ([(axum::http::header::CONTENT_TYPE, ponte_core::metrics::CONTENT_TYPE)], ponte_core::metrics::global().encode())
+/// Every metric of the process, the inbox's depth read afresh (OpenMetrics when asked for).
+async fn serve_metrics(
+    State(db): State<ponte_core::db::Database>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    if let Err(e) = metrics::read_inbox(&db).await {
+        tracing::warn!(error = %e, "could not read the inbox's depth for /metrics");
+    }
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = ponte_core::metrics::respond(accept);
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
 }

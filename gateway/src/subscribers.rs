@@ -22,6 +22,15 @@ impl Subscriber {
         }
     }
 
+    /// The gRPC service and method a delivery to it calls (span attributes `rpc.service`, `rpc.method`).
+    pub const fn rpc(self) -> (&'static str, &'static str) {
+        match self {
+            Self::CatalogSync => (ponte_proto::service_names::CATALOG_SYNC, "HandleEvent"),
+            Self::SalesIngest => (ponte_proto::service_names::SALES_INGEST, "HandleEvent"),
+            Self::ShippingStatus => (ponte_proto::service_names::SHIPPING_STATUS, "HandleEvent"),
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }

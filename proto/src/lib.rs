@@ -19,6 +19,22 @@ pub mod service_names {
     pub const INBOX: &str = "ponte.v1.InboxService";
 }
 
+impl v1::Flow {
+    /// The flow's name in metric labels and logs (`bling_to_bitrix24_products`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BlingToBitrix24Products => "bling_to_bitrix24_products",
+            Self::BlingToBitrix24Orders => "bling_to_bitrix24_orders",
+            Self::Bitrix24ToBlingProducts => "bitrix24_to_bling_products",
+            Self::BlingToCplugProducts => "bling_to_cplug_products",
+            Self::CplugSalesToBling => "cplug_sales_to_bling",
+            Self::BlingToEnvios360Orders => "bling_to_envios360_orders",
+            Self::Envios360ToBlingStatus => "envios360_to_bling_status",
+            Self::Unspecified => "unspecified",
+        }
+    }
+}
+
 impl v1::EventOutcome {
     /// The outcome's name in ponte's tables, logs and metric labels (`applied`, `skipped`, …).
     pub fn label(self) -> &'static str {

@@ -66,70 +66,20 @@ impl BlingWorld {
     /// Connects [`TENANT`] to a Bitrix24 sandbox portal through its incoming webhook (with the
     /// application token its outbound events carry).
     pub async fn connect_portal(&self, portal: &ponte_sandbox::bitrix24::Handle) {
-        AuthTokenServiceClient::new(self.mesh.channel("auth-token").await)
-            .set_api_credentials(SetApiCredentialsRequest {
-                tenant_id: TENANT.into(),
-                credentials: Some(Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
-                    webhook_url: portal.webhook_url.clone(),
-                    application_token: portal.portal.config().application_token.clone(),
-                })),
-            })
-            .await
-            .expect("connect Bitrix24");
+        connect_portal_at(self.mesh.channel("auth-token").await, portal).await;
     }
 
     /// Connects [`TENANT`] to a CPLUG sandbox store (ponte must have been started with
     /// `PONTE_CPLUG_API_URL` set to the store's `base_url`).
     pub async fn connect_cplug(mesh: &Mesh, pos: &ponte_sandbox::cplug::Handle) {
-        let cfg = pos.cplug.config().clone();
-        AuthTokenServiceClient::new(mesh.channel("auth-token").await)
-            .set_api_credentials(SetApiCredentialsRequest {
-                tenant_id: TENANT.into(),
-                credentials: Some(Credentials::Cplug(CplugCredentials {
-                    client_id: cfg.client_id,
-                    client_secret: cfg.client_secret,
-                    username: cfg.username,
-                    password: cfg.password,
-                    webhook_secret: cfg.webhook_secret,
-                })),
-            })
-            .await
-            .expect("connect CPLUG");
+        connect_cplug_at(mesh.channel("auth-token").await, pos).await;
     }
 
     /// Calls the Bling sandbox's API as [`TENANT`]'s connected account, as a merchant's other
     /// tools would: the account's 3 requests/s are shared with ponte's own calls, so a 429 is
     /// waited out as any Bling client must. Panics on any other error.
     pub async fn bling_api(mesh: &Mesh, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
-        let token = auth
-            .get_access_token(GetAccessTokenRequest {
-                tenant_id: TENANT.into(),
-                provider: Provider::Bling as i32,
-                ..Default::default()
-            })
-            .await
-            .expect("Bling token")
-            .into_inner();
-        let http = reqwest::Client::new();
-        for _ in 0..50 {
-            let mut req = http
-                .request(method.clone(), format!("{}{path}", token.base_url.trim_end_matches('/')))
-                .bearer_auth(&token.access_token);
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let resp = req.send().await.expect("Bling sandbox");
-            if resp.status() == 429 {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                continue;
-            }
-            let status = resp.status();
-            let text = resp.text().await.expect("Bling answer");
-            assert!(status.is_success(), "{method} {path}: {status} {text}");
-            return if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("Bling JSON") };
-        }
-        panic!("Bling kept answering 429")
+        bling_api_at(mesh.channel("auth-token").await, method, path, body).await
     }
 
     /// `specs` must include auth-token.
@@ -162,29 +112,106 @@ impl BlingWorld {
             .with("PONTE_BLING_AUTHORIZE_URL", &format!("{}/oauth/authorize", bling.base_url))
             .with("PONTE_BLING_TOKEN_URL", &format!("{}/oauth/token", bling.base_url));
         let mesh = Mesh::start_with(specs, redis_url, env).await;
-        let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
-        auth.create_tenant(CreateTenantRequest { tenant_id: TENANT.into(), display_name: "Loja".into() })
-            .await
-            .expect("create tenant");
-        let url = auth
-            .start_authorization(StartAuthorizationRequest {
-                tenant_id: TENANT.into(),
-                provider: Provider::Bling as i32,
-                ..Default::default()
-            })
-            .await
-            .expect("start authorization")
-            .into_inner()
-            .authorize_url;
-        let (code, state) = bling.authorize(&url).await.expect("authorize at the sandbox");
-        auth.complete_authorization(CompleteAuthorizationRequest {
+        create_tenant_with_bling(mesh.channel("auth-token").await, &bling).await;
+        Self { bling, mesh }
+    }
+}
+
+/// Connects [`TENANT`] to a Bitrix24 sandbox portal through its incoming webhook, through the
+/// auth-token service at `auth_token`.
+pub async fn connect_portal_at(auth_token: tonic::transport::Channel, portal: &ponte_sandbox::bitrix24::Handle) {
+    AuthTokenServiceClient::new(auth_token)
+        .set_api_credentials(SetApiCredentialsRequest {
+            tenant_id: TENANT.into(),
+            credentials: Some(Credentials::Bitrix24Webhook(Bitrix24WebhookCredentials {
+                webhook_url: portal.webhook_url.clone(),
+                application_token: portal.portal.config().application_token.clone(),
+            })),
+        })
+        .await
+        .expect("connect Bitrix24");
+}
+
+/// Connects [`TENANT`] to a CPLUG sandbox store through the auth-token service at `auth_token`.
+pub async fn connect_cplug_at(auth_token: tonic::transport::Channel, pos: &ponte_sandbox::cplug::Handle) {
+    let cfg = pos.cplug.config().clone();
+    AuthTokenServiceClient::new(auth_token)
+        .set_api_credentials(SetApiCredentialsRequest {
+            tenant_id: TENANT.into(),
+            credentials: Some(Credentials::Cplug(CplugCredentials {
+                client_id: cfg.client_id,
+                client_secret: cfg.client_secret,
+                username: cfg.username,
+                password: cfg.password,
+                webhook_secret: cfg.webhook_secret,
+            })),
+        })
+        .await
+        .expect("connect CPLUG");
+}
+
+/// Creates tenant [`TENANT`] and connects it to the Bling sandbox `bling` (the merchant's OAuth
+/// consent), through the auth-token service at `auth_token`.
+pub async fn create_tenant_with_bling(auth_token: tonic::transport::Channel, bling: &Handle) {
+    let mut auth = AuthTokenServiceClient::new(auth_token);
+    auth.create_tenant(CreateTenantRequest { tenant_id: TENANT.into(), display_name: "Loja".into() })
+        .await
+        .expect("create tenant");
+    let url = auth
+        .start_authorization(StartAuthorizationRequest {
+            tenant_id: TENANT.into(),
             provider: Provider::Bling as i32,
-            code,
-            state,
             ..Default::default()
         })
         .await
-        .expect("complete authorization");
-        Self { bling, mesh }
+        .expect("start authorization")
+        .into_inner()
+        .authorize_url;
+    let (code, state) = bling.authorize(&url).await.expect("authorize at the sandbox");
+    auth.complete_authorization(CompleteAuthorizationRequest {
+        provider: Provider::Bling as i32,
+        code,
+        state,
+        ..Default::default()
+    })
+    .await
+    .expect("complete authorization");
+}
+
+/// [`BlingWorld::bling_api`] through the auth-token service at `auth_token`.
+pub async fn bling_api_at(
+    auth_token: tonic::transport::Channel,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut auth = AuthTokenServiceClient::new(auth_token);
+    let token = auth
+        .get_access_token(GetAccessTokenRequest {
+            tenant_id: TENANT.into(),
+            provider: Provider::Bling as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("Bling token")
+        .into_inner();
+    let http = reqwest::Client::new();
+    for _ in 0..50 {
+        let mut req = http
+            .request(method.clone(), format!("{}{path}", token.base_url.trim_end_matches('/')))
+            .bearer_auth(&token.access_token);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("Bling sandbox");
+        if resp.status() == 429 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            continue;
+        }
+        let status = resp.status();
+        let text = resp.text().await.expect("Bling answer");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        return if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("Bling JSON") };
     }
+    panic!("Bling kept answering 429")
 }

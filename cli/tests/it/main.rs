@@ -4,6 +4,9 @@
 mod cli;
 mod dlq;
 mod ops_manifests;
+mod ops_mesh;
+mod ops_rolling;
+mod ops_telemetry;
 mod refresh;
 mod support;
 mod trace;

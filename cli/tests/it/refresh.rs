@@ -6,13 +6,8 @@
 //! refresh, never the rotated-out refresh token again, and every caller ends up with the same
 //! new token, which Bling accepts.
 
-use crate::support::{Killed, free_addr};
-use std::{
-    net::SocketAddr,
-    process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use crate::ops_mesh::Proc;
+use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{ConnectorError, bling::BlingApi};
 use ponte_core::{
@@ -20,67 +15,37 @@ use ponte_core::{
     access::AccessTokens,
     ratelimit::{MemoryRateLimiter, Quota},
 };
-use ponte_proto::v1::{
-    CompleteAuthorizationRequest, CreateTenantRequest, Provider, StartAuthorizationRequest,
-    auth_token_service_client::AuthTokenServiceClient,
-};
+use ponte_proto::v1::Provider;
 use ponte_sandbox::bling::{Bling, Config};
 use tokio::sync::Barrier;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 /// Callers per process.
 const CALLERS: usize = 25;
 /// How long Bling's access tokens live.
 const SIX_HOURS: Duration = Duration::from_secs(6 * 3600);
 
-/// One `ponte serve auth-token` process: its gRPC and metrics addresses.
-struct Replica {
-    grpc: SocketAddr,
-    metrics: SocketAddr,
-    _process: Killed,
-}
+/// One `ponte serve auth-token` process.
+struct Replica(Proc);
 
 impl Replica {
     /// Starts a replica sharing `env` (database, Redis and its prefix, keys, the Bling app) on
     /// ports of its own, and waits until it serves.
     async fn start(env: &[(&str, String)]) -> Self {
-        let (grpc, metrics) = (free_addr(), free_addr());
-        let child = Command::new(env!("CARGO_BIN_EXE_ponte"))
-            .args(["serve", "auth-token"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("PONTE_GRPC_ADDR", grpc.to_string())
-            .env("PONTE_METRICS_ADDR", metrics.to_string())
-            .env("PONTE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let replica = Self { grpc, metrics, _process: Killed::new(child) };
-        let endpoint = tonic::transport::Endpoint::from_shared(replica.url()).unwrap();
-        let serving = ponte_tests::eventually(Duration::from_secs(30), || {
-            let endpoint = endpoint.clone();
-            async move {
-                let Ok(ch) = endpoint.connect().await else { return false };
-                HealthClient::new(ch)
-                    .check(HealthCheckRequest { service: String::new() })
-                    .await
-                    .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
-            }
-        })
-        .await;
-        assert!(serving, "ponte serve auth-token on {grpc} never served");
-        replica
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .chain([("PONTE_LOG".to_owned(), "warn".to_owned())])
+            .collect();
+        Self(Proc::start("auth-token", &env).await)
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.grpc)
+        format!("http://{}", self.0.grpc)
     }
 
     /// `GetAccessToken` calls this process answered OK, from its own `/metrics`.
     async fn tokens_handed_out(&self) -> u64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.metrics)).await.unwrap().text().await.unwrap();
+        let text = self.0.metrics(false).await;
         let series = r#"ponte_grpc_server_requests_total{service="ponte.v1.AuthTokenService",method="GetAccessToken",code="OK"} "#;
         text.lines().find_map(|l| l.strip_prefix(series)).map_or(0, |n| n.trim().parse().unwrap())
     }
@@ -107,27 +72,8 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
     let (a, b) = tokio::join!(Replica::start(&env), Replica::start(&env));
 
     // The merchant connects through the first process.
-    let mut auth = AuthTokenServiceClient::connect(a.url()).await.unwrap();
-    auth.create_tenant(CreateTenantRequest { tenant_id: "loja".into(), display_name: String::new() }).await.unwrap();
-    let url = auth
-        .start_authorization(StartAuthorizationRequest {
-            tenant_id: "loja".into(),
-            provider: Provider::Bling as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .authorize_url;
-    let (code, state) = bling.authorize(&url).await.unwrap();
-    auth.complete_authorization(CompleteAuthorizationRequest {
-        provider: Provider::Bling as i32,
-        code,
-        state,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(a.url()).unwrap().connect().await.unwrap();
+    ponte_tests::webhooks::create_tenant_with_bling(channel, &bling).await;
 
     // Fifty callers, each with its own token cache, half on each process; each reads the
     // account with its token.

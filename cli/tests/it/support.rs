@@ -1,7 +1,18 @@
 //! What the binary's tests share: the `ponte` command with a clean environment, free local
-//! ports, and child processes that are killed when a test ends, panicking or not.
+//! ports, child processes that are killed when a test ends, panicking or not, and an OTLP
+//! receiver the processes export their spans to.
 
-use std::{net::SocketAddr, process::Command};
+use std::{net::SocketAddr, process::Command, sync::Arc};
+
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
+    trace::v1::Span,
+};
+use tokio::sync::Mutex;
 
 /// The `ponte` binary, with nothing of the test's environment but `PATH`.
 pub fn ponte() -> Command {
@@ -47,5 +58,62 @@ impl Drop for Killed {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Spans received, with the service.name of the process that sent them.
+#[derive(Clone, Default)]
+pub struct Collector(pub Arc<Mutex<Vec<(String, Span)>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().await;
+        for rs in req.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+impl Collector {
+    /// A receiver on 127.0.0.1; its address (for `OTEL_EXPORTER_OTLP_ENDPOINT=http://…`).
+    pub async fn start() -> (Self, SocketAddr) {
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let otlp = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (collector, otlp)
+    }
+
+    /// The trace ids (32 hex digits) of the spans `service` sent.
+    pub async fn traces_of(&self, service: &str) -> std::collections::HashSet<String> {
+        self.0
+            .lock()
+            .await
+            .iter()
+            .filter(|(svc, _)| svc == service)
+            .map(|(_, s)| s.trace_id.iter().map(|b| format!("{b:02x}")).collect())
+            .collect()
     }
 }

@@ -2,69 +2,20 @@
 //! `ponte serve auth-token` whether a tenant exists, and both export their spans over OTLP to
 //! a collector this test runs.
 
-use crate::support::{Killed, free_addr};
+use crate::support::{Collector, Killed, free_addr};
 use std::{
     process::{Command, Stdio},
-    sync::Arc,
     time::Duration,
 };
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    common::v1::any_value::Value,
-    trace::v1::Span,
-};
 use ponte_proto::v1::{
     CreateTenantRequest, ListPaymentMethodMapsRequest, auth_token_service_client::AuthTokenServiceClient,
     mapping_service_client::MappingServiceClient,
 };
-use tokio::sync::Mutex;
-
-/// Spans received, with the service.name of the process that sent them.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<(String, Span)>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().await;
-        for rs in req.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .and_then(|v| match &v.value {
-                    Some(Value::StringValue(s)) => Some(s.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                spans.extend(ss.spans.into_iter().map(|s| (service.clone(), s)));
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
 
 #[tokio::test]
 async fn one_trace_spans_a_call_between_two_ponte_processes() {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let otlp = listener.local_addr().unwrap();
-    let server = TraceServiceServer::new(collector.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(server)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (collector, otlp) = Collector::start().await;
 
     let database_url = ponte_tests::fresh_database().await;
     let sealing_keys = ponte_core::crypto::generate_key_entry("test");

@@ -1,7 +1,9 @@
 //! The HTTP client every connector shares: timeouts, a user agent, no redirects followed
-//! silently, and the trace context on every request.
+//! silently, and one send path ([`send`]) that puts the trace context on every request and
+//! counts every call by provider, operation and status (`ponte_outbound_requests_total`, with
+//! its duration): the 429s and 5xx of each outside system, seen in one place.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::ConnectorError;
 
@@ -31,4 +33,22 @@ pub async fn read(
         .map(Duration::from_secs);
     let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(system, e))?;
     Ok((status, retry_after, bytes))
+}
+
+/// Sends `req` to `provider` (`bling`, `bitrix24`, `cplug`, `envios360`) as `operation` (a
+/// bounded name: a REST method, or [`ponte_core::metrics::operation_of`] a path), with the
+/// current trace context; records its status and duration, and the status on the current span.
+pub async fn send(
+    provider: &'static str,
+    operation: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let started = Instant::now();
+    let sent = ponte_core::telemetry::traced(req).send().await;
+    let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+    ponte_core::metrics::record_outbound(provider, operation, status, started.elapsed());
+    if let Some(code) = status {
+        tracing::Span::current().record("http.response.status_code", code);
+    }
+    sent
 }

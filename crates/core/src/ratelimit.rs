@@ -104,16 +104,22 @@ pub async fn acquire(
     priority: Priority,
     max_wait: Duration,
 ) -> Result<(), RateLimitError> {
-    let deadline = tokio::time::Instant::now() + max_wait;
+    let started = tokio::time::Instant::now();
+    let deadline = started + max_wait;
     loop {
         match limiter.try_acquire(key, quota, priority).await? {
-            Decision::Go => return Ok(()),
+            Decision::Go => {
+                crate::metrics::record_budget_wait(key, started.elapsed());
+                return Ok(());
+            }
             Decision::DailyExhausted(renews_in) => {
+                crate::metrics::record_budget_refused(key, "daily_exhausted");
                 return Err(RateLimitError::DailyExhausted { key: key.to_owned(), renews_in });
             }
             Decision::Wait(wait) => {
                 let now = tokio::time::Instant::now();
                 if now + wait > deadline {
+                    crate::metrics::record_budget_refused(key, "wait_too_long");
                     return Err(RateLimitError::Timeout { key: key.to_owned(), waited: max_wait });
                 }
                 tokio::time::sleep(wait).await;

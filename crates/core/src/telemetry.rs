@@ -116,8 +116,14 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             Some(provider)
         }
     };
-    let otel_layer =
-        provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ponte")).with_level(true));
+    // Spans are exported at info and above whatever `PONTE_LOG` lets through to the logs: quieter
+    // logs must not cut the traces (nor the sync latency's exemplars, which read them).
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("ponte"))
+            .with_level(true)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
     let fmt_layer = match cfg.format {
         LogFormat::Json => {
             tracing_subscriber::fmt::layer().event_format(JsonWithTrace { service: cfg.service_name.clone() }).boxed()
@@ -127,7 +133,10 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .boxed(),
     };
-    tracing_subscriber::registry().with(EnvFilter::new(&cfg.filter)).with(otel_layer).with(fmt_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(fmt_layer.with_filter(EnvFilter::new(&cfg.filter)))
+        .try_init()?;
     Ok(TelemetryGuard { provider })
 }
 

@@ -49,7 +49,7 @@ pub async fn complete(
             (DeliveryState::Delivered, now, "", outcome.label(), detail.as_str(), Some(now))
         }
         Completion::Retry { at, error } => (DeliveryState::Pending, *at, error.as_str(), "", "", None),
-        Completion::Dead { error } => (DeliveryState::Dead, now, error.as_str(), "", "", None),
+        Completion::Dead { error, .. } => (DeliveryState::Dead, now, error.as_str(), "", "", None),
     };
     let bind = |q: Query<'static, Any, AnyArguments>| {
         q.bind(new_state.label())

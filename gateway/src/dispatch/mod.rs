@@ -44,7 +44,7 @@ use self::{
 };
 use crate::{
     lookups::Lookups,
-    metrics::{self, DeliveryLabels, SourceLabels, SubscriberLabels},
+    metrics::{self, DeadReason, DeliveryLabels, SubscriberLabels},
     sources::SourceKind,
     wake::Wake,
 };
@@ -174,10 +174,14 @@ impl Dispatcher {
     /// One attempt, recorded.
     async fn deliver(&self, c: Claimed) {
         let sub = c.subscriber.name();
+        let (service, method) = c.subscriber.rpc();
         let span = tracing::info_span!(
             "inbox.deliver",
             otel.name = %format!("deliver {} to {sub}", c.event.event_type),
             otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
             subscriber = sub,
             event_id = %c.event.event_id,
             entity = %c.event.entity_key,
@@ -201,7 +205,7 @@ impl Dispatcher {
                 tracing::info!(parent: &span, error = %error, "delivery failed; will retry");
                 "retry"
             }
-            Completion::Dead { error } => {
+            Completion::Dead { error, .. } => {
                 tracing::warn!(parent: &span, error = %error, "delivery failed for good; dead letter");
                 "dead"
             }
@@ -215,10 +219,11 @@ impl Dispatcher {
             match complete(&self.db, self.claims.owner(), &c, &completion).await {
                 Ok(Completed::Recorded(known)) => {
                     successor = known;
-                    if let (Completion::Dead { .. }, Some(kind)) =
+                    if let (Completion::Dead { exhausted, .. }, Some(kind)) =
                         (&completion, SourceKind::from_provider(c.event.source()))
                     {
-                        m.dead.get_or_create(&SourceLabels { source: kind.name() }).inc();
+                        let reason = if *exhausted { DeadReason::Exhausted } else { DeadReason::Refused };
+                        metrics::dead(kind.name(), reason);
                     }
                     break;
                 }

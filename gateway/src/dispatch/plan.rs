@@ -9,9 +9,20 @@ use super::config::DispatchConfig;
 /// What became of one attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Completion {
-    Delivered { outcome: EventOutcome, detail: String },
-    Retry { at: i64, error: String },
-    Dead { error: String },
+    Delivered {
+        outcome: EventOutcome,
+        detail: String,
+    },
+    Retry {
+        at: i64,
+        error: String,
+    },
+    /// `exhausted`: out of attempts (the service kept failing); otherwise it refused the event
+    /// for good.
+    Dead {
+        error: String,
+        exhausted: bool,
+    },
 }
 
 impl Completion {
@@ -19,7 +30,7 @@ impl Completion {
     pub fn answered_by(self, subscriber: &str) -> Self {
         match self {
             Self::Retry { at, error } => Self::Retry { at, error: format!("{subscriber}: {error}") },
-            Self::Dead { error } => Self::Dead { error: format!("{subscriber}: {error}") },
+            Self::Dead { error, exhausted } => Self::Dead { error: format!("{subscriber}: {error}"), exhausted },
             done => done,
         }
     }
@@ -41,9 +52,9 @@ pub fn plan(
     // never refused it.
     let retriable = is_retriable(&status) || status.code() == tonic::Code::Cancelled;
     if !retriable {
-        Completion::Dead { error: format!("{error} (not retriable)") }
+        Completion::Dead { error: format!("{error} (not retriable)"), exhausted: false }
     } else if attempt >= cfg.max_attempts {
-        Completion::Dead { error: format!("{error} (gave up after {attempt} attempts)") }
+        Completion::Dead { error: format!("{error} (gave up after {attempt} attempts)"), exhausted: true }
     } else {
         let wait = retry_after(&status).unwrap_or_else(|| cfg.backoff.backoff(attempt));
         Completion::Retry { at: now + wait.as_millis() as i64, error }
@@ -72,11 +83,17 @@ mod tests {
         assert!(matches!(plan(Err(tonic::Status::cancelled("cut")), 1, &cfg, 0), Completion::Retry { .. }));
         assert_eq!(
             plan(Err(asked), 3, &cfg, 0),
-            Completion::Dead { error: "Unavailable: bling rate limit (gave up after 3 attempts)".into() }
+            Completion::Dead {
+                error: "Unavailable: bling rate limit (gave up after 3 attempts)".into(),
+                exhausted: true
+            }
         );
         assert_eq!(
             plan(Err(tonic::Status::invalid_argument("event.tenant_id: is required")), 1, &cfg, 0),
-            Completion::Dead { error: "InvalidArgument: event.tenant_id: is required (not retriable)".into() }
+            Completion::Dead {
+                error: "InvalidArgument: event.tenant_id: is required (not retriable)".into(),
+                exhausted: false
+            }
         );
         assert_eq!(
             plan(Ok((EventOutcome::Stale, "older".into())), 1, &cfg, 0),
@@ -86,10 +103,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_service_that_answered() {
-        let dead = Completion::Dead { error: "Internal: boom (not retriable)".into() };
+        let dead = Completion::Dead { error: "Internal: boom (not retriable)".into(), exhausted: false };
         assert_eq!(
             dead.answered_by("catalog-sync"),
-            Completion::Dead { error: "catalog-sync: Internal: boom (not retriable)".into() }
+            Completion::Dead { error: "catalog-sync: Internal: boom (not retriable)".into(), exhausted: false }
         );
         let done = Completion::Delivered { outcome: EventOutcome::Applied, detail: "ok".into() };
         assert_eq!(

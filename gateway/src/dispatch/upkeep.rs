@@ -7,7 +7,7 @@ use ponte_core::{TenantId, db::Database, time::now_millis};
 use crate::{
     inbox::{EventState, clean, deliveries_for, insert_deliveries, lane},
     lookups::Lookups,
-    metrics::{self, SourceLabels},
+    metrics,
     routing::{Verdict, classify},
     sources::SourceKind,
 };
@@ -109,7 +109,7 @@ pub async fn route_received(db: &Database, lookups: &Lookups) -> Result<bool, sq
             }
             (_, true) => {
                 debug_assert_eq!(verdict.state(), EventState::Dead);
-                metrics::get().dead.get_or_create(&SourceLabels { source: kind.name() }).inc();
+                metrics::dead(kind.name(), metrics::DeadReason::Unusable);
             }
             (_, false) => {}
         }

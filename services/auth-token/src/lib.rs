@@ -8,6 +8,7 @@ mod connections;
 mod credentials;
 mod install;
 pub mod keys;
+pub mod metrics;
 mod oauth;
 mod tenants;
 mod tokens;
@@ -40,6 +41,7 @@ ponte_core::service_spec! {
 }
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    metrics::register();
     let svc = AuthToken::from_deps(deps)?;
     let refresher = svc.clone();
     let ahead = deps.env.seconds_or("PONTE_TOKEN_REFRESH_AHEAD_SECONDS", 1800, 60)?;

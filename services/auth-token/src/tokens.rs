@@ -177,6 +177,7 @@ impl AuthToken {
                 let bling = self.bling()?;
                 let Some(refresh_token) = current.open(&self.sealer, Field::RefreshToken)? else {
                     let reason = "Bling gave no refresh token; the merchant must connect again";
+                    crate::metrics::refreshed(name, "refused");
                     connections::set_state(
                         &self.db,
                         &tenant,
@@ -206,6 +207,7 @@ impl AuthToken {
             Provider::Bitrix24 => {
                 let app = self.bitrix24()?;
                 let Some(refresh_token) = current.open(&self.sealer, Field::RefreshToken)? else {
+                    crate::metrics::refreshed(name, "refused");
                     return Err(ServiceError::FailedPrecondition(
                         "the Bitrix24 connection has no refresh token".into(),
                     ));
@@ -252,6 +254,7 @@ impl AuthToken {
                     );
                 }
                 tracing::info!(tenant_id = %tenant, provider = name, "access token renewed");
+                crate::metrics::refreshed(name, "renewed");
                 let row = connections::require(&self.db, &tenant, provider).await?;
                 check_usable(&row)?;
                 Ok(row)
@@ -259,6 +262,7 @@ impl AuthToken {
             Err(ConnectorError::InvalidGrant { message, .. }) => {
                 let reason = format!("{message}; the merchant must connect again");
                 tracing::warn!(tenant_id = %tenant, provider = name, "grant refused; connection needs reauthorization");
+                crate::metrics::refreshed(name, "refused");
                 connections::set_state(
                     &self.db,
                     &tenant,
@@ -270,7 +274,10 @@ impl AuthToken {
                 .await?;
                 Err(ServiceError::FailedPrecondition(reason))
             }
-            Err(other) => Err(outside_failure(&format!("renewing the {name} token"), other)),
+            Err(other) => {
+                crate::metrics::refreshed(name, "failed");
+                Err(outside_failure(&format!("renewing the {name} token"), other))
+            }
         }
     }
 

@@ -23,7 +23,8 @@ use ponte_core::{
     time::{from_timestamp, to_datetime},
 };
 use ponte_proto::v1::{
-    CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, InboundEvent, Provider,
+    CatalogSyncServiceHandleEventRequest, CatalogSyncServiceHandleEventResponse, EventOutcome, Flow, InboundEvent,
+    Provider,
 };
 
 use crate::{
@@ -91,6 +92,16 @@ fn check(event: &InboundEvent) -> Result<Checked<'_>, ServiceError> {
     Ok(Checked { event, tenant, source, label, occurred })
 }
 
+/// Records a flow's write of an event in `ponte_sync_latency_seconds` (its receipt at the gateway
+/// to now, the write's answer): only when the flow wrote something.
+fn written(flow: Flow, e: &InboundEvent, outcome: EventOutcome) {
+    if outcome == EventOutcome::Applied
+        && let Some(received) = e.received_at.as_ref().map(from_timestamp)
+    {
+        ponte_core::metrics::record_sync(flow, received);
+    }
+}
+
 /// What an accepted event does, with the detail the ledger and the gateway keep.
 async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), ServiceError> {
     let e = c.event;
@@ -105,6 +116,7 @@ async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), S
             let bling_id = bling_id("product")?;
             let (to_crm, crm_detail) =
                 products::sync(ctx, &c.tenant, bling_id, &settings, Priority::Live).await?.describe("Bitrix24 product");
+            written(Flow::BlingToBitrix24Products, e, to_crm);
             let deleted = e.event_type.parse::<bling::webhooks::EventType>().is_ok_and(|t| t.is_deletion());
             if !settings.catalog_to_cplug || deleted {
                 return Ok((to_crm, crm_detail));
@@ -117,6 +129,7 @@ async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), S
                 cplug_sync::sync(ctx, &c.tenant, bling_id, sent.as_ref(), &settings, Priority::Live)
                     .await?
                     .describe("CPLUG product");
+            written(Flow::BlingToCplugProducts, e, to_pos);
             let applied = [to_crm, to_pos].contains(&EventOutcome::Applied);
             let outcome = if applied { EventOutcome::Applied } else { EventOutcome::Skipped };
             Ok((outcome, format!("{crm_detail}; {pos_detail}")))
@@ -127,7 +140,9 @@ async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), S
         (Provider::Bling, _) => {
             let order_id = bling_id("order")?;
             let change = orders::sync(ctx, &c.tenant, order_id, &settings.deal_stages, Priority::Live).await?;
-            Ok(change.describe("Bitrix24 deal"))
+            let (outcome, detail) = change.describe("Bitrix24 deal");
+            written(Flow::BlingToBitrix24Orders, e, outcome);
+            Ok((outcome, detail))
         }
         (_, _) if !settings.bitrix24_export_to_bling => {
             Ok((EventOutcome::Skipped, "Bitrix24 products are not exported to Bling (switch off)".into()))
@@ -137,7 +152,9 @@ async fn act(ctx: &Context, c: &Checked<'_>) -> Result<(EventOutcome, String), S
                 ServiceError::invalid("event.entity_key", format!("{} is not a Bitrix24 product id", quote(id)))
             })?;
             let change = export::sync(ctx, &c.tenant, product_id, Priority::Live).await?;
-            Ok(change.describe("Bling product"))
+            let (outcome, detail) = change.describe("Bling product");
+            written(Flow::Bitrix24ToBlingProducts, e, outcome);
+            Ok((outcome, detail))
         }
     }
 }

@@ -8,7 +8,6 @@ use std::{sync::Arc, time::Duration};
 use ponte_core::{
     access::AccessToken,
     ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter},
-    telemetry::traced,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -129,8 +128,10 @@ impl Portal {
             "bitrix24.request",
             otel.name = %format!("Bitrix24 {method}"),
             otel.kind = "client",
+            rpc.system = "bitrix24",
             rpc.method = %method,
-            ponte.portal = %self.domain,
+            http.request.method = "POST",
+            server.address = %self.domain,
             http.response.status_code = tracing::field::Empty,
             ponte.ratelimit.wait_ms = tracing::field::Empty,
         );
@@ -155,14 +156,10 @@ impl Portal {
         if let (Bitrix24Auth::OAuth { access_token, .. }, Value::Object(m)) = (&self.auth, &mut body) {
             m.insert("auth".into(), Value::String(access_token.clone()));
         }
-        let resp = traced(c.http.post(self.auth.url(method)))
-            .header("Accept", "application/json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let req = c.http.post(self.auth.url(method)).header("Accept", "application/json").json(&body);
+        let resp =
+            crate::http::send("bitrix24", method, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
-        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         if !status.is_success() {
             return Err(error_from(status, &bytes, self.is_webhook()));

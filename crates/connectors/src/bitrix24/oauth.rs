@@ -4,10 +4,7 @@
 
 use std::{fmt, time::Duration};
 
-use ponte_core::{
-    config::{ConfigError, Env},
-    telemetry::traced,
-};
+use ponte_core::config::{ConfigError, Env};
 use serde::Deserialize;
 
 use super::SYSTEM;
@@ -126,9 +123,8 @@ impl Bitrix24OAuth {
         let mut q: Vec<(&str, &str)> = grant.to_vec();
         q.push(("client_id", &self.config.client_id));
         q.push(("client_secret", &self.config.client_secret));
-        let resp = traced(self.http.get(&self.config.token_url))
-            .query(&q)
-            .send()
+        let req = self.http.get(&self.config.token_url).query(&q);
+        let resp = crate::http::send("bitrix24", "oauth.token", req)
             .await
             .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();

@@ -8,7 +8,6 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use ponte_core::{
     config::{ConfigError, Env},
     ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter},
-    telemetry::traced,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -131,11 +130,13 @@ impl BlingOAuth {
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenSet, ConnectorError> {
         let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
-        let resp = traced(self.http.post(&self.config.token_url))
+        let req = self
+            .http
+            .post(&self.config.token_url)
             .header("Authorization", format!("Basic {basic}"))
             .header("enable-jwt", "1")
-            .form(form)
-            .send()
+            .form(form);
+        let resp = crate::http::send("bling", "POST /oauth/token", req)
             .await
             .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
@@ -172,6 +173,8 @@ pub struct Caller<'a> {
 pub struct BlingApi {
     http: reqwest::Client,
     base: String,
+    /// The API's host, for spans (`server.address`).
+    host: String,
     limiter: Arc<dyn RateLimiter>,
     quota: Quota,
     max_wait: Duration,
@@ -179,7 +182,15 @@ pub struct BlingApi {
 
 impl BlingApi {
     pub fn new(http: reqwest::Client, base: &str, limiter: Arc<dyn RateLimiter>, quota: Quota) -> Self {
-        Self { http, base: base.trim_end_matches('/').to_owned(), limiter, quota, max_wait: Duration::from_secs(60) }
+        let host = url::Url::parse(base).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            host,
+            limiter,
+            quota,
+            max_wait: Duration::from_secs(60),
+        }
     }
 
     /// Sends one request, after taking a slot from the caller's account budget.
@@ -198,6 +209,7 @@ impl BlingApi {
             otel.name = %format!("Bling {method}"),
             otel.kind = "client",
             http.request.method = %method,
+            server.address = %self.host,
             url.path = %path,
             http.response.status_code = tracing::field::Empty,
             ponte.ratelimit.wait_ms = tracing::field::Empty,
@@ -231,16 +243,19 @@ impl BlingApi {
             other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
         })?;
         tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
-        let mut req = traced(self.http.request(method, format!("{}{path}", self.base)))
+        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(caller.token)
             .header("enable-jwt", "1")
             .query(query);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let resp =
+            crate::http::send("bling", &operation, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
-        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         if status.is_success() { Ok(bytes) } else { Err(error_from(status, &bytes)) }
     }

@@ -2,7 +2,6 @@
 
 use std::{fmt, time::Duration};
 
-use ponte_core::telemetry::traced;
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -64,9 +63,8 @@ impl CplugClient {
             username: &c.username,
             password: &c.password,
         };
-        let resp = traced(self.http.post(format!("{}/oauth/token", self.base)))
-            .json(&grant)
-            .send()
+        let req = self.http.post(format!("{}/oauth/token", self.base)).json(&grant);
+        let resp = crate::http::send("cplug", "POST /oauth/token", req)
             .await
             .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let status = resp.status();
@@ -92,11 +90,13 @@ impl CplugClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ConnectorError> {
-        let mut req = traced(self.http.request(method, format!("{}{path}", self.base))).bearer_auth(token);
+        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let resp =
+            crate::http::send("cplug", &operation, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let (status, retry_after, bytes) = read(SYSTEM, resp).await?;
         if !status.is_success() {
             return Err(error_from(status, retry_after, &bytes));

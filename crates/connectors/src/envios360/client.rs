@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use ponte_core::telemetry::traced;
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -54,11 +53,14 @@ impl Envios360Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, Failure> {
-        let mut req = traced(self.http.request(method, format!("{}{path}", self.base))).bearer_auth(token);
+        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
+        let resp = crate::http::send("envios360", &operation, req)
+            .await
+            .map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
         let (status, retry_after, bytes) = read(SYSTEM, resp).await.map_err(Failure::Other)?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {

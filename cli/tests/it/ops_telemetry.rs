@@ -1,0 +1,162 @@
+//! Sync latency per flow, as an SRE reads it: `ponte serve` processes exporting their spans to
+//! this test's OTLP receiver, one webhook per catalog flow sent with a trace context of its
+//! own; each flow's `ponte_sync_latency_seconds` counts the write, and its OpenMetrics
+//! exemplar carries that webhook's trace id, which the receiver got catalog-sync's spans of.
+//! The outside calls are counted per provider, operation and status; the Prometheus text
+//! format (no exemplars) is what a scraper that does not ask for OpenMetrics gets.
+
+use std::time::Duration;
+
+use ponte_proto::v1::SyncSettings;
+use ponte_tests::{
+    eventually,
+    webhooks::{TENANT, bling_api_at, bling_body, date, sign},
+};
+use serde_json::json;
+
+use crate::{ops_mesh::ProcessMesh, support::Collector};
+
+/// A trace id of our own per flow, sent in the webhook's `traceparent`.
+fn trace(n: u8) -> String {
+    format!("4bf92f3577b34da6a3ce929d0e0e47{n:02x}")
+}
+
+async fn post(url: String, content_type: &str, body: String, trace_id: String, signature: Option<String>) {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"));
+    if let Some(sig) = signature {
+        req = req.header("X-Bling-Signature-256", sig);
+    }
+    let resp = req.body(body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+}
+
+/// The exemplar trace ids of `flow`'s buckets in an OpenMetrics text.
+fn exemplars(text: &str, flow: &str) -> Vec<String> {
+    let series = format!("flow=\"{flow}\"}}");
+    text.lines()
+        .filter(|l| l.starts_with("ponte_sync_latency_seconds_bucket{") && l.contains(&series))
+        .filter_map(|l| l.split_once(" # {trace_id=\"")?.1.split_once('"').map(|(t, _)| t.to_owned()))
+        .collect()
+}
+
+fn count(text: &str, flow: &str) -> u64 {
+    let prefix = format!("ponte_sync_latency_seconds_count{{flow=\"{flow}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn every_catalog_flow_records_its_sync_latency_with_the_webhooks_trace_as_exemplar() {
+    let (collector, otlp) = Collector::start().await;
+    let mesh = ProcessMesh::start(
+        1,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")), ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned())],
+    )
+    .await;
+    mesh.settings(SyncSettings {
+        bling_create_creates_in_bitrix24: true,
+        bling_update_updates_bitrix24: true,
+        orders_to_bitrix24: true,
+        bitrix24_export_to_bling: true,
+        catalog_to_cplug: true,
+        ..Default::default()
+    })
+    .await;
+    let cfg = mesh.bling.bling.config().clone();
+    let bling_webhook = |event_id: &str, event: &str, data: serde_json::Value, trace_id: String| {
+        let body = bling_body(event_id, event, &cfg.company_id, &date(0), data);
+        let sig = sign(&cfg.client_secret, body.as_bytes());
+        post(mesh.gateway_url("/webhooks/bling"), "application/json", body, trace_id, Some(sig))
+    };
+
+    // A Bling product: into Bitrix24 and into CPLUG (the webhook carries the product).
+    let product =
+        json!({"nome": "Copo", "codigo": "COPO-1", "preco": 12.5, "situacao": "A", "tipo": "P", "formato": "S"});
+    let id = mesh.bling.bling.seed_product(product.clone());
+    let mut sent = product.clone();
+    sent["id"] = json!(id);
+    bling_webhook("ops-product", "product.created", sent, trace(1)).await;
+    let portal = &mesh.portal.portal;
+    assert!(eventually(Duration::from_secs(30), || async { portal.products().len() == 1 }).await, "no CRM product");
+    let pos = &mesh.pos.cplug;
+    assert!(eventually(Duration::from_secs(30), || async { pos.products().len() == 1 }).await, "no CPLUG product");
+
+    // A Bling order: a Bitrix24 deal.
+    let auth = mesh.channel("auth-token").await;
+    let order = bling_api_at(
+        auth,
+        reqwest::Method::POST,
+        "/pedidos/vendas",
+        Some(json!({"contato": {"id": ponte_sandbox::bling::CONSUMIDOR_FINAL}, "data": "2026-11-22",
+            "dataSaida": "2026-11-22", "dataPrevista": "2026-11-22",
+            "itens": [{"produto": {"id": id}, "quantidade": 1, "valor": 12.5, "descricao": "Copo"}]})),
+    )
+    .await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    bling_webhook("ops-order", "order.created", json!({"id": order}), trace(2)).await;
+    assert!(eventually(Duration::from_secs(30), || async { portal.deals().len() == 1 }).await, "no deal");
+
+    // A product made in the CRM: exported into Bling.
+    let crm_id = portal.create_product_in_ui(json!({"NAME": "Prato", "XML_ID": "PRA-1", "PRICE": 20})).unwrap();
+    let pc = portal.config();
+    let form = serde_urlencoded::to_string([
+        ("event", "ONCRMPRODUCTADD".to_owned()),
+        ("event_handler_id", "1".to_owned()),
+        ("data[FIELDS][ID]", crm_id.to_string()),
+        ("ts", chrono::Utc::now().timestamp().to_string()),
+        ("auth[domain]", pc.domain.clone()),
+        ("auth[member_id]", pc.member_id.clone()),
+        ("auth[application_token]", pc.application_token.clone()),
+    ])
+    .unwrap();
+    let url = mesh.gateway_url(&format!("/webhooks/bitrix24/{TENANT}"));
+    post(url, "application/x-www-form-urlencoded", form, trace(3), None).await;
+    // The export marks the CRM product with the Bling id it created.
+    let exported_id = || {
+        let key =
+            portal.properties().into_iter().find(|p| p.code == "BLING_ID").map(|p| format!("PROPERTY_{}", p.id))?;
+        let p = portal.product(crm_id)?;
+        ponte_connectors::bitrix24::client::field_values(p.get(&key)).into_iter().next()?.parse::<i64>().ok()
+    };
+    assert!(eventually(Duration::from_secs(30), || async { exported_id().is_some() }).await, "not exported");
+    assert_eq!(mesh.bling.bling.product(exported_id().unwrap()).unwrap()["nome"], "Prato");
+
+    let catalog_sync = mesh.proc("catalog-sync");
+    let flows = [
+        ("bling_to_bitrix24_products", trace(1)),
+        ("bling_to_cplug_products", trace(1)),
+        ("bling_to_bitrix24_orders", trace(2)),
+        ("bitrix24_to_bling_products", trace(3)),
+    ];
+    let text = catalog_sync.metrics(true).await;
+    for (flow, trace_id) in &flows {
+        assert_eq!(count(&text, flow), 1, "{flow}: {text}");
+        assert_eq!(exemplars(&text, flow), vec![trace_id.clone()], "{flow}'s exemplar");
+    }
+    // The exemplars' traces are the ones catalog-sync exported.
+    let exported = eventually(Duration::from_secs(10), || async {
+        let seen = collector.traces_of("ponte-catalog-sync").await;
+        flows.iter().all(|(_, t)| seen.contains(t))
+    })
+    .await;
+    assert!(exported, "catalog-sync exported {:?}", collector.traces_of("ponte-catalog-sync").await);
+
+    // Every call to an outside system is counted by provider, operation and status.
+    let plain = catalog_sync.metrics(false).await;
+    assert!(!plain.contains("trace_id=") && !plain.contains("# EOF"), "exemplars in the Prometheus format");
+    for want in [
+        r#"ponte_outbound_requests_total{provider="bling",operation="GET /produtos/{id}",code="200"}"#,
+        r#"ponte_outbound_requests_total{provider="bitrix24",operation="crm.product.add",code="200"}"#,
+        r#"ponte_outbound_requests_total{provider="cplug",operation="PUT /products/{id}",code="200"}"#,
+        r#"ponte_ratelimit_wait_seconds_count{budget="bling"}"#,
+    ] {
+        assert!(plain.contains(want), "missing {want} in:\n{plain}");
+    }
+    // The gateway's inbox is empty again, for every subscriber.
+    let gateway = mesh.proc("gateway").metrics(false).await;
+    assert!(gateway.contains(r#"ponte_inbox_pending{subscriber="catalog-sync"} 0"#), "{gateway}");
+    assert!(gateway.contains(r#"ponte_inbox_oldest_pending_age_seconds{subscriber="catalog-sync"} 0"#), "{gateway}");
+}
