@@ -3,6 +3,7 @@
 
 mod cli;
 mod dlq;
+mod ops_alerts;
 mod ops_manifests;
 mod ops_mesh;
 mod ops_rolling;
