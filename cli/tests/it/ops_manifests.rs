@@ -108,7 +108,17 @@ async fn every_variable_a_process_reads_at_start_is_set_in_every_overlay() {
     for overlay in overlays() {
         let objects = render(&overlay);
         let oname = overlay.file_name().unwrap().to_string_lossy().into_owned();
-        for o in objects.iter().filter(|o| o["kind"] == "ConfigMap") {
+        // The ConfigMaps a container takes its environment from (not, e.g., the dashboard's).
+        let mounted: std::collections::BTreeSet<&str> = objects
+            .iter()
+            .flat_map(|o| o["spec"]["template"]["spec"]["containers"].as_array().into_iter().flatten())
+            .flat_map(|c| c["envFrom"].as_array().into_iter().flatten())
+            .filter_map(|f| f["configMapRef"]["name"].as_str())
+            .collect();
+        for o in objects
+            .iter()
+            .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"].as_str().is_some_and(|n| mounted.contains(n)))
+        {
             configmap_keys.extend(o["data"].as_object().into_iter().flatten().map(|(k, _)| (oname.clone(), k.clone())));
         }
         for o in objects.iter().filter(|o| o["kind"] == "Deployment" || o["kind"] == "Job") {
