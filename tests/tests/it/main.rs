@@ -21,3 +21,8 @@ mod http_trace;
 mod idempotency;
 mod mapping;
 mod ratelimit;
+mod shipping_changes;
+mod shipping_cycle;
+mod shipping_reports;
+mod shipping_storms;
+mod shipping_world;
