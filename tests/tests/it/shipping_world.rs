@@ -115,6 +115,8 @@ pub struct ShippingWorld {
     pub hub: envios360::Handle,
     pub gateway: GatewayHttp,
     pub relay: Relay,
+    /// Where shipping-status listens.
+    pub shipping_url: String,
 }
 
 impl ShippingWorld {
@@ -124,6 +126,23 @@ impl ShippingWorld {
 
     /// With the sandboxes' settings changed by `bling` and `hub`.
     pub async fn start_with(bling: impl FnOnce(&mut bling::Config), hub: impl FnOnce(&mut envios360::Config)) -> Self {
+        Self::start_layout(SPECS, None, bling, hub).await
+    }
+
+    /// With shipping-status out of this process, listening at `shipping_url` (the mesh runs the
+    /// other services).
+    pub async fn start_without_shipping(shipping_url: String) -> Self {
+        let specs: &[&ponte_core::service::ServiceSpec] =
+            &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
+        Self::start_layout(specs, Some(shipping_url), |_| {}, |_| {}).await
+    }
+
+    async fn start_layout(
+        specs: &[&'static ponte_core::service::ServiceSpec],
+        shipping_url: Option<String>,
+        bling: impl FnOnce(&mut bling::Config),
+        hub: impl FnOnce(&mut envios360::Config),
+    ) -> Self {
         let relay_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let relay_url = format!("http://{}", relay_listener.local_addr().unwrap());
         let gateway_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,7 +168,7 @@ impl ShippingWorld {
         };
         bling(&mut bling_config);
         let env = ponte_core::config::Env::default().with("PONTE_ENVIOS360_API_URL", &hub.base_url);
-        let w = BlingWorld::start_with_env(SPECS, bling_config, &ponte_tests::redis_url(), env).await;
+        let w = BlingWorld::start_with_env(specs, bling_config, &ponte_tests::redis_url(), env).await;
         let cfg = hub.hub.config().clone();
         AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
             .set_api_credentials(SetApiCredentialsRequest {
@@ -169,27 +188,45 @@ impl ShippingWorld {
             .with("PONTE_DISPATCH_MAX_BACKOFF_SECONDS", "1")
             .with("PONTE_DISPATCH_MAX_ATTEMPTS", "60")
             .with("PONTE_DISPATCH_POLL_MS", "200");
-        let gateway = w.mesh.start_gateway_http_with(env, w.mesh.peers.clone(), Some(gateway_listener)).await;
-        Self { w, hub, gateway, relay }
+        let mut peers = w.mesh.peers.clone();
+        if let Some(url) = shipping_url {
+            peers.shipping_status = url;
+        }
+        let gateway = w.mesh.start_gateway_http_with(env, peers.clone(), Some(gateway_listener)).await;
+        Self { w, hub, gateway, relay, shipping_url: peers.shipping_status }
+    }
+
+    /// Whether shipping-status accepts connections.
+    pub async fn shipping_reachable(&self) -> bool {
+        self.try_shipping().await.is_ok()
     }
 
     pub async fn shipping(&self) -> ShippingStatusServiceClient<Channel> {
-        ShippingStatusServiceClient::new(self.w.mesh.channel("shipping-status").await)
+        self.try_shipping().await.expect("shipping-status answers")
+    }
+
+    async fn try_shipping(&self) -> Result<ShippingStatusServiceClient<Channel>, tonic::transport::Error> {
+        let endpoint = tonic::transport::Endpoint::from_shared(self.shipping_url.clone()).expect("a URL");
+        Ok(ShippingStatusServiceClient::new(endpoint.connect().await?))
     }
 
     /// Runs setup, again after the wait asked for while Bling is busy (setup is idempotent).
     pub async fn set_up(&self, dry_run: bool) -> SetUpShippingResponse {
         let req = SetUpShippingRequest { tenant_id: TENANT.into(), dry_run, ..Default::default() };
+        self.try_set_up(req).await.unwrap_or_else(|s| panic!("set up shipping: {s:?}"))
+    }
+
+    /// Runs `req`, again after the wait asked for while Bling is busy; any other answer as it is.
+    pub async fn try_set_up(&self, req: SetUpShippingRequest) -> Result<SetUpShippingResponse, tonic::Status> {
         for _ in 0..20 {
             match self.shipping().await.set_up_shipping(req.clone()).await {
-                Ok(r) => return r.into_inner(),
                 Err(s) if s.code() == tonic::Code::Unavailable => {
                     tokio::time::sleep(ponte_core::error::retry_after(&s).unwrap_or(Duration::from_millis(500))).await;
                 }
-                Err(s) => panic!("set up shipping: {s:?}"),
+                answer => return answer.map(tonic::Response::into_inner),
             }
         }
-        panic!("set up shipping: Bling stayed busy")
+        Err(tonic::Status::unavailable("Bling stayed busy"))
     }
 
     /// The id of situação `name` of the Vendas module.
@@ -299,10 +336,10 @@ impl ShippingWorld {
         self.hub_orders(order).remove(0)
     }
 
-    /// The shipment of `order`, if it has one.
+    /// The shipment of `order`, if it has one (and shipping-status answers).
     pub async fn shipment(&self, order: i64) -> Option<Shipment> {
         let req = GetShipmentRequest { tenant_id: TENANT.into(), bling_order_id: order };
-        self.shipping().await.get_shipment(req).await.ok().and_then(|r| r.into_inner().shipment)
+        self.try_shipping().await.ok()?.get_shipment(req).await.ok().and_then(|r| r.into_inner().shipment)
     }
 
     /// Waits until the shipment of `order` satisfies `f`; it.
