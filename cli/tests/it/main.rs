@@ -4,5 +4,6 @@
 mod cli;
 mod dlq;
 mod refresh;
+mod shipping;
 mod support;
 mod trace;
