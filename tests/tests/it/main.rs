@@ -27,4 +27,3 @@ mod shipping_cycle;
 mod shipping_reports;
 mod shipping_setup;
 mod shipping_storms;
-mod shipping_world;

@@ -7,7 +7,7 @@
 use ponte_proto::v1::ShippingStatus;
 use serde_json::Value;
 
-use crate::shipping_world::{CANCELADO, EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{CANCELADO, EM_ANDAMENTO, ShippingWorld};
 
 /// The order's body with item `index`'s quantity set to `quantidade`.
 fn edited(world: &ShippingWorld, order: i64, index: usize, quantidade: i64) -> Value {
@@ -90,7 +90,7 @@ async fn cancellations_reach_360_before_delivery_and_are_recorded_after() {
     world.move_order(second, EM_ANDAMENTO).await;
     let hub_second = world.until_at_hub(second).await["id"].as_str().unwrap().to_owned();
     world.hub.hub.set_status(&hub_second, "delivered").unwrap();
-    world.until_situacao(second, crate::shipping_world::ATENDIDO).await;
+    world.until_situacao(second, ponte_tests::shipping::ATENDIDO).await;
     world.move_order(second, CANCELADO).await;
     let after = world.until_shipment(second, "a note", |s| !s.attention.is_empty()).await;
     assert_eq!(after.attention, "cancelled in Bling after dispatch, not forwarded (360Envios: delivered)");

@@ -23,7 +23,7 @@ use ponte_core::{
 use ponte_tests::eventually;
 use tokio::net::TcpListener;
 
-use crate::shipping_world::{EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{EM_ANDAMENTO, ShippingWorld};
 
 /// The test binary's own shipping-status, as `ponte serve shipping-status` runs it, configured
 /// by the variables [`spawn`] sets; serves until killed.

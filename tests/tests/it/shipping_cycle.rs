@@ -7,7 +7,7 @@
 
 use ponte_proto::v1::{EventOutcome, Flow, ProductApproval, SetUpAction, ShippingStatus};
 
-use crate::shipping_world::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
 
 fn actions(r: &ponte_proto::v1::SetUpShippingResponse, action: SetUpAction) -> Vec<String> {
     r.steps.iter().filter(|s| s.action == action as i32).map(|s| s.subject.clone()).collect()

@@ -16,7 +16,7 @@ use ponte_tests::{
 use reqwest::Method;
 use serde_json::json;
 
-use crate::shipping_world::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
 
 /// What shipping-status answered for each Bling event of `order`, oldest first.
 async fn answers(world: &ShippingWorld, entity: &str) -> Vec<(String, String, String)> {

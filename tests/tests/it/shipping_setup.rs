@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tonic::Code;
 
-use crate::shipping_world::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
 
 #[tokio::test]
 async fn the_merchants_own_situacoes_are_adopted_and_its_own_map_kept() {

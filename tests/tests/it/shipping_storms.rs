@@ -6,7 +6,7 @@
 use ponte_proto::v1::{EventOutcome, ShippingStatus};
 use ponte_sandbox::common::FaultSettings;
 
-use crate::shipping_world::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
 
 #[tokio::test]
 async fn webhooks_repeated_ten_times_in_reverse_order_leave_the_same_final_states() {

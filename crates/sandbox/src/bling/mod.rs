@@ -43,7 +43,7 @@ pub use seed::{
     CANAIS, CANAL_PDV, CONSUMIDOR_FINAL, DEPOSITO_GERAL, DEPOSITOS, FORMAS, MODULO_COMPRAS, MODULO_VENDAS,
     SITUACOES_VENDAS,
 };
-pub use store::{Bling, Config, Movement, Operacao, Stats};
+pub use store::{Bling, Config, Movement, Operacao, SituacaoMove, Stats};
 
 impl Bling {
     /// The router, to serve under any base (`/Api/v3` is part of its paths).

@@ -45,9 +45,18 @@ async fn custom_situacoes_inherit_a_default_of_their_module_under_a_name_unique_
     let order = json!({"contato": {"id": CONSUMIDOR_FINAL}, "data": "2026-03-02", "dataSaida": "2026-03-02",
         "dataPrevista": "2026-03-02", "itens": [{"produto": {"id": produto}, "quantidade": 1, "valor": 5}]});
     let pedido = c.post(&token, "/pedidos/vendas", order).await.1["data"]["id"].as_i64().unwrap();
+    let mut moves = h.bling.situacao_moves();
+    let before = std::time::Instant::now();
     let patch = c.send(&token, reqwest::Method::PATCH, &format!("/pedidos/vendas/{pedido}/situacoes/{id}"), None).await;
     assert_eq!(patch.0, 204);
     assert_eq!(h.bling.order(pedido).unwrap()["situacao"], json!({"id": id, "valor": 3}));
+    // Each move is reported as it is applied; moving to the situação it is in is none.
+    let again = c.send(&token, reqwest::Method::PATCH, &format!("/pedidos/vendas/{pedido}/situacoes/{id}"), None).await;
+    assert_eq!(again.0, 204);
+    let moved = moves.try_recv().unwrap();
+    assert_eq!((moved.pedido, moved.situacao), (pedido, id));
+    assert!(moved.at >= before);
+    assert!(moves.try_recv().is_err(), "no move for a situação the order is in");
 }
 
 #[tokio::test]

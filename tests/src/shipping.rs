@@ -1,4 +1,4 @@
-//! The world the shipping tests run in: the Bling and 360Envios sandboxes sending their real
+//! The world the shipping tests and benchmark run in: the Bling and 360Envios sandboxes sending their real
 //! signed webhooks through a relay to a real gateway, which stores them and delivers them over
 //! gRPC to shipping-status (and catalog-sync), with auth-token and mapping, on PostgreSQL and
 //! Redis. The relay passes webhooks on, or holds them so that a test can deliver them later,
@@ -10,6 +10,10 @@ use std::{
     time::Duration,
 };
 
+use crate::{
+    GatewayHttp, eventually,
+    webhooks::{BlingWorld, TENANT},
+};
 use axum::{
     Router,
     body::Bytes,
@@ -18,16 +22,12 @@ use axum::{
     routing::post,
 };
 use ponte_proto::v1::{
-    Envios360Credentials, FlowStatus, GetShipmentRequest, ListShipmentsRequest, SetApiCredentialsRequest,
-    SetUpShippingRequest, SetUpShippingResponse, Shipment, ShippingStatusServiceGetSyncStatusRequest,
-    auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
-    shipping_status_service_client::ShippingStatusServiceClient,
+    Envios360Credentials, FlowStatus, GetAccessTokenRequest, GetAccessTokenResponse, GetShipmentRequest,
+    ListShipmentsRequest, Provider, SetApiCredentialsRequest, SetUpShippingRequest, SetUpShippingResponse, Shipment,
+    ShippingStatusServiceGetSyncStatusRequest, auth_token_service_client::AuthTokenServiceClient,
+    set_api_credentials_request::Credentials, shipping_status_service_client::ShippingStatusServiceClient,
 };
 use ponte_sandbox::{bling, envios360};
-use ponte_tests::{
-    GatewayHttp, eventually,
-    webhooks::{BlingWorld, TENANT},
-};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -126,7 +126,7 @@ impl ShippingWorld {
 
     /// With the sandboxes' settings changed by `bling` and `hub`.
     pub async fn start_with(bling: impl FnOnce(&mut bling::Config), hub: impl FnOnce(&mut envios360::Config)) -> Self {
-        Self::start_layout(SPECS, None, bling, hub).await
+        Self::start_layout(SPECS, None, ponte_core::config::Env::default(), bling, hub).await
     }
 
     /// With shipping-status out of this process, listening at `shipping_url` (the mesh runs the
@@ -134,12 +134,15 @@ impl ShippingWorld {
     pub async fn start_without_shipping(shipping_url: String) -> Self {
         let specs: &[&ponte_core::service::ServiceSpec] =
             &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC, &ponte_gateway::SPEC];
-        Self::start_layout(specs, Some(shipping_url), |_| {}, |_| {}).await
+        Self::start_layout(specs, Some(shipping_url), ponte_core::config::Env::default(), |_| {}, |_| {}).await
     }
 
-    async fn start_layout(
+    /// `specs` in this process (shipping-status elsewhere, at `shipping_url`, when given),
+    /// configured by `env`, with the sandboxes' settings changed by `bling` and `hub`.
+    pub async fn start_layout(
         specs: &[&'static ponte_core::service::ServiceSpec],
         shipping_url: Option<String>,
+        env: ponte_core::config::Env,
         bling: impl FnOnce(&mut bling::Config),
         hub: impl FnOnce(&mut envios360::Config),
     ) -> Self {
@@ -167,8 +170,8 @@ impl ShippingWorld {
             ..bling::Config::default()
         };
         bling(&mut bling_config);
-        let env = ponte_core::config::Env::default().with("PONTE_ENVIOS360_API_URL", &hub.base_url);
-        let w = BlingWorld::start_with_env(specs, bling_config, &ponte_tests::redis_url(), env).await;
+        let env = env.with("PONTE_ENVIOS360_API_URL", &hub.base_url);
+        let w = BlingWorld::start_with_env(specs, bling_config, &crate::redis_url(), env).await;
         let cfg = hub.hub.config().clone();
         AuthTokenServiceClient::new(w.mesh.channel("auth-token").await)
             .set_api_credentials(SetApiCredentialsRequest {
@@ -235,6 +238,14 @@ impl ShippingWorld {
         let list = self.bling_api(Method::GET, &path, None).await;
         let found = list["data"].as_array().into_iter().flatten().find(|s| s["nome"] == name);
         found.and_then(|s| s["id"].as_i64()).unwrap_or_else(|| panic!("no situação '{name}': {list}"))
+    }
+
+    /// The tenant's Bling token and API base, as auth-token hands them out.
+    pub async fn bling_token(&self) -> GetAccessTokenResponse {
+        let req =
+            GetAccessTokenRequest { tenant_id: TENANT.into(), provider: Provider::Bling as i32, ..Default::default() };
+        let mut auth = AuthTokenServiceClient::new(self.w.mesh.channel("auth-token").await);
+        auth.get_access_token(req).await.expect("the tenant's Bling token").into_inner()
     }
 
     /// One call to Bling's API with the tenant's token; the JSON answer (null when empty).
@@ -361,7 +372,7 @@ impl ShippingWorld {
     /// Waits until the gateway has delivered every stored event (none pending or in flight).
     pub async fn until_quiet(&self) {
         let quiet = eventually(Duration::from_secs(30), || async move {
-            ponte_tests::count(
+            crate::count(
                 &self.gateway.db,
                 "SELECT COUNT(*) FROM inbox_deliveries WHERE state IN ('pending', 'in_flight')",
             )
