@@ -66,6 +66,9 @@ pub enum ShippingCommand {
         /// The situação that releases an order to 360Envios.
         #[arg(long, default_value = "Em andamento")]
         release_situacao: String,
+        /// Also find or create the cycle's transitions between those situações.
+        #[arg(long)]
+        transitions: bool,
         #[command(flatten)]
         addr: ShippingAddr,
     },
@@ -303,8 +306,8 @@ async fn set_up(addr: &ShippingAddr, req: SetUpShippingRequest) -> anyhow::Resul
 }
 
 pub async fn shipping(cmd: ShippingCommand) -> anyhow::Result<()> {
-    let ShippingCommand::Setup { tenant, dry_run, release_situacao, addr } = cmd;
-    let req = SetUpShippingRequest { tenant_id: tenant, dry_run, release_situacao_name: release_situacao };
+    let ShippingCommand::Setup { tenant, dry_run, release_situacao, transitions, addr } = cmd;
+    let req = SetUpShippingRequest { tenant_id: tenant, dry_run, release_situacao_name: release_situacao, transitions };
     let steps = set_up(&addr, req).await?;
     print!("{}", steps_table(&steps));
     let count = |a: SetUpAction| steps.iter().filter(|s| s.action() == a).count();

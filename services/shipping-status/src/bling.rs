@@ -1,6 +1,6 @@
 //! What shipping reads from and writes to a tenant's Bling account: sales orders and products
 //! (re-read, events are only notifications), situação moves, and the Vendas module's situações
-//! for setup; each through the tenant's token (renewed once when Bling refuses it) on the
+//! and transitions for setup; each through the tenant's token (renewed once when Bling refuses it) on the
 //! account's shared budget, at live priority (an event or a person is waiting).
 
 use ponte_connectors::{
@@ -8,6 +8,7 @@ use ponte_connectors::{
     bling::{
         Caller,
         resources::{Modulo, NovaSituacao, PedidoVenda, Produto, Situacao},
+        situacoes::{NovaTransicao, Transicao},
     },
 };
 use ponte_core::{BlingId, TenantId, access::AccessToken, error::ServiceError, ratelimit::Priority};
@@ -80,6 +81,24 @@ impl Context {
         let api = &self.bling;
         let created = self.tokens.with_token(tenant, Provider::Bling, |t| async move {
             Ok::<_, CallError>(api.create_situacao(caller(&t), nova).await?)
+        });
+        Ok(created.await?)
+    }
+
+    /// The transitions of module `modulo`.
+    pub async fn transicoes(&self, tenant: &TenantId, modulo: i64) -> Result<Vec<Transicao>, ServiceError> {
+        let api = &self.bling;
+        let read = self.tokens.with_token(tenant, Provider::Bling, |t| async move {
+            Ok::<_, CallError>(api.transicoes(caller(&t), modulo).await?)
+        });
+        Ok(read.await?)
+    }
+
+    /// Creates a transition; its id.
+    pub async fn create_transicao(&self, tenant: &TenantId, nova: &NovaTransicao) -> Result<i64, ServiceError> {
+        let api = &self.bling;
+        let created = self.tokens.with_token(tenant, Provider::Bling, |t| async move {
+            Ok::<_, CallError>(api.create_transicao(caller(&t), nova).await?)
         });
         Ok(created.await?)
     }

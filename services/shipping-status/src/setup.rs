@@ -5,9 +5,14 @@
 //! duplicated — or created; then the situação ⇄ shipping status map written into mapping,
 //! with the release situação ("Em andamento" unless the request names another) and Bling's
 //! defaults Atendido (delivered) and Cancelado (cancelled). An entry the tenant already maps
-//! otherwise is kept as it is and reported. A dry run reads and reports, and writes nothing.
+//! otherwise is kept as it is and reported. Asked to, it also finds or creates the cycle's
+//! transitions (each step to the next, and to Cancelado from each step before transit), which
+//! run no stock action. A dry run reads and reports, and writes nothing.
 
-use ponte_connectors::bling::resources::{NovaSituacao, Situacao};
+use ponte_connectors::bling::{
+    resources::{IdRef, NovaSituacao, Situacao},
+    situacoes::NovaTransicao,
+};
 use ponte_core::{TenantId, error::ServiceError};
 use ponte_proto::v1::{SetUpAction, SetUpShippingRequest, SetUpStep, ShippingStatus, SituacaoMap};
 use tonic::Code;
@@ -129,6 +134,9 @@ pub(crate) async fn set_up(
         targets.push(Target { id: s.id, name: s.nome.clone(), status, releases: false });
     }
     map(ctx, tenant, &targets, req.dry_run, &mut steps).await?;
+    if req.transitions {
+        transitions(ctx, tenant, vendas.id, &targets, req.dry_run, &mut steps).await?;
+    }
     if !req.dry_run {
         ctx.mapping.forget(tenant).await;
     }
@@ -201,6 +209,47 @@ async fn map(
             Err(s) => {
                 return Err(ServiceError::FailedPrecondition(format!("mapping refused {subject}: {}", s.message())));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The cycle's moves, as indexes into the targets (release, the three steps, Atendido,
+/// Cancelado): each step to the next, and to Cancelado from each step before transit.
+const MOVES: [(usize, usize); 7] = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (1, 5), (2, 5)];
+
+/// Creates the transitions of the cycle the module lacks.
+async fn transitions(
+    ctx: &Context,
+    tenant: &TenantId,
+    modulo: i64,
+    targets: &[Target],
+    dry_run: bool,
+    steps: &mut Vec<SetUpStep>,
+) -> Result<(), ServiceError> {
+    let existing = ctx.transicoes(tenant, modulo).await?;
+    for (from, to) in MOVES {
+        let (from, to) = (&targets[from], &targets[to]);
+        let subject = format!("transição '{}' → '{}'", from.name, to.name);
+        let found = existing.iter().find(|t| t.situacao_origem.id == from.id && t.situacao_destino.id == to.id);
+        if let Some(t) = found.filter(|_| from.id != 0 && to.id != 0) {
+            steps.push(step(subject, SetUpAction::Found, to.id, format!("already in Bling (transição {})", t.id)));
+        } else if dry_run {
+            steps.push(step(subject, SetUpAction::WouldCreate, to.id, "would create, with no stock action"));
+        } else {
+            let nova = NovaTransicao {
+                situacao_origem: IdRef { id: from.id },
+                situacao_destino: IdRef { id: to.id },
+                ativo: true,
+                acoes: Vec::new(),
+            };
+            let id = ctx.create_transicao(tenant, &nova).await?;
+            steps.push(step(
+                subject,
+                SetUpAction::Created,
+                to.id,
+                format!("created (transição {id}), with no stock action"),
+            ));
         }
     }
     Ok(())

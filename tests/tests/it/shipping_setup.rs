@@ -1,6 +1,7 @@
 //! Setup against an account the merchant has already worked on: a situação of the cycle the
 //! merchant made (under another spelling) is adopted, not duplicated; a status the tenant maps
-//! to its own situação is kept; a release situação the account lacks is refused naming the field.
+//! to its own situação is kept; a release situação the account lacks is refused naming the field;
+//! the cycle's transitions are created once when asked for (the account's own one is found).
 
 use ponte_proto::v1::{
     CreateSituacaoMapRequest, SetUpAction, SetUpShippingRequest, ShippingStatus, SituacaoMap,
@@ -79,4 +80,35 @@ async fn the_merchants_own_situacoes_are_adopted_and_its_own_map_kept() {
     let unknown = SetUpShippingRequest { tenant_id: "outra-loja".into(), ..Default::default() };
     let err = world.try_set_up(unknown).await.unwrap_err();
     assert_eq!((err.code(), err.message()), (Code::NotFound, "tenant 'outra-loja' does not exist"));
+}
+
+#[tokio::test]
+async fn the_cycles_transitions_are_created_once_when_asked_for() {
+    let world = ShippingWorld::start().await;
+    let with_transitions =
+        |dry_run| SetUpShippingRequest { tenant_id: TENANT.into(), dry_run, transitions: true, ..Default::default() };
+    let transitions = |r: &ponte_proto::v1::SetUpShippingResponse, action: SetUpAction| {
+        r.steps.iter().filter(|s| s.subject.starts_with("transição") && s.action() == action).count()
+    };
+    let dry = world.try_set_up(with_transitions(true)).await.unwrap();
+    // Em andamento → Cancelado is one of the account's defaults already.
+    assert_eq!((transitions(&dry, SetUpAction::WouldCreate), transitions(&dry, SetUpAction::Found)), (6, 1), "{dry:?}");
+    let first = world.try_set_up(with_transitions(false)).await.unwrap();
+    assert_eq!(
+        (transitions(&first, SetUpAction::Created), transitions(&first, SetUpAction::Found)),
+        (6, 1),
+        "{first:?}"
+    );
+    let again = world.try_set_up(with_transitions(false)).await.unwrap();
+    assert_eq!(transitions(&again, SetUpAction::Found), 7, "{again:?}");
+    let (romaneio, rota) = (world.situacao("Em romaneio").await, world.situacao("Em rota de entrega").await);
+    let list = world.bling_api(Method::GET, &format!("/situacoes/modulos/{MODULO_VENDAS}/transicoes"), None).await;
+    let pairs: Vec<(i64, i64)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["situacaoOrigem"]["id"].as_i64().unwrap(), t["situacaoDestino"]["id"].as_i64().unwrap()))
+        .collect();
+    assert!(pairs.contains(&(EM_ANDAMENTO, romaneio)) && pairs.contains(&(rota, ATENDIDO)), "{pairs:?}");
+    assert_eq!(pairs.iter().filter(|p| **p == (EM_ANDAMENTO, romaneio)).count(), 1);
 }

@@ -223,6 +223,8 @@ pub struct Inner {
     pub stock: BTreeMap<(i64, i64), Decimal>,
     pub movements: Vec<Movement>,
     pub situacoes: Vec<Situacao>,
+    /// The Vendas module's transitions: (id, origem, destino).
+    pub transicoes: Vec<(i64, i64, i64)>,
     pub formas: Vec<Value>,
 }
 
@@ -255,6 +257,7 @@ impl Inner {
             stock: BTreeMap::new(),
             movements: Vec::new(),
             situacoes: seed::situacoes(),
+            transicoes: seed::TRANSICOES.to_vec(),
             formas: seed::formas(),
         }
     }

@@ -81,3 +81,35 @@ async fn the_vendas_module_lists_its_transitions_and_actions() {
     assert!(acoes["data"].as_array().unwrap().iter().any(|a| a["nome"] == "estornarEstoque"));
     assert_eq!(c.get(&token, "/situacoes/modulos/1/transicoes").await.0, 404);
 }
+
+#[tokio::test]
+async fn transitions_are_created_between_two_situacoes_of_the_vendas_module_once() {
+    let (h, c) = BlingClient::start(Config { per_second: 10_000, ..Config::default() }).await;
+    let token = c.access_token(&h).await;
+    let romaneio = json!({"idModuloSistema": MODULO_VENDAS, "nome": "Em romaneio", "idHerdado": 15});
+    let id = c.post(&token, "/situacoes", romaneio).await.1["data"]["id"].as_i64().unwrap();
+    let create = |origem: i64, destino: i64| {
+        c.post(
+            &token,
+            "/situacoes/transicoes",
+            json!({"situacaoOrigem": {"id": origem}, "situacaoDestino": {"id": destino}}),
+        )
+    };
+    let (status, created) = create(15, id).await;
+    assert_eq!(status, 201, "{created}");
+    let new_id = created["data"]["id"].as_i64().unwrap();
+    let element = |v: &Value| v["error"]["fields"][0]["element"].as_str().unwrap().to_owned();
+    for (origem, destino, field) in [
+        (15, id, "situacaoDestino"),
+        (15, 15, "situacaoDestino"),
+        (28, id, "situacaoOrigem"),
+        (15, 999, "situacaoDestino"),
+    ] {
+        let (status, refused) = create(origem, destino).await;
+        assert_eq!((status, element(&refused)), (400, field.to_owned()), "{origem} → {destino}: {refused}");
+    }
+    let (_, transicoes, _) = c.get(&token, &format!("/situacoes/modulos/{MODULO_VENDAS}/transicoes")).await;
+    let last = transicoes["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["id"], new_id);
+    assert_eq!(last["situacaoDestino"], json!({"id": id, "nome": "Em romaneio"}));
+}
