@@ -65,6 +65,12 @@ async fn an_order_goes_through_the_whole_cycle_and_ponte_s_own_writes_come_back_
         world.hub.hub.set_status(&hub_id, status).unwrap();
         world.until_situacao(order, situacao).await;
     }
+    // Bling sends each echo after answering ponte's move: wait for the four of them.
+    let echoes_after_release = |s: &ponte_proto::v1::Shipment| {
+        let released = s.history.iter().position(|h| h.action.starts_with("created 360Envios order"));
+        released.map_or(0, |r| s.history[r + 1..].iter().filter(|h| h.trigger == "Bling order.updated").count())
+    };
+    world.until_shipment(order, "four echoes", |s| echoes_after_release(s) >= 4).await;
     world.until_quiet().await;
 
     let done = world.shipment(order).await.unwrap();

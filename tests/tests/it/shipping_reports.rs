@@ -30,6 +30,18 @@ async fn answers(world: &ShippingWorld, entity: &str) -> Vec<(String, String, St
     .unwrap()
 }
 
+/// Waits until shipping-status has answered `n` events of `entity` (senders send after
+/// answering their caller); the answers.
+async fn answered(world: &ShippingWorld, entity: &str, n: usize) -> Vec<(String, String, String)> {
+    let done = ponte_tests::eventually(std::time::Duration::from_secs(30), || async {
+        let got = answers(world, entity).await;
+        got.len() >= n && got.iter().all(|(state, _, _)| state == "delivered")
+    })
+    .await;
+    assert!(done, "{entity}: {:?}", answers(world, entity).await);
+    answers(world, entity).await
+}
+
 #[tokio::test]
 async fn order_events_that_do_not_concern_shipping_are_skipped_with_the_reason() {
     let world = ShippingWorld::start().await;
@@ -38,8 +50,7 @@ async fn order_events_that_do_not_concern_shipping_are_skipped_with_the_reason()
 
     let early = world.order(customer, &[(product, 1, 59.9)], true).await;
     world.move_order(early, EM_ANDAMENTO).await;
-    world.until_quiet().await;
-    let got = answers(&world, &format!("order:{early}")).await;
+    let got = answered(&world, &format!("order:{early}"), 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(state, outcome, _)| state == "delivered" && outcome == "skipped"), "{got:?}");
     assert!(got[1].2.starts_with("shipping is not set up for tenant 'loja'"), "{got:?}");
@@ -66,13 +77,12 @@ async fn order_events_that_do_not_concern_shipping_are_skipped_with_the_reason()
     world.move_order(sale, EM_ANDAMENTO).await;
     let kept = world.order(customer, &[(product, 1, 59.9)], true).await;
     world.move_order(kept, ATENDIDO).await;
-    world.until_quiet().await;
 
-    let sale_answers = answers(&world, &format!("order:{sale}")).await;
+    let sale_answers = answered(&world, &format!("order:{sale}"), 3).await;
     let details: Vec<&str> = sale_answers.iter().map(|(_, _, d)| d.as_str()).collect();
     assert!(details[1].starts_with("the order is at situação 'Atendido' (9)"), "{details:?}");
     assert_eq!(details[2], format!("a point-of-sale sale (Bling loja {CANAL_PDV}) is not shipped"));
-    assert!(answers(&world, &format!("order:{kept}")).await.iter().all(|(_, o, _)| o == "skipped"));
+    assert!(answered(&world, &format!("order:{kept}"), 2).await.iter().all(|(_, o, _)| o == "skipped"));
     assert!(world.hub.hub.orders().is_empty() && world.hub.hub.products().is_empty(), "nothing reached 360");
     let dead = count(&world.gateway.db, "SELECT COUNT(*) FROM inbox_deliveries WHERE state = 'dead'").await;
     assert_eq!(dead, 0, "no order event is a dead letter");
