@@ -6,6 +6,7 @@ pub mod config_check;
 mod dlq_cmd;
 mod mapping_cmd;
 mod run;
+mod shipping_cmd;
 mod status_cmd;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
@@ -100,6 +101,16 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: dlq_cmd::DlqCommand,
+    },
+    /// Sets a tenant up for 360Envios: the situações of the shipping cycle and their map.
+    Shipping {
+        #[command(subcommand)]
+        command: shipping_cmd::ShippingCommand,
+    },
+    /// A tenant's shipments to 360Envios: list, show.
+    Shipments {
+        #[command(subcommand)]
+        command: shipping_cmd::ShipmentsCommand,
     },
     /// A tenant's sync status per flow (the merchant's "data sync" tab), through a running
     /// catalog-sync.
@@ -210,6 +221,8 @@ pub fn main() -> ExitCode {
             Command::Connections { command } => admin_cmd::connections(command).await,
             Command::Mapping { command } => mapping_cmd::mapping(command).await,
             Command::Dlq { command } => dlq_cmd::dlq(command).await,
+            Command::Shipping { command } => shipping_cmd::shipping(command).await,
+            Command::Shipments { command } => shipping_cmd::shipments(command).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
                 println!("{}", ponte_core::crypto::generate_key_entry(&id));

@@ -9,5 +9,6 @@ mod ops_mesh;
 mod ops_rolling;
 mod ops_telemetry;
 mod refresh;
+mod shipping;
 mod support;
 mod trace;

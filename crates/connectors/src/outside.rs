@@ -9,7 +9,7 @@ use ponte_core::{
     ratelimit::{Quota, RateLimiter},
 };
 
-use crate::{bitrix24::Bitrix24Client, bling::BlingApi};
+use crate::{bitrix24::Bitrix24Client, bling::BlingApi, envios360::Envios360Client};
 
 /// 360Envios's API root: the default of `PONTE_ENVIOS360_API_URL`.
 pub const ENVIOS360_API_URL: &str = "https://api.360envios.com.br/v1";
@@ -29,6 +29,8 @@ pub struct Outside {
     pub cplug_url: String,
     /// `PONTE_ENVIOS360_API_URL`.
     pub envios360_url: String,
+    /// 360Envios's API at `envios360_url`, through each token's budget.
+    pub envios360: Envios360Client,
     /// `PONTE_RATE_LIMIT_SCALE`: how many times faster than real time the outside systems'
     /// quotas run. Only for sandboxes whose own limits are scaled the same way (tests,
     /// benchmarks); 1, the default, is the real limits.
@@ -43,11 +45,13 @@ impl Outside {
         }
         let http = crate::http::client();
         let bling_url = env.http_url_or("PONTE_BLING_API_URL", crate::bling::client::API_URL)?;
+        let envios360_url = env.http_url_or("PONTE_ENVIOS360_API_URL", ENVIOS360_API_URL)?;
         Ok(Self {
             bling: BlingApi::new(http.clone(), &bling_url, limiter.clone(), Quota::bling().scaled(scale)),
-            bitrix24: Bitrix24Client::new(http.clone(), limiter, Quota::bitrix24().scaled(scale)),
+            bitrix24: Bitrix24Client::new(http.clone(), limiter.clone(), Quota::bitrix24().scaled(scale)),
+            envios360: Envios360Client::new(http.clone(), &envios360_url, limiter, Quota::envios360().scaled(scale)),
             cplug_url: env.http_url_or("PONTE_CPLUG_API_URL", CPLUG_API_URL)?,
-            envios360_url: env.http_url_or("PONTE_ENVIOS360_API_URL", ENVIOS360_API_URL)?,
+            envios360_url,
             http,
             scale,
         })

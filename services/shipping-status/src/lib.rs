@@ -1,73 +1,62 @@
-//! shipping-status: Bling orders released for shipping go to 360Envios, and 360's status changes move the Bling situação forward.
+//! shipping-status: Bling orders released for shipping go to 360Envios, and 360's status changes
+//! move the Bling situação forward.
+//!
+//! Layout: the gRPC API in `api`; `events` checks each delivered event and hands it to its flow,
+//! one file per step: `orders` (a Bling order event: skip, echo, release or change), `release`
+//! (the order and its products created at 360), `changes` (later edits, cancellations, a release
+//! after a cancellation), `hub_status` (360's status moves the Bling situação, forward only),
+//! `approvals` (360's verdict on a product). `setup` makes the situações and their map;
+//! `order_body` is the 360 order a Bling order becomes; `echo` recognises Bling echoing ponte's
+//! own situação writes. State: `shipments` (the rows), `history` (what touched each), and
+//! `sync_status`. The outside systems are reached through `bling` and `hub`, the mapping
+//! service through `mapping`, all shared in `context`.
 
+mod api;
+mod approvals;
+mod bling;
+mod changes;
+mod context;
+mod echo;
+mod events;
+mod history;
+mod hub;
+mod hub_status;
+mod mapping;
+mod order_body;
+mod orders;
+mod products;
+mod release;
+mod setup;
+mod shipments;
+mod sync_status;
+
+use ponte_connectors::Outside;
 use ponte_core::{
+    access::AccessTokens,
     config::ConfigError,
-    db::Migrations,
-    service::{Deps, ServiceSpec},
+    service::{Deps, TENANT_CACHE_TTL},
+    tenants::TenantCheck,
 };
 use ponte_proto::{
     service_names,
-    v1::{
-        GetShipmentRequest, GetShipmentResponse, ListShipmentsRequest, ListShipmentsResponse,
-        ShippingStatusServiceGetSyncStatusRequest, ShippingStatusServiceGetSyncStatusResponse,
-        ShippingStatusServiceHandleEventRequest, ShippingStatusServiceHandleEventResponse,
-        shipping_status_service_server::{ShippingStatusService, ShippingStatusServiceServer},
-    },
+    v1::{mapping_service_client::MappingServiceClient, shipping_status_service_server::ShippingStatusServiceServer},
 };
-use sqlx::migrate::Migrator;
-use tonic::{Request, Response, Status, service::Routes};
+use tonic::service::Routes;
 
-static PG: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static MIGRATIONS: Migrations = Migrations { postgres: &PG, sqlite: &SQLITE };
-
-/// The shipping-status service as the binary runs it.
-pub static SPEC: ServiceSpec = ServiceSpec {
-    name: "shipping-status",
-    schema: "shipping_status",
-    grpc_services: &[service_names::SHIPPING_STATUS],
-    migrations: &MIGRATIONS,
-    routes,
-};
+ponte_core::service_spec! {
+    /// The shipping-status service as the binary runs it.
+    pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS], routes: routes };
+}
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
-    Ok(Routes::new(ShippingStatusServiceServer::new(ShippingStatus { _db: deps.db.clone() })))
-}
-
-/// The gRPC implementation; each RPC answers UNIMPLEMENTED, naming itself, until it is built.
-#[derive(Clone)]
-pub struct ShippingStatus {
-    _db: ponte_core::db::Database,
-}
-
-fn not_built(rpc: &str) -> Status {
-    Status::unimplemented(format!("shipping-status does not serve {rpc} yet"))
-}
-
-#[tonic::async_trait]
-impl ShippingStatusService for ShippingStatus {
-    async fn handle_event(
-        &self,
-        _: Request<ShippingStatusServiceHandleEventRequest>,
-    ) -> Result<Response<ShippingStatusServiceHandleEventResponse>, Status> {
-        Err(not_built("HandleEvent"))
-    }
-
-    async fn get_shipment(&self, _: Request<GetShipmentRequest>) -> Result<Response<GetShipmentResponse>, Status> {
-        Err(not_built("GetShipment"))
-    }
-
-    async fn list_shipments(
-        &self,
-        _: Request<ListShipmentsRequest>,
-    ) -> Result<Response<ListShipmentsResponse>, Status> {
-        Err(not_built("ListShipments"))
-    }
-
-    async fn get_sync_status(
-        &self,
-        _: Request<ShippingStatusServiceGetSyncStatusRequest>,
-    ) -> Result<Response<ShippingStatusServiceGetSyncStatusResponse>, Status> {
-        Err(not_built("GetSyncStatus"))
-    }
+    let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
+    let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
+    let ctx = context::Context {
+        db: deps.db.clone(),
+        tokens: AccessTokens::new(deps.auth_token_channel()?),
+        mapping: mapping::Mapping::new(MappingServiceClient::new(deps.mapping_channel()?)),
+        bling: outside.bling,
+        hub: outside.envios360,
+    };
+    Ok(Routes::new(ShippingStatusServiceServer::new(api::ShippingStatus::new(ctx, tenants))))
 }

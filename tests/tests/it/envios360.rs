@@ -15,8 +15,14 @@ use ponte_connectors::{
         types::{Address, Customer, NewProduct, OrderBody, OrderItem, OrderStatus},
     },
 };
+use ponte_core::ratelimit::{MemoryRateLimiter, Quota};
 use ponte_sandbox::envios360::{Config, Envios360};
 use rust_decimal::Decimal;
+
+/// A client on ponte's budget for 360Envios (5 requests/s per token), or on `quota`.
+fn client(base_url: &str, quota: Quota) -> Envios360Client {
+    Envios360Client::new(ponte_connectors::http::client(), base_url, Arc::new(MemoryRateLimiter::default()), quota)
+}
 
 fn order(external: &str) -> OrderBody {
     OrderBody {
@@ -49,7 +55,7 @@ fn order(external: &str) -> OrderBody {
 #[tokio::test]
 async fn creates_are_safe_to_retry_and_the_life_cycle_only_moves_forward() {
     let hub = Envios360::new(Config { per_second: 1000, ..Config::default() }).spawn(None).await.unwrap();
-    let c = Envios360Client::new(ponte_connectors::http::client(), &hub.base_url);
+    let c = client(&hub.base_url, Quota::per_second(1000.0, 100));
     let token = hub.hub.config().api_token.clone();
     let product = NewProduct {
         external_id: "16059781281".into(),
@@ -59,6 +65,7 @@ async fn creates_are_safe_to_retry_and_the_life_cycle_only_moves_forward() {
         gtin: None,
         weight_kg: None,
         dimensions_cm: None,
+        images: vec![],
     };
     let Created::New(pid) = c.create_product(&token, &product).await.unwrap() else { panic!("not new") };
     assert_eq!(c.create_product(&token, &product).await.unwrap(), Created::Existing(pid.clone()));
@@ -94,7 +101,8 @@ async fn creates_are_safe_to_retry_and_the_life_cycle_only_moves_forward() {
 #[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after() {
     let hub = Envios360::new(Config::default()).spawn(None).await.unwrap();
-    let c = Envios360Client::new(ponte_connectors::http::client(), &hub.base_url);
+    // A client that does not pace itself, to meet the hub's own limit.
+    let c = client(&hub.base_url, Quota::per_second(1000.0, 100));
     let token = hub.hub.config().api_token.clone();
     let calls = (0..8).map(|_| c.find_order(&token, "1"));
     let results = futures::future::join_all(calls).await;
@@ -104,6 +112,28 @@ async fn the_rate_limit_answers_429_with_retry_after() {
         |e| matches!(e, ConnectorError::RateLimited { retry_after: Some(d), .. } if *d == Duration::from_secs(1))
     ));
     assert_eq!(hub.hub.rate_limited(), 3);
+}
+
+#[tokio::test]
+async fn the_connector_keeps_each_token_under_the_hubs_limit() {
+    let hub = Envios360::new(Config::default()).spawn(None).await.unwrap();
+    let other = "tok-360-other-merchant-000000";
+    hub.hub.add_merchant(other, None, "whsec-other");
+    // Two replicas' clients sharing one limiter, as they share Redis: 12 calls per token.
+    let limiter: Arc<dyn ponte_core::ratelimit::RateLimiter> = Arc::new(MemoryRateLimiter::default());
+    let replica =
+        || Envios360Client::new(ponte_connectors::http::client(), &hub.base_url, limiter.clone(), Quota::envios360());
+    let (a, b) = (replica(), replica());
+    let token = hub.hub.config().api_token.clone();
+    let calls = (0..24).map(|i| {
+        let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let t = if i % 4 < 2 { token.clone() } else { other.to_owned() };
+        async move { c.find_order(&t, "1").await }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    assert_eq!(hub.hub.rate_limited(), 0, "paced under 5 a second per token");
+    assert_eq!(hub.hub.stats().requests, 24);
 }
 
 #[tokio::test]
@@ -134,7 +164,7 @@ async fn status_webhooks_are_signed_and_retried_with_the_same_event_id() {
         ..Config::default()
     };
     let hub = Envios360::new(cfg.clone()).spawn(None).await.unwrap();
-    let c = Envios360Client::new(ponte_connectors::http::client(), &hub.base_url);
+    let c = client(&hub.base_url, Quota::envios360());
     let oid = c.create_order(&cfg.api_token, &order("777")).await.unwrap().id().to_owned();
     let event_id = hub.hub.set_status(&oid, "awaiting_shipment").unwrap();
 

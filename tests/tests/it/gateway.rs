@@ -404,8 +404,9 @@ async fn cplug_envios360_and_bitrix24_events_are_verified_with_their_tenant_secr
         .unwrap();
     assert!(!String::from_utf8(payload).unwrap().contains("app-token"), "the application token was stored");
     // Each went to its subscriber: the Bitrix24 product to catalog-sync, the sale to
-    // sales-ingest and the status to shipping-status (which do not handle events yet: dead
-    // letters saying so, replayable once they do).
+    // sales-ingest (which does not handle events yet: a dead letter saying so, replayable once
+    // it does) and the status to shipping-status (delivered: an order ponte never sent is
+    // stored and reported, not refused).
     assert!(
         eventually(Duration::from_secs(10), || async {
             count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state IN ('pending', 'received')").await == 0
@@ -423,7 +424,7 @@ async fn cplug_envios360_and_bitrix24_events_are_verified_with_their_tenant_secr
         [
             ("bitrix24".into(), "catalog-sync".into(), "delivered".into()),
             ("cplug".into(), "sales-ingest".into(), "dead".into()),
-            ("envios360".into(), "shipping-status".into(), "dead".into()),
+            ("envios360".into(), "shipping-status".into(), "delivered".into()),
         ]
     );
     let reason = inbox_state(

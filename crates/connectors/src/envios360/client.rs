@@ -1,11 +1,15 @@
-//! HTTP glue for 360Envios: bearer token per merchant, classified errors, and creates that are
-//! safe to retry (a 409 names the existing id; a lookup by `external_id` finds an order a
-//! timed-out create may have made).
+//! HTTP glue for 360Envios: bearer token per merchant, every call on the token's shared budget
+//! (5 requests/s, through the mesh's limiter, so every replica together stays under it),
+//! classified errors, and creates that are safe to retry (a 409 names the existing id; a lookup
+//! by `external_id` finds an order a timed-out create may have made).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use ponte_core::ratelimit::{self, Priority, Quota, RateLimitError, RateLimiter};
 use reqwest::{Method, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::{
     SYSTEM,
@@ -33,6 +37,9 @@ impl Created {
 pub struct Envios360Client {
     http: reqwest::Client,
     base: String,
+    limiter: Arc<dyn RateLimiter>,
+    quota: Quota,
+    max_wait: Duration,
 }
 
 enum Failure {
@@ -41,9 +48,10 @@ enum Failure {
 }
 
 impl Envios360Client {
-    /// `base` is the API root, e.g. `https://api.360envios.com.br/v1`.
-    pub fn new(http: reqwest::Client, base: &str) -> Self {
-        Self { http, base: base.trim_end_matches('/').to_owned() }
+    /// `base` is the API root, e.g. `https://api.360envios.com.br/v1`; every call takes a slot
+    /// of its token's budget `quota` (`Quota::envios360()`) from `limiter` first.
+    pub fn new(http: reqwest::Client, base: &str, limiter: Arc<dyn RateLimiter>, quota: Quota) -> Self {
+        Self { http, base: base.trim_end_matches('/').to_owned(), limiter, quota, max_wait: Duration::from_secs(30) }
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -53,6 +61,37 @@ impl Envios360Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, Failure> {
+        // A client span per call, its time including the wait for the token's budget.
+        let span = tracing::info_span!(
+            "envios360.request",
+            otel.name = %format!("360Envios {method}"),
+            otel.kind = "client",
+            http.request.method = %method,
+            url.path = %path,
+            http.response.status_code = tracing::field::Empty,
+            ponte.ratelimit.wait_ms = tracing::field::Empty,
+        );
+        self.call_in_span(token, method, path, body).instrument(span).await
+    }
+
+    async fn call_in_span<B: Serialize, T: DeserializeOwned>(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Failure> {
+        let waited = std::time::Instant::now();
+        ratelimit::acquire(&*self.limiter, &budget_key(token), self.quota, Priority::Live, self.max_wait)
+            .await
+            .map_err(|e| {
+                let message = match e {
+                    RateLimitError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
+                Failure::Other(ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None })
+            })?;
+        tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
         let operation = ponte_core::metrics::operation_of(method.as_str(), path);
         let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
@@ -62,6 +101,7 @@ impl Envios360Client {
             .await
             .map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
         let (status, retry_after, bytes) = read(SYSTEM, resp).await.map_err(Failure::Other)?;
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Other(ConnectorError::Protocol { system: SYSTEM, message: format!("{path}: {e}") })
@@ -138,6 +178,12 @@ impl Envios360Client {
     pub async fn cancel_order(&self, token: &str, id: &str) -> Result<OrderRef, ConnectorError> {
         self.plain::<(), _>(token, Method::POST, &format!("/orders/{}/cancel", enc(id)), None).await
     }
+}
+
+/// The limiter's key of a token's budget: a digest, so that no token is written to Redis.
+fn budget_key(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    format!("envios360:{}", hex::encode(&digest[..12]))
 }
 
 fn enc(s: &str) -> String {

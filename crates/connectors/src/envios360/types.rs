@@ -33,6 +33,17 @@ pub enum ApprovalStatus {
     Rejected,
 }
 
+/// A product image (ponte's extension of the contract): an absolute http(s) URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Image {
+    pub url: String,
+}
+
+/// The most images a product carries.
+pub const MAX_IMAGES: usize = 10;
+/// The longest image URL the hub takes.
+pub const MAX_IMAGE_URL: usize = 2048;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Dimensions {
     pub width: rust_decimal::Decimal,
@@ -55,6 +66,9 @@ pub struct NewProduct {
     pub weight_kg: Option<rust_decimal::Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimensions_cm: Option<Dimensions>,
+    /// At most [`MAX_IMAGES`], in the order the product shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -69,6 +83,8 @@ pub struct Product {
     pub approval_status: ApprovalStatus,
     #[serde(default)]
     pub rejection_reason: Option<String>,
+    #[serde(default)]
+    pub images: Vec<Image>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -43,7 +43,7 @@ pub use seed::{
     CANAIS, CANAL_PDV, CONSUMIDOR_FINAL, DEPOSITO_GERAL, DEPOSITOS, FORMAS, MODULO_COMPRAS, MODULO_VENDAS,
     SITUACOES_VENDAS,
 };
-pub use store::{Bling, Config, Movement, Operacao, Stats};
+pub use store::{Bling, Config, Movement, Operacao, SituacaoMove, Stats};
 
 impl Bling {
     /// The router, to serve under any base (`/Api/v3` is part of its paths).
@@ -68,6 +68,7 @@ impl Bling {
             .route("/Api/v3/estoques/saldos", get(stock::saldos))
             .route("/Api/v3/estoques/saldos/{deposito}", get(stock::saldos_do_deposito))
             .route("/Api/v3/situacoes", post(situacoes::create))
+            .route("/Api/v3/situacoes/transicoes", post(situacoes::create_transicao))
             .route("/Api/v3/situacoes/{id}", get(situacoes::get_one))
             .route("/Api/v3/situacoes/modulos", get(situacoes::modulos))
             .route("/Api/v3/situacoes/modulos/{id}", get(situacoes::do_modulo))

@@ -13,7 +13,7 @@ use super::{
     order_body,
     query::Params,
     seed::MODULO_VENDAS,
-    store::{Bling, Inner, Operacao, Order},
+    store::{Bling, Inner, Operacao, Order, SituacaoMove},
     webhooks,
 };
 
@@ -204,6 +204,9 @@ pub async fn situacao(State(b): State<Bling>, Ids((id, situacao)): Ids<(i64, i64
     order.body["situacao"] = json!({"id": situacao, "valor": target.valor});
     let payload = webhooks::order(&order.body);
     drop(inner);
+    if b.moves.receiver_count() > 0 {
+        let _ = b.moves.send(SituacaoMove { pedido: id, situacao, at: std::time::Instant::now() });
+    }
     b.emit("order", "updated", payload);
     no_content()
 }

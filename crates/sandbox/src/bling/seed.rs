@@ -77,6 +77,10 @@ pub const SITUACOES_VENDAS: [(i64, i64, &str); 7] = [
 const SITUACOES_COMPRAS: [(i64, i64, &str); 4] =
     [(28, 0, "Em aberto"), (31, 1, "Atendido"), (34, 2, "Cancelado"), (37, 3, "Em andamento")];
 
+/// The Vendas module's transitions every account starts with: (id, origem, destino). None
+/// carries an action: changing a situação moves no stock.
+pub const TRANSICOES: [(i64, i64, i64); 6] = [(1, 6, 15), (2, 6, 9), (3, 6, 12), (4, 15, 9), (5, 15, 12), (6, 9, 12)];
+
 /// The colour Bling gives a situação by default.
 pub const COR: &str = "#E9DC40";
 

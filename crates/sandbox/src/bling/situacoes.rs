@@ -3,7 +3,8 @@
 //! normalized `valor`), the Compras module (so that a situação of another module can be told
 //! apart), custom situações created with `POST /situacoes` (inheriting from a default of their
 //! module through `idHerdado`, names unique per module), each read by id, and the Vendas
-//! module's actions and transitions.
+//! module's actions and transitions (its defaults, and those created with
+//! `POST /situacoes/transicoes`).
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde_json::{Value, json};
@@ -21,10 +22,6 @@ const ACOES: [(i64, &str, &str); 4] = [
     (7, "lancarContas", "Lançar contas"),
     (8, "estornarContas", "Estornar contas"),
 ];
-
-/// The Vendas module's transitions: (id, origem, destino). None carries an action: changing a
-/// situação moves no stock.
-const TRANSICOES: [(i64, i64, i64); 6] = [(1, 6, 15), (2, 6, 9), (3, 6, 12), (4, 15, 9), (5, 15, 12), (6, 9, 12)];
 
 fn modulo_nao_encontrado() -> Response {
     not_found("O módulo não foi encontrado.")
@@ -76,7 +73,8 @@ pub async fn transicoes(State(b): State<Bling>, Ids(id): Ids<i64>) -> Answer {
     }
     let inner = b.inner.lock();
     let nome = |s: i64| inner.situacoes.iter().find(|x| x.id == s).map(|x| x.nome.clone()).unwrap_or_default();
-    let list: Vec<Value> = TRANSICOES
+    let list: Vec<Value> = inner
+        .transicoes
         .iter()
         .map(|(t, from, to)| {
             json!({"id": t, "ativo": true, "acoes": [], "modulo": {"id": MODULO_VENDAS},
@@ -84,6 +82,35 @@ pub async fn transicoes(State(b): State<Bling>, Ids(id): Ids<i64>) -> Answer {
         })
         .collect();
     Ok(data(StatusCode::OK, Value::Array(list)))
+}
+
+/// `POST /situacoes/transicoes`: a transition between two situações of the Vendas module
+/// (`situacaoOrigem`, `situacaoDestino`), refused naming the field when either is not a situação
+/// of the module, they are the same, or the module has that transition already.
+pub async fn create_transicao(State(b): State<Bling>, Body(body): Body) -> Answer {
+    let id_of = |k: &str| body.get(k).and_then(|s| s.get("id")).and_then(Value::as_i64).unwrap_or_default();
+    let (origem, destino) = (id_of("situacaoOrigem"), id_of("situacaoDestino"));
+    let mut inner = b.inner.lock();
+    let f = |code, element, msg| field_in("SITUACOES", code, element, msg);
+    let in_vendas = |id: i64| inner.situacoes.iter().any(|s| s.id == id && s.modulo == MODULO_VENDAS);
+    let mut fields = Vec::new();
+    if !in_vendas(origem) {
+        fields.push(f(10, "situacaoOrigem", "A situação de origem não existe no módulo"));
+    }
+    if !in_vendas(destino) {
+        fields.push(f(11, "situacaoDestino", "A situação de destino não existe no módulo"));
+    } else if origem == destino {
+        fields.push(f(12, "situacaoDestino", "A situação de destino deve ser diferente da de origem"));
+    }
+    if fields.is_empty() && inner.transicoes.iter().any(|t| t.1 == origem && t.2 == destino) {
+        fields.push(f(13, "situacaoDestino", "Já existe uma transição entre estas situações"));
+    }
+    if !fields.is_empty() {
+        return Err(validation(fields));
+    }
+    let id = inner.transicoes.iter().map(|t| t.0).max().unwrap_or_default() + 1;
+    inner.transicoes.push((id, origem, destino));
+    Ok(data(StatusCode::CREATED, json!({"id": id})))
 }
 
 fn is_hex_color(c: &str) -> bool {

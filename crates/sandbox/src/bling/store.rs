@@ -83,6 +83,15 @@ pub struct Stats {
     pub hooks_disabled: Vec<String>,
 }
 
+/// A sales order moved to another situação, as [`Bling::situacao_moves`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SituacaoMove {
+    pub pedido: i64,
+    pub situacao: i64,
+    /// When the move was applied (real time, not the sandbox clock).
+    pub at: std::time::Instant,
+}
+
 /// The fake's state; clone freely.
 #[derive(Clone)]
 pub struct Bling {
@@ -90,6 +99,7 @@ pub struct Bling {
     pub(super) inner: Arc<Mutex<Inner>>,
     /// Faults, clock, webhook reordering and outbox.
     pub(super) rt: Runtime,
+    pub(super) moves: tokio::sync::broadcast::Sender<SituacaoMove>,
 }
 
 impl Bling {
@@ -97,7 +107,14 @@ impl Bling {
         let native = Native { server_error: errors::server_error, rate_limited: errors::rate_limited };
         // Bling's clock runs at real speed (`time_scale` shortens the rate windows instead).
         let rt = Runtime::new(native, 1.0);
-        Self { config: Arc::new(config), inner: Arc::new(Mutex::new(Inner::new())), rt }
+        let moves = tokio::sync::broadcast::channel(4096).0;
+        Self { config: Arc::new(config), inner: Arc::new(Mutex::new(Inner::new())), rt, moves }
+    }
+
+    /// Every order moved to another situação from now on, as it is applied: e.g. to time a
+    /// status sync end to end. A receiver more than 4,096 moves behind loses the oldest.
+    pub fn situacao_moves(&self) -> tokio::sync::broadcast::Receiver<SituacaoMove> {
+        self.moves.subscribe()
     }
 
     pub fn config(&self) -> &Config {
@@ -206,6 +223,8 @@ pub struct Inner {
     pub stock: BTreeMap<(i64, i64), Decimal>,
     pub movements: Vec<Movement>,
     pub situacoes: Vec<Situacao>,
+    /// The Vendas module's transitions: (id, origem, destino).
+    pub transicoes: Vec<(i64, i64, i64)>,
     pub formas: Vec<Value>,
 }
 
@@ -238,6 +257,7 @@ impl Inner {
             stock: BTreeMap::new(),
             movements: Vec::new(),
             situacoes: seed::situacoes(),
+            transicoes: seed::TRANSICOES.to_vec(),
             formas: seed::formas(),
         }
     }

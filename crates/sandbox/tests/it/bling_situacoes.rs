@@ -45,9 +45,18 @@ async fn custom_situacoes_inherit_a_default_of_their_module_under_a_name_unique_
     let order = json!({"contato": {"id": CONSUMIDOR_FINAL}, "data": "2026-03-02", "dataSaida": "2026-03-02",
         "dataPrevista": "2026-03-02", "itens": [{"produto": {"id": produto}, "quantidade": 1, "valor": 5}]});
     let pedido = c.post(&token, "/pedidos/vendas", order).await.1["data"]["id"].as_i64().unwrap();
+    let mut moves = h.bling.situacao_moves();
+    let before = std::time::Instant::now();
     let patch = c.send(&token, reqwest::Method::PATCH, &format!("/pedidos/vendas/{pedido}/situacoes/{id}"), None).await;
     assert_eq!(patch.0, 204);
     assert_eq!(h.bling.order(pedido).unwrap()["situacao"], json!({"id": id, "valor": 3}));
+    // Each move is reported as it is applied; moving to the situação it is in is none.
+    let again = c.send(&token, reqwest::Method::PATCH, &format!("/pedidos/vendas/{pedido}/situacoes/{id}"), None).await;
+    assert_eq!(again.0, 204);
+    let moved = moves.try_recv().unwrap();
+    assert_eq!((moved.pedido, moved.situacao), (pedido, id));
+    assert!(moved.at >= before);
+    assert!(moves.try_recv().is_err(), "no move for a situação the order is in");
 }
 
 #[tokio::test]
@@ -71,4 +80,36 @@ async fn the_vendas_module_lists_its_transitions_and_actions() {
     let (_, acoes, _) = c.get(&token, &format!("/situacoes/modulos/{MODULO_VENDAS}/acoes")).await;
     assert!(acoes["data"].as_array().unwrap().iter().any(|a| a["nome"] == "estornarEstoque"));
     assert_eq!(c.get(&token, "/situacoes/modulos/1/transicoes").await.0, 404);
+}
+
+#[tokio::test]
+async fn transitions_are_created_between_two_situacoes_of_the_vendas_module_once() {
+    let (h, c) = BlingClient::start(Config { per_second: 10_000, ..Config::default() }).await;
+    let token = c.access_token(&h).await;
+    let romaneio = json!({"idModuloSistema": MODULO_VENDAS, "nome": "Em romaneio", "idHerdado": 15});
+    let id = c.post(&token, "/situacoes", romaneio).await.1["data"]["id"].as_i64().unwrap();
+    let create = |origem: i64, destino: i64| {
+        c.post(
+            &token,
+            "/situacoes/transicoes",
+            json!({"situacaoOrigem": {"id": origem}, "situacaoDestino": {"id": destino}}),
+        )
+    };
+    let (status, created) = create(15, id).await;
+    assert_eq!(status, 201, "{created}");
+    let new_id = created["data"]["id"].as_i64().unwrap();
+    let element = |v: &Value| v["error"]["fields"][0]["element"].as_str().unwrap().to_owned();
+    for (origem, destino, field) in [
+        (15, id, "situacaoDestino"),
+        (15, 15, "situacaoDestino"),
+        (28, id, "situacaoOrigem"),
+        (15, 999, "situacaoDestino"),
+    ] {
+        let (status, refused) = create(origem, destino).await;
+        assert_eq!((status, element(&refused)), (400, field.to_owned()), "{origem} → {destino}: {refused}");
+    }
+    let (_, transicoes, _) = c.get(&token, &format!("/situacoes/modulos/{MODULO_VENDAS}/transicoes")).await;
+    let last = transicoes["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["id"], new_id);
+    assert_eq!(last["situacaoDestino"], json!({"id": id, "nome": "Em romaneio"}));
 }
