@@ -3,9 +3,9 @@
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use ponte_proto::v1::{
-    Bitrix24WebhookCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest, ListTenantsRequest,
-    Provider, SetApiCredentialsRequest, StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
-    set_api_credentials_request::Credentials,
+    Bitrix24WebhookCredentials, CplugCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest,
+    ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
+    auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
 use tonic::transport::Channel;
 
@@ -64,6 +64,15 @@ pub enum ConnectionsCommand {
     /// Stores 360Envios credentials (read from PONTE_ENVIOS360_API_TOKEN and
     /// PONTE_ENVIOS360_WEBHOOK_SECRET, never from the command line).
     Envios360 {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Stores CPLUG credentials and the sale webhooks' secret (read from PONTE_CPLUG_CLIENT_ID,
+    /// PONTE_CPLUG_CLIENT_SECRET, PONTE_CPLUG_USERNAME, PONTE_CPLUG_PASSWORD and
+    /// PONTE_CPLUG_WEBHOOK_SECRET, never from the command line).
+    Cplug {
         #[arg(long)]
         tenant: String,
         #[command(flatten)]
@@ -169,6 +178,16 @@ pub async fn connections(cmd: ConnectionsCommand) -> anyhow::Result<()> {
             let creds = Credentials::Envios360(Envios360Credentials {
                 api_token: secret_env("PONTE_ENVIOS360_API_TOKEN")?,
                 webhook_secret: secret_env("PONTE_ENVIOS360_WEBHOOK_SECRET")?,
+            });
+            store(&addr, tenant, creds).await?;
+        }
+        ConnectionsCommand::Cplug { tenant, addr } => {
+            let creds = Credentials::Cplug(CplugCredentials {
+                client_id: secret_env("PONTE_CPLUG_CLIENT_ID")?,
+                client_secret: secret_env("PONTE_CPLUG_CLIENT_SECRET")?,
+                username: secret_env("PONTE_CPLUG_USERNAME")?,
+                password: secret_env("PONTE_CPLUG_PASSWORD")?,
+                webhook_secret: secret_env("PONTE_CPLUG_WEBHOOK_SECRET")?,
             });
             store(&addr, tenant, creds).await?;
         }

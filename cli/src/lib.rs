@@ -6,6 +6,7 @@ pub mod config_check;
 mod dlq_cmd;
 mod mapping_cmd;
 mod run;
+mod sales_cmd;
 mod shipping_cmd;
 mod status_cmd;
 
@@ -96,6 +97,11 @@ enum Command {
     Mapping {
         #[command(subcommand)]
         command: mapping_cmd::MappingCommand,
+    },
+    /// A tenant's point-of-sale sales: list, show, parked, replay, cancel, move.
+    Sales {
+        #[command(subcommand)]
+        command: sales_cmd::SalesCommand,
     },
     /// The gateway's dead letters: list, show, replay.
     Dlq {
@@ -223,6 +229,7 @@ pub fn main() -> ExitCode {
             Command::Dlq { command } => dlq_cmd::dlq(command).await,
             Command::Shipping { command } => shipping_cmd::shipping(command).await,
             Command::Shipments { command } => shipping_cmd::shipments(command).await,
+            Command::Sales { command } => sales_cmd::sales(command).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
                 println!("{}", ponte_core::crypto::generate_key_entry(&id));

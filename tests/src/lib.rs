@@ -149,12 +149,32 @@ impl Mesh {
         Self::start_shared(specs, &redis_url(), env, self.database_url.clone(), self.redis_prefix.clone()).await
     }
 
+    /// More services of this deployment in a mesh of their own (same database and Redis
+    /// prefix; this mesh's services as their peers), which a test can drop as a killed process
+    /// and start again.
+    pub async fn join(&self, specs: &[&'static ServiceSpec], env: Env) -> Self {
+        let database_url = self.database_url.clone();
+        Self::start_peered(specs, &self.redis_url, env, database_url, self.redis_prefix.clone(), Some(&self.peers))
+            .await
+    }
+
     async fn start_shared(
         specs: &[&'static ServiceSpec],
         redis_url: &str,
         env: Env,
         database_url: Arc<TestDatabase>,
         redis_prefix: String,
+    ) -> Self {
+        Self::start_peered(specs, redis_url, env, database_url, redis_prefix, None).await
+    }
+
+    async fn start_peered(
+        specs: &[&'static ServiceSpec],
+        redis_url: &str,
+        env: Env,
+        database_url: Arc<TestDatabase>,
+        redis_prefix: String,
+        others: Option<&Peers>,
     ) -> Self {
         let env = if env.get("PONTE_SEALING_KEYS").is_some() {
             env
@@ -166,11 +186,21 @@ impl Mesh {
             let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             listeners.push((*spec, l));
         }
+        let other = |name: &str| {
+            others.map(|p| match name {
+                "auth-token" => p.auth_token.clone(),
+                "mapping" => p.mapping.clone(),
+                "catalog-sync" => p.catalog_sync.clone(),
+                "sales-ingest" => p.sales_ingest.clone(),
+                _ => p.shipping_status.clone(),
+            })
+        };
         let addr_of = |name: &str| {
             listeners
                 .iter()
                 .find(|(s, _)| s.name == name)
                 .map(|(_, l)| format!("http://{}", l.local_addr().expect("addr")))
+                .or_else(|| other(name))
                 .unwrap_or_else(|| "http://127.0.0.1:1".into())
         };
         let peers = Peers {

@@ -9,6 +9,7 @@ mod ops_mesh;
 mod ops_rolling;
 mod ops_telemetry;
 mod refresh;
+mod sales;
 mod shipping;
 mod support;
 mod trace;

@@ -122,7 +122,16 @@ impl Database {
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), sqlx::migrate::MigrateError> {
         if self.backend == Backend::Postgres {
             // The connections' search_path names it already; PostgreSQL picks it up once made.
-            self.pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema))).await?;
+            // `CREATE SCHEMA IF NOT EXISTS` is not safe against itself: two replicas starting
+            // together can both pass the check and one fails on pg_namespace's unique index. A
+            // transaction-scoped advisory lock on the schema's name serialises them.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(format!("ponte schema {}", self.schema))
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema))).await?;
+            tx.commit().await?;
         }
         self.migrator(migrations).run(&self.pool).await
     }

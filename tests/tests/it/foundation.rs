@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use ponte_proto::v1::{
-    CreatePaymentMethodMapRequest, CreateTenantRequest, DeletePaymentMethodMapRequest, GetSaleRequest,
+    CreatePaymentMethodMapRequest, CreateTenantRequest, DeletePaymentMethodMapRequest, GetShipmentRequest,
     GetSyncSettingsRequest, GetTenantRequest, ListAuditEntriesRequest, ListPaymentMethodMapsRequest,
     ListTenantsRequest, PaymentMethodMap, SyncSettings, TranslatePaymentMethodRequest, UpdateSyncSettingsRequest,
     auth_token_service_client::AuthTokenServiceClient, catalog_sync_service_client::CatalogSyncServiceClient,
-    mapping_service_client::MappingServiceClient, sales_ingest_service_client::SalesIngestServiceClient,
+    mapping_service_client::MappingServiceClient, shipping_status_service_client::ShippingStatusServiceClient,
 };
 use ponte_sandbox::bling::FORMAS;
 use ponte_tests::{Mesh, TcpProxy, eventually, webhooks::BlingWorld};
@@ -237,12 +237,14 @@ async fn sync_settings_default_then_persist() {
 }
 
 #[tokio::test]
-async fn calls_not_built_yet_answer_unimplemented_with_a_message() {
-    let mesh = Mesh::start(&[&ponte_sales_ingest::SPEC]).await;
-    let mut sales = SalesIngestServiceClient::new(mesh.channel("sales-ingest").await);
-    let err = sales.get_sale(GetSaleRequest::default()).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(!err.message().is_empty());
+async fn every_rpc_is_built_and_an_empty_request_names_its_field() {
+    // Services implement each RPC explicitly (no default stubs): an empty request is the
+    // caller's mistake, answered INVALID_ARGUMENT naming the field, never UNIMPLEMENTED.
+    let mesh = Mesh::start(&[&ponte_shipping_status::SPEC]).await;
+    let mut shipping = ShippingStatusServiceClient::new(mesh.channel("shipping-status").await);
+    let err = shipping.get_shipment(GetShipmentRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("tenant_id: "), "{}", err.message());
     mesh.shutdown().await;
 }
 

@@ -404,9 +404,9 @@ async fn cplug_envios360_and_bitrix24_events_are_verified_with_their_tenant_secr
         .unwrap();
     assert!(!String::from_utf8(payload).unwrap().contains("app-token"), "the application token was stored");
     // Each went to its subscriber: the Bitrix24 product to catalog-sync, the sale to
-    // sales-ingest (which does not handle events yet: a dead letter saying so, replayable once
-    // it does) and the status to shipping-status (delivered: an order ponte never sent is
-    // stored and reported, not refused).
+    // sales-ingest (which stores a sale without its data as failed, answering it parked) and the
+    // status to shipping-status (delivered: an order ponte never sent is stored and reported,
+    // not refused).
     assert!(
         eventually(Duration::from_secs(10), || async {
             count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state IN ('pending', 'received')").await == 0
@@ -423,20 +423,29 @@ async fn cplug_envios360_and_bitrix24_events_are_verified_with_their_tenant_secr
         deliveries,
         [
             ("bitrix24".into(), "catalog-sync".into(), "delivered".into()),
-            ("cplug".into(), "sales-ingest".into(), "dead".into()),
+            ("cplug".into(), "sales-ingest".into(), "delivered".into()),
             ("envios360".into(), "shipping-status".into(), "delivered".into()),
         ]
     );
+    let (outcome, detail): (String, String) = sqlx::query_as(
+        "SELECT d.outcome, d.detail FROM inbox_deliveries d JOIN inbox_events e ON e.event_id = d.event_id \
+         WHERE e.source = 'cplug'",
+    )
+    .fetch_one(gw.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "parked");
+    assert!(detail.contains("V-000123 cannot be posted as sent: sale."), "{detail}");
     let reason = inbox_state(
         &gw.db,
-        &sqlx::query_scalar::<_, String>("SELECT event_id FROM inbox_events WHERE source = 'cplug'")
+        &sqlx::query_scalar::<_, String>("SELECT event_id FROM inbox_events WHERE source = 'envios360'")
             .fetch_one(gw.db.pool())
             .await
             .unwrap(),
     )
     .await
     .1;
-    assert!(reason.contains("sales-ingest") && reason.contains("Unimplemented"), "{reason}");
+    assert!(reason.contains("shipping-status") && reason.contains("Unimplemented"), "{reason}");
 }
 
 #[tokio::test]

@@ -200,10 +200,15 @@ pub struct NovoPedidoVenda {
     pub numero_loja: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loja: Option<IdRef>,
+    /// The situação the order is created in (Bling's default, Em aberto, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub situacao: Option<IdRef>,
     pub itens: Vec<ItemPedido>,
     pub parcelas: Vec<Parcela>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desconto: Option<Desconto>,
+    #[serde(default, with = "decimal_opt", skip_serializing_if = "Option::is_none")]
+    pub outras_despesas: Option<Decimal>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub observacoes: String,
 }
@@ -366,6 +371,19 @@ pub struct CanalVenda {
     pub situacao: Option<i64>,
 }
 
+/// `POST /contatos`: `nome`, `tipo` (F física, J jurídica, E estrangeira) and `situacao` are required.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NovoContato {
+    pub nome: String,
+    pub tipo: String,
+    /// A ativo.
+    pub situacao: String,
+    /// CPF or CNPJ, digits only.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub numero_documento: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Contato {
@@ -438,9 +456,13 @@ mod tests {
                 forma_pagamento: IdRef { id: 11010299 },
             }],
             desconto: None,
+            outras_despesas: None,
+            situacao: Some(IdRef { id: 9 }),
             observacoes: String::new(),
         };
         let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["situacao"]["id"], 9);
+        assert!(v.get("outrasDespesas").is_none());
         assert_eq!(v["numeroLoja"], "V-000123");
         assert_eq!(v["parcelas"][0]["formaPagamento"]["id"], 11010299);
         assert_eq!(v["itens"][0]["valor"], 59.9);

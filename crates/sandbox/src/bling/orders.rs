@@ -1,4 +1,5 @@
-//! Sales orders: created (`POST`, answered without `numero`, as Bling does), listed with Bling's
+//! Sales orders: created (`POST`, answered without `numero`, as Bling does, in the Vendas
+//! situação the body names or Em aberto), listed with Bling's
 //! filters (`numerosLojas[]`, `idsSituacoes[]`, `idContato`, `idLoja`, `numero`, dates), read,
 //! replaced whole (`PUT`; an unchanged order is refused, code 3), deleted (stock written off is
 //! returned; posted contas must be reversed first), moved between the Vendas module's
@@ -56,16 +57,31 @@ fn fully_identified(order: &Value) -> bool {
     ["itens", "parcelas"].iter().all(|l| order[*l].as_array().is_none_or(|a| a.iter().all(|e| e["id"].is_i64())))
 }
 
+/// The situação a new order starts in: the one `situacao.id` names (a situação of the Vendas
+/// module, as the spec's POST body allows), or Em aberto.
+fn initial_situacao(inner: &Inner, body: &serde_json::Map<String, Value>) -> Result<Value, Response> {
+    let Some(asked) = body.get("situacao").filter(|s| !s.is_null()) else {
+        return Ok(json!({"id": 6, "valor": 0}));
+    };
+    let vendas =
+        asked["id"].as_i64().and_then(|id| inner.situacoes.iter().find(|s| s.id == id && s.modulo == MODULO_VENDAS));
+    match vendas {
+        Some(s) => Ok(json!({"id": s.id, "valor": s.valor})),
+        None => Err(refused(vec![field_in("VENDAS", 51, "situacao", "A situação não pertence ao módulo de vendas")])),
+    }
+}
+
 pub async fn create(State(b): State<Bling>, Body(body): Body) -> Answer {
     let mut inner = b.inner.lock();
     let mut order = match order_body::build(&inner, &body, None) {
         Ok(o) => o,
         Err(fields) => return Err(refused(fields)),
     };
+    let situacao = initial_situacao(&inner, &body)?;
     let id = inner.id();
     order["id"] = json!(id);
     order["numero"] = json!(inner.numero());
-    order["situacao"] = json!({"id": 6, "valor": 0});
+    order["situacao"] = situacao;
     // Stored items and parcelas get ids of their own (sending a stale one back is an error).
     for list in ["itens", "parcelas"] {
         if let Some(Value::Array(entries)) = order.get_mut(list) {

@@ -123,6 +123,21 @@ async fn an_order_keeps_its_contact_and_delivery_data_as_sent() {
 }
 
 #[tokio::test]
+async fn an_order_is_created_in_the_vendas_situacao_its_body_names() {
+    let w = world(Config::default()).await;
+    let mut atendido = w.order("V-1");
+    atendido["situacao"] = json!({"id": 9});
+    let id = w.post(atendido).await.1["data"]["id"].as_i64().unwrap();
+    let order = w.get(&format!("/pedidos/vendas/{id}")).await["data"].clone();
+    assert_eq!(order["situacao"], json!({"id": 9, "valor": 1}));
+    let mut compras = w.order("V-2");
+    compras["situacao"] = json!({"id": 28});
+    let (status, refused) = w.post(compras).await;
+    assert_eq!((status, refused["error"]["fields"][0]["element"].as_str()), (400, Some("situacao")));
+    assert_eq!(w.h.bling.orders().len(), 1, "the refused order is not stored");
+}
+
+#[tokio::test]
 async fn put_replaces_the_whole_order_and_refuses_an_unchanged_one_or_stale_ids() {
     let w = world(Config::default()).await;
     let id = w.post(w.order("V-1")).await.1["data"]["id"].as_i64().unwrap();

@@ -1,0 +1,128 @@
+//! What a person or the point of sale asks of a stored sale besides posting it: a cancellation
+//! (local when Bling never saw the sale, a reversal when it did, remembered when it comes before
+//! the sale), a move to another store, and a replay of parked sales. Each is recorded in the
+//! sale's history and handed to the worker.
+
+use ponte_core::{TenantId, error::ServiceError, time::now_millis};
+
+use crate::{
+    context::Context,
+    state::State,
+    store::{self, Entry, Key, Row},
+    worker::Worker,
+};
+
+fn states(list: &[State]) -> String {
+    let labels: Vec<String> = list.iter().map(|s| format!("'{}'", s.label())).collect();
+    format!("state IN ({})", labels.join(", "))
+}
+
+/// Cancels sale `key`; the sale as it stands after.
+pub(crate) async fn cancel(ctx: &Context, worker: &Worker, key: &Key, why: &str) -> Result<Row, ServiceError> {
+    if let Some(row) = store::cancel_unknown(&ctx.db, key, why).await? {
+        return Ok(row);
+    }
+    let now = now_millis();
+    let never_in_bling =
+        format!("{} AND bling_order_id = 0 AND order_attempted = 0", states(&[State::Parked, State::Failed]));
+    let local = vec![("state", State::Cancelled.label().into()), ("reason", why.into())];
+    let detail = format!("venda cancelada sem tocar no Bling: não havia pedido ({why})");
+    if let Some(row) =
+        store::update_if(&ctx.db, key, &never_in_bling, local, Entry::new("cancelled", "ok", detail)).await?
+    {
+        return Ok(row);
+    }
+    let reverse = vec![
+        ("state", State::Cancelling.label().into()),
+        ("cancel_requested", 1.into()),
+        ("next_attempt_time", now.into()),
+        ("reason", why.into()),
+    ];
+    let detail = format!("cancelamento pedido ({why}): estorno do estoque e pedido cancelado no Bling");
+    let reversing = store::update_if(
+        &ctx.db,
+        key,
+        &states(&[State::Posted, State::Parked, State::Failed]),
+        reverse,
+        Entry::new("cancel requested", "ok", detail),
+    )
+    .await?;
+    let flagged = match reversing {
+        Some(row) => Some(row),
+        None => {
+            let flag = vec![("cancel_requested", 1.into()), ("next_attempt_time", now.into()), ("reason", why.into())];
+            let detail = format!("cancelamento pedido ({why}) enquanto a venda era lançada");
+            let active = states(&[State::Received, State::OrderCreated, State::Moving]);
+            store::update_if(&ctx.db, key, &active, flag, Entry::new("cancel requested", "ok", detail)).await?
+        }
+    };
+    match flagged {
+        Some(_) => worker.run_now(key).await,
+        None => {
+            store::note(&ctx.db, key, Entry::new("cancel requested", "skipped", "a venda já está cancelada")).await?;
+            store::require(&ctx.db, key).await
+        }
+    }
+}
+
+/// Moves posted sale `key` to store `to`, whose mapping must exist.
+pub(crate) async fn move_sale(ctx: &Context, worker: &Worker, key: &Key, to: &str) -> Result<Row, ServiceError> {
+    let row = store::require(&ctx.db, key).await?;
+    if row.state() != State::Posted || row.cancel_requested == 1 {
+        return Err(ServiceError::FailedPrecondition(format!(
+            "sale '{}' is {}: only a posted sale can be moved",
+            key.sale_id,
+            row.state().label()
+        )));
+    }
+    if row.store_id == to {
+        return Err(ServiceError::FailedPrecondition(format!(
+            "sale '{}' is already posted for store '{to}'",
+            key.sale_id
+        )));
+    }
+    if ctx.mapping.store(&key.tenant, to).await?.is_none() {
+        return Err(ServiceError::FailedPrecondition(format!("store '{to}' has no Bling mapping (loja and depósito)")));
+    }
+    let set = vec![
+        ("state", State::Moving.label().into()),
+        ("move_to_store", to.into()),
+        ("next_attempt_time", now_millis().into()),
+    ];
+    let detail = format!("mudança pedida da loja '{}' para '{to}'", row.store_id);
+    let cond = format!("{} AND cancel_requested = 0", states(&[State::Posted]));
+    if store::update_if(&ctx.db, key, &cond, set, Entry::new("move requested", "ok", detail)).await?.is_none() {
+        return Err(ServiceError::FailedPrecondition(format!("sale '{}' changed meanwhile; try again", key.sale_id)));
+    }
+    worker.run_now(key).await
+}
+
+/// Tries the tenant's parked sales again (`ids`, or all of them); the sales as they stand after.
+pub(crate) async fn replay(
+    ctx: &Context,
+    worker: &Worker,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<Vec<Row>, ServiceError> {
+    let keys: Vec<Key> = if ids.is_empty() {
+        store::list(&ctx.db, tenant, &[State::Parked], None, "", 1000, true).await?.iter().map(Row::key).collect()
+    } else {
+        ids.iter().map(|id| Key { tenant: tenant.clone(), sale_id: id.clone() }).collect()
+    };
+    for key in &keys {
+        store::note(&ctx.db, key, Entry::new("replay", "ok", "tentar de novo (pedido por uma pessoa)")).await?;
+    }
+    let ids: Vec<String> = keys.iter().map(|k| k.sale_id.clone()).collect();
+    store::wake_parked(&ctx.db, tenant, &ids).await?;
+    store::requeue_due_parked(&ctx.db).await?;
+    let runs = keys.iter().map(|k| worker.run_now(k));
+    let mut out = Vec::with_capacity(keys.len());
+    for r in futures::future::join_all(runs).await {
+        match r {
+            Ok(row) => out.push(row),
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
