@@ -22,6 +22,42 @@ pub(crate) async fn cancel(ctx: &Context, worker: &Worker, key: &Key, why: &str)
     if let Some(row) = store::cancel_unknown(&ctx.db, key, why).await? {
         return Ok(row);
     }
+    // Each attempt is a conditional write per state the sale may be in; a worker may move the
+    // sale between two of them (its write-off landing: order created → posted), so a sale that
+    // none of them matched and that is not cancelled is looked at again.
+    for _ in 0..5 {
+        if let Some(done) = cancel_once(ctx, key, why).await? {
+            return match done {
+                Cancel::Done(row) => Ok(*row),
+                Cancel::Drive => worker.run_now(key).await,
+            };
+        }
+        let row = store::require(&ctx.db, key).await?;
+        if matches!(row.state(), State::Cancelled | State::Cancelling) || row.cancel_requested == 1 {
+            let detail = if row.state() == State::Cancelled {
+                "a venda já está cancelada"
+            } else {
+                "o cancelamento já foi pedido"
+            };
+            store::note(&ctx.db, key, Entry::new("cancel requested", "skipped", detail)).await?;
+            return store::require(&ctx.db, key).await;
+        }
+    }
+    Err(ServiceError::unavailable(
+        format!("sale '{}' kept changing while being cancelled; try again", key.sale_id),
+        Some(std::time::Duration::from_secs(1)),
+    ))
+}
+
+enum Cancel {
+    /// Cancelled here, without Bling.
+    Done(Box<Row>),
+    /// Flagged: the worker reverses it.
+    Drive,
+}
+
+/// One pass over the states a cancellation acts on; `None` when the sale was in none of them.
+async fn cancel_once(ctx: &Context, key: &Key, why: &str) -> Result<Option<Cancel>, ServiceError> {
     let now = now_millis();
     let never_in_bling =
         format!("{} AND bling_order_id = 0 AND order_attempted = 0", states(&[State::Parked, State::Failed]));
@@ -30,7 +66,7 @@ pub(crate) async fn cancel(ctx: &Context, worker: &Worker, key: &Key, why: &str)
     if let Some(row) =
         store::update_if(&ctx.db, key, &never_in_bling, local, Entry::new("cancelled", "ok", detail)).await?
     {
-        return Ok(row);
+        return Ok(Some(Cancel::Done(Box::new(row))));
     }
     let reverse = vec![
         ("state", State::Cancelling.label().into()),
@@ -39,30 +75,17 @@ pub(crate) async fn cancel(ctx: &Context, worker: &Worker, key: &Key, why: &str)
         ("reason", why.into()),
     ];
     let detail = format!("cancelamento pedido ({why}): estorno do estoque e pedido cancelado no Bling");
-    let reversing = store::update_if(
-        &ctx.db,
-        key,
-        &states(&[State::Posted, State::Parked, State::Failed]),
-        reverse,
-        Entry::new("cancel requested", "ok", detail),
-    )
-    .await?;
-    let flagged = match reversing {
-        Some(row) => Some(row),
-        None => {
-            let flag = vec![("cancel_requested", 1.into()), ("next_attempt_time", now.into()), ("reason", why.into())];
-            let detail = format!("cancelamento pedido ({why}) enquanto a venda era lançada");
-            let active = states(&[State::Received, State::OrderCreated, State::Moving]);
-            store::update_if(&ctx.db, key, &active, flag, Entry::new("cancel requested", "ok", detail)).await?
-        }
-    };
-    match flagged {
-        Some(_) => worker.run_now(key).await,
-        None => {
-            store::note(&ctx.db, key, Entry::new("cancel requested", "skipped", "a venda já está cancelada")).await?;
-            store::require(&ctx.db, key).await
-        }
+    let posted = states(&[State::Posted, State::Parked, State::Failed]);
+    if store::update_if(&ctx.db, key, &posted, reverse, Entry::new("cancel requested", "ok", detail)).await?.is_some() {
+        return Ok(Some(Cancel::Drive));
     }
+    let flag = vec![("cancel_requested", 1.into()), ("next_attempt_time", now.into()), ("reason", why.into())];
+    let detail = format!("cancelamento pedido ({why}) enquanto a venda era lançada");
+    let active = states(&[State::Received, State::OrderCreated, State::Moving]);
+    if store::update_if(&ctx.db, key, &active, flag, Entry::new("cancel requested", "ok", detail)).await?.is_some() {
+        return Ok(Some(Cancel::Drive));
+    }
+    Ok(None)
 }
 
 /// Moves posted sale `key` to store `to`, whose mapping must exist.

@@ -94,3 +94,42 @@ async fn two_stores_write_off_on_their_own_depositos_and_a_sale_is_moved() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 }
+
+/// A cancellation that arrives while the write-off is on its way to Bling: the sale is still
+/// being posted when the cancellation is flagged, the write-off lands, and the reversal must
+/// follow it (the stock returned, the order cancelled) instead of leaving the sale posted.
+#[tokio::test]
+async fn a_cancellation_that_arrives_during_the_write_off_still_reverses_the_sale() {
+    use ponte_proto::v1::CancelSaleRequest;
+    use ponte_sandbox::common::FaultSettings;
+    let w = SalesWorld::start().await;
+    // Every Bling call takes long enough for the cancellation to come in while the write-off,
+    // which follows the order's creation at once, is in flight.
+    w.world.bling.bling.faults().set(FaultSettings { latency_ms: 1500, ..Default::default() });
+    let id = w.ring_up(camisetas("V-7"));
+    let order_created = crate::sales_support::poll(std::time::Duration::from_secs(30), || async {
+        w.sale(&id).await.filter(|r| r.bling_order_id != 0 || r.state() != SaleState::Received)
+    })
+    .await
+    .expect("the order is created");
+    assert_eq!(order_created.state(), SaleState::Received, "{order_created:?}");
+    assert!(!order_created.stock_written_off);
+    // The worker is now inside the write-off call.
+    w.sales()
+        .await
+        .cancel_sale(CancelSaleRequest { tenant_id: TENANT.into(), sale_id: id.clone(), reason: "desistência".into() })
+        .await
+        .unwrap();
+    // Cancelled, and no longer on its way there (a reversal under way reads as cancelled too).
+    let cancelled = crate::sales_support::poll(std::time::Duration::from_secs(60), || async {
+        w.sale(&id).await.filter(|r| r.state() == SaleState::Cancelled && !r.cancel_requested)
+    })
+    .await
+    .expect("the sale is cancelled and its reversal done");
+    assert!(!cancelled.stock_written_off);
+    assert_eq!(camiseta_stock(&w, DEPOSITO_CENTRO), Decimal::from(100), "the stock is back");
+    let order = w.world.bling.bling.order(order_created.bling_order_id).unwrap();
+    assert_eq!(order["situacao"]["id"], 12, "Cancelado: {:?}", cancelled.history);
+    let ops: Vec<String> = w.movements_of(order_created.bling_order_id).into_iter().map(|m| m.1).collect();
+    assert_eq!(ops, ["S", "E"]);
+}
