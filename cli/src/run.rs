@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::Context;
 use ponte_core::{
+    background::Background,
     config::{Env, Peers, ServeConfig},
     db::Database,
     grpc,
@@ -85,8 +86,12 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     let readiness =
         if name == ServiceName::Gateway { ponte_gateway::Gateway::readiness(&deps) } else { deps.readiness() }
             .unless_stopping(stop.subscribe());
+    let background = deps.background.clone();
     tokio::spawn(async move {
         grpc::shutdown_signal().await;
+        // Background work learns first, so that the servers' shutdown, which drops the
+        // services, finds it wrapping up rather than abandons it.
+        background.stop();
         let _ = stop.send(true);
     });
     tracing::info!(service = spec.name, grpc = %cfg.grpc_addr, "ponte service starting");
@@ -110,10 +115,20 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     };
     let stop = stopped();
     tasks.spawn(async move { Ok(axum::serve(http_listener, router).with_graceful_shutdown(stop).await?) });
+    tasks.spawn(wrap_up(deps.background.clone(), stopped()));
     let result = run_until_done(tasks, stopped(), grace).await;
     tracing::info!(service = spec.name, "stopped");
     guard.flush();
     result
+}
+
+/// Once the process is told to stop: the services' background work wraps up (each task
+/// finishes its step and hands back its lease); the caller bounds the wait by the grace.
+async fn wrap_up(background: Background, stopped: impl Future<Output = ()>) -> anyhow::Result<()> {
+    stopped.await;
+    background.stop();
+    background.wait().await;
+    Ok(())
 }
 
 /// `/metrics` alone, for the services whose only other port is gRPC (OpenMetrics when asked for).
@@ -400,14 +415,17 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         running.stop(Duration::from_secs(5)).await;
         Ok(())
     });
+    tasks.spawn(wrap_up(shared.background.clone(), stopped()));
     lines.push(format!("  {:<16} http://{}  (webhooks, /healthz, /readyz, /metrics)", "gateway", opts.http));
     println!("ponte dev: every service in one process, data in {}", opts.data_dir.display());
     for line in lines.iter().chain(&sandbox_lines) {
         println!("{line}");
     }
     println!("ponte dev: ready (Ctrl-C stops)");
+    let background = shared.background.clone();
     tokio::spawn(async move {
         grpc::shutdown_signal().await;
+        background.stop();
         let _ = stop.send(true);
     });
     let result = run_until_done(tasks, stopped(), Duration::from_secs(5)).await;

@@ -7,6 +7,7 @@ mod ops_alerts;
 mod ops_manifests;
 mod ops_mesh;
 mod ops_rolling;
+mod ops_shutdown;
 mod ops_telemetry;
 mod refresh;
 mod sales;

@@ -230,6 +230,22 @@ impl ProcessMesh {
         old.terminate().await
     }
 
+    /// Stops process `index` with SIGTERM (out of its balancers first, as a scale-down does);
+    /// its exit.
+    pub async fn stop(&mut self, index: usize) -> ExitStatus {
+        let old = self.procs.remove(index);
+        self.balancer(old.service).remove(old.grpc);
+        if old.service == "gateway" {
+            self.balancer("gateway-http").remove(old.http);
+        }
+        old.terminate().await
+    }
+
+    /// The value of setting `var` every process got.
+    pub fn setting(&self, var: &str) -> &str {
+        self.env.iter().find(|(k, _)| k == var).map_or("", |(_, v)| v.as_str())
+    }
+
     /// A channel to `service` through its balancer.
     pub async fn channel(&self, service: &str) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(self.balancer(service).url()).unwrap().connect().await.unwrap()

@@ -4,6 +4,7 @@
 //! trace propagation, graceful shutdown).
 
 pub mod access;
+pub mod background;
 pub mod config;
 pub mod crypto;
 pub mod db;

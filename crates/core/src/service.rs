@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::{
+    background::Background,
     config::{ConfigError, Env, Peers},
     db::{Database, Migrations},
     grpc::{Readiness, TracedChannel, channel},
@@ -30,6 +31,8 @@ pub struct Deps {
     pub peers: Peers,
     /// The environment, for the settings only one service reads (e.g. `PONTE_BLING_CLIENT_ID`).
     pub env: Env,
+    /// The process's background work, stopped with it.
+    pub background: Background,
 }
 
 /// The process-wide parts of [`Deps`] kept in Redis, or in memory for `ponte dev`.
@@ -38,6 +41,8 @@ pub struct Shared {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub locks: Arc<dyn Locks>,
+    /// The process's background work: one stop for all its services.
+    pub background: Background,
 }
 
 impl Shared {
@@ -47,6 +52,7 @@ impl Shared {
             idempotency: Arc::new(RedisIdempotency::new(conn.clone(), prefix)),
             limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
             locks: Arc::new(RedisLocks::new(conn, prefix)),
+            background: Background::default(),
         }
     }
 
@@ -56,6 +62,7 @@ impl Shared {
             idempotency: Arc::new(MemoryIdempotency::default()),
             limiter: Arc::new(MemoryRateLimiter::default()),
             locks: Arc::new(MemoryLocks::default()),
+            background: Background::default(),
         }
     }
 
@@ -67,6 +74,7 @@ impl Shared {
             locks: self.locks.clone(),
             peers,
             env,
+            background: self.background.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use ponte_connectors::{bitrix24::Bitrix24Client, bling::BlingApi};
-use ponte_core::{access::AccessTokens, db::Database, lock::Locks};
+use ponte_core::{access::AccessTokens, background::Background, db::Database, lock::Locks};
 
 use crate::{cplug_bulks::CplugBulks, mapping::Mapping, portal::BlingIdKeys, settings::SettingsCache};
 
@@ -25,4 +25,6 @@ pub(crate) struct Context {
     pub settings: SettingsCache,
     pub bling_id_keys: BlingIdKeys,
     pub cplug_bulks: CplugBulks,
+    /// The process's background work (backfill runners), stopped with it.
+    pub background: Background,
 }

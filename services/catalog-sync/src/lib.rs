@@ -58,6 +58,7 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         locks: deps.locks.clone(),
         settings: Default::default(),
         cplug_bulks: Default::default(),
+        background: deps.background.clone(),
     };
     let other = other_flows::OtherFlows::new(deps.sales_ingest_channel()?, deps.shipping_status_channel()?);
     Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other))))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ponte_connectors::bling::BlingApi;
 use ponte_core::{
     access::AccessTokens,
+    background::Background,
     config::{ConfigError, Env},
     db::Database,
 };
@@ -88,6 +89,9 @@ pub(crate) struct Context {
     pub known: KnownIds,
     pub settings: SettingsCache,
     pub tuning: Tuning,
+    /// The process's background work: a stopping process takes no new sale and hands back
+    /// the ones it holds after the step in hand.
+    pub background: Background,
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         known: Default::default(),
         settings: Default::default(),
         tuning: context::Tuning::from_env(&deps.env)?,
+        background: deps.background.clone(),
     };
     Ok(Routes::new(SalesIngestServiceServer::new(api::SalesIngest::new(ctx, tenants))))
 }

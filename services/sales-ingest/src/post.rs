@@ -70,6 +70,11 @@ type Step = Result<Row, Stop>;
 pub(crate) async fn drive(ctx: &Context, key: &Key, token: &str) -> Result<Option<Row>, ServiceError> {
     let mut row = store::require(&ctx.db, key).await?;
     for _ in 0..8 {
+        if ctx.background.is_stopping() {
+            // The process is stopping: the step in hand is recorded, the lease goes back now so
+            // another replica goes on at once.
+            break;
+        }
         let cancel = row.cancel_requested == 1;
         let next = match row.state() {
             // A cancellation flagged while a step was on its way (the write-off may have landed

@@ -3,14 +3,15 @@
 //! outcome); the scanner takes every sale that is due (new ones no worker was free for, retries
 //! whose wait is over, sales whose worker crashed and whose lease expired, parked sales whose
 //! re-check time came or whose tenant's mapping changed), oldest first, as workers free up.
-//! Every task stops when the service is dropped ([`Lifeline`]).
+//! Every task stops when the service is dropped ([`Lifeline`]); when the process stops, the
+//! scanner ends and each sale being driven hands back its lease after the step in hand.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use ponte_core::{TenantId, error::ServiceError};
+use ponte_core::{TenantId, background::Background, error::ServiceError};
 use tokio::{
     sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot},
     task::JoinSet,
@@ -34,13 +35,19 @@ pub(crate) struct Worker {
     mapping_seen: Mutex<HashMap<TenantId, i64>>,
 }
 
-/// Keeps the worker's tasks running; dropping it stops them all at once (a dropped service).
-pub(crate) struct Lifeline(Tasks);
+/// Keeps the worker's tasks running; dropping it stops them all at once (a dropped service),
+/// unless the process is stopping: then each drive finishes its step and hands its sale back,
+/// within the process's grace.
+pub(crate) struct Lifeline(Tasks, Background);
 
 impl Drop for Lifeline {
     fn drop(&mut self) {
         if let Ok(mut tasks) = self.0.lock() {
-            tasks.abort_all();
+            if self.1.is_stopping() {
+                tasks.detach_all();
+            } else {
+                tasks.abort_all();
+            }
         }
     }
 }
@@ -58,13 +65,14 @@ impl Worker {
             Arc::new(Self { ctx, permits, wake: Notify::new(), tasks: tasks.clone(), mapping_seen: Mutex::default() });
         let w = worker.clone();
         worker.spawn(async move { w.scan().await });
-        (worker, Lifeline(tasks))
+        let background = worker.ctx.background.clone();
+        (worker, Lifeline(tasks, background))
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         if let Ok(mut tasks) = self.tasks.lock() {
             while tasks.try_join_next().is_some() {}
-            tasks.spawn(task);
+            tasks.spawn(self.ctx.background.track(task));
         }
     }
 
@@ -76,6 +84,10 @@ impl Worker {
     /// Drives `key` now if a worker is free and nobody holds the sale, waiting at most the
     /// inline wait for it; the sale as it stands then.
     pub async fn run_now(&self, key: &Key) -> Result<Row, ServiceError> {
+        if self.ctx.background.is_stopping() {
+            // The replica that takes the sale over drives it.
+            return store::require(&self.ctx.db, key).await;
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             self.nudge();
             return store::require(&self.ctx.db, key).await;
@@ -109,13 +121,14 @@ impl Worker {
     }
 
     async fn scan(self: Arc<Self>) {
-        loop {
+        while !self.ctx.background.is_stopping() {
             if let Err(e) = self.scan_once().await {
                 tracing::warn!(error = %e, "the sales scanner could not look for due sales");
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.ctx.tuning.scan) => {}
+                () = self.ctx.background.stopping() => {}
             }
         }
     }

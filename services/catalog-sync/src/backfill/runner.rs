@@ -6,7 +6,9 @@
 //!
 //! Every replica adopts unfinished backfills when it starts and every [`SCAN_PERIOD`] after,
 //! so a backfill whose runner died resumes on its own. A runner stops where it is when its
-//! service is dropped, as a killed process would.
+//! service is dropped, as a killed process would; when its process stops (SIGTERM), it
+//! finishes the page in hand, commits it and hands the lease back, so another replica goes on
+//! at once instead of waiting for the lease to expire.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -88,13 +90,14 @@ impl Runner {
         let me = self.clone();
         tokio::spawn(async move {
             let mut alive = me.alive.clone();
-            loop {
+            while !me.ctx.background.is_stopping() {
                 match me.store.unfinished().await {
                     Ok(ids) => ids.into_iter().for_each(|id| me.spawn(id)),
                     Err(e) => tracing::warn!(error = %e, "could not look for unfinished backfills"),
                 }
                 tokio::select! {
                     _ = alive.changed() => return,
+                    () = me.ctx.background.stopping() => return,
                     _ = tokio::time::sleep(SCAN_PERIOD) => {}
                 }
             }
@@ -103,15 +106,14 @@ impl Runner {
 
     /// Runs backfill `id` in this process, unless it runs here already.
     pub fn spawn(&self, id: String) {
-        if !self.running.lock().insert(id.clone()) {
+        if self.ctx.background.is_stopping() || !self.running.lock().insert(id.clone()) {
             return;
         }
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut alive = me.alive.clone();
+        self.ctx.background.spawn(async move {
             tokio::select! {
-                _ = alive.changed() => tracing::info!(backfill = %id, "service stopping: backfill left at its checkpoint"),
-                _ = me.drive(&id) => {}
+                () = me.dropped() => tracing::info!(backfill = %id, "service dropped: backfill left at its checkpoint"),
+                () = me.drive(&id) => {}
             }
             me.cplug.forget(&id);
             me.bitrix24.forget(&id);
@@ -119,18 +121,22 @@ impl Runner {
         });
     }
 
-    /// Runs the backfill's pages until it ends.
+    /// Runs the backfill's pages until it ends, or until the process stops (between pages).
     async fn drive(&self, id: &str) {
         let mut backoff = Duration::from_millis(250);
         loop {
+            if self.ctx.background.is_stopping() {
+                tracing::info!(backfill = %id, "process stopping: backfill handed back at its checkpoint");
+                return;
+            }
             match self.step(id).await {
                 Ok(Step::More) => backoff = Duration::from_millis(250),
                 Ok(Step::Done) => return,
-                Ok(Step::Busy) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Ok(Step::Busy) => self.pause(Duration::from_secs(1)).await,
                 Err(ServiceError::Unavailable { message, retry_after }) => {
                     tracing::warn!(backfill = %id, error = %message, "backfill page will be retried");
                     let _ = self.store.note(id, &message).await;
-                    tokio::time::sleep(retry_after.unwrap_or(backoff).max(backoff)).await;
+                    self.pause(retry_after.unwrap_or(backoff).max(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => {
@@ -142,6 +148,24 @@ impl Runner {
                     return;
                 }
             }
+        }
+    }
+
+    /// Completes when the service is dropped without its process stopping (as a killed process
+    /// would stop); a stopping process lets the page in hand finish first.
+    async fn dropped(&self) {
+        let mut alive = self.alive.clone();
+        let _ = alive.changed().await;
+        if self.ctx.background.is_stopping() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Waits `wait`, or less when the process starts stopping.
+    async fn pause(&self, wait: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            () = self.ctx.background.stopping() => {}
         }
     }
 
