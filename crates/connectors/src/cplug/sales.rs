@@ -41,7 +41,12 @@ fn cents(v: &Value, field: &str) -> Result<i64, FieldError> {
     if d.normalize().scale() > 2 {
         return Err(bad(field, format!("{d} has more than 2 decimal places")));
     }
-    (d * Decimal::ONE_HUNDRED).trunc().to_string().parse().map_err(|_| bad(field, "is out of range"))
+    d.checked_mul(Decimal::ONE_HUNDRED)
+        .ok_or_else(|| bad(field, "is out of range"))?
+        .trunc()
+        .to_string()
+        .parse()
+        .map_err(|_| bad(field, "is out of range"))
 }
 
 fn text(m: &Map<String, Value>, key: &str, field: &str) -> Result<String, FieldError> {
@@ -158,6 +163,14 @@ pub fn to_sale(sale: &Value, occurred_ms: Option<i64>) -> Result<Sale, FieldErro
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by the `cplug_sale` fuzz target: an amount too large for cents overflowed
+    /// `Decimal`'s multiplication and panicked.
+    #[test]
+    fn an_amount_too_large_for_cents_is_a_field_error_not_a_panic() {
+        let sale = serde_json::json!({"discount": "-3333333333300000003333333333"});
+        assert!(to_sale(&sale, Some(0)).is_err());
+    }
     use serde_json::json;
 
     use super::*;
