@@ -20,6 +20,7 @@ mod gateway_trace;
 mod http_trace;
 mod idempotency;
 mod ingest_crash;
+mod long_input;
 mod mapping;
 mod ops_gateway;
 mod ops_migrations;
