@@ -7,6 +7,7 @@ mod bitrix24;
 mod bitrix24_install;
 mod bling_budget;
 mod bling_connect;
+mod bling_jitter;
 mod catalog_backfill;
 mod catalog_sync;
 mod cplug;
