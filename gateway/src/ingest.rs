@@ -343,7 +343,11 @@ async fn pipeline<S: WebhookSource>(
         Ok(Ok(Stored::Inserted)) => {
             ingest.remember(&dedupe_key).await;
             m.stored.get_or_create(&SourceLabels { source: S::NAME }).inc();
-            if verdict.state() == EventState::Dead {
+            if verdict.state() == EventState::Ignored {
+                metrics::ignored(S::NAME);
+                tracing::info!(reason = %verdict.dead_reason(), "signed event stored as ignored");
+                Ok(accepted("ignored", Some(&event_id), Some(verdict.dead_reason())))
+            } else if verdict.state() == EventState::Dead {
                 metrics::dead(S::NAME, metrics::DeadReason::Unusable);
                 tracing::info!(reason = %verdict.dead_reason(), "signed event stored as a dead letter");
                 Ok(accepted("dead_letter", Some(&event_id), Some(verdict.dead_reason())))
