@@ -128,6 +128,7 @@ fn state_name(s: EventState) -> &'static str {
         EventState::Delivered => "delivered",
         EventState::Dead => "dead",
         EventState::Coalesced => "coalesced",
+        EventState::Ignored => "ignored",
         EventState::Unspecified => "-",
     }
 }

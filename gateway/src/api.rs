@@ -3,6 +3,7 @@
 //! attempts; an event that was unusable on arrival is classified again from its payload).
 
 use ponte_core::{
+    TenantId,
     db::{Backend, Database, page},
     error::ServiceError,
     time::{from_timestamp, now_millis, to_timestamp},
@@ -102,7 +103,8 @@ impl From<DeliveryRow> for Delivery {
 fn dead_letters(db: &Database, columns: &str, f: &DeadLetterFilter) -> Result<Statement, ServiceError> {
     let mut q = Statement::new(format!("SELECT {columns} FROM inbox_events WHERE state = 'dead'"));
     if !f.tenant_id.is_empty() {
-        q.push(" AND tenant_id = ").bind(f.tenant_id.clone());
+        let tenant = TenantId::field("filter.tenant_id", &f.tenant_id)?;
+        q.push(" AND tenant_id = ").bind(tenant.as_str().to_owned());
     }
     if f.source != 0 {
         let kind = Provider::try_from(f.source)

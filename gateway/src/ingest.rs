@@ -1,8 +1,9 @@
 //! `POST /webhooks/...`: the shared pipeline every [`WebhookSource`] goes through.
 //!
 //! In order: content type (415), size (413), signature (401; nothing is stored for a request
-//! that fails it), then the event: deduplicated on (source, event id) through Redis `SET NX`
-//! (a duplicate is answered 200 at once), classified (tenant, subscribers), and committed to the
+//! that fails it), then the event: deduplicated on (source, event id), first through a Redis
+//! key that is only set once the event's row is committed (a duplicate is answered 200 at
+//! once), then by the inbox's unique constraint; classified (tenant, subscribers), and committed to the
 //! inbox before the 2xx. A signed event ponte cannot use is stored as a dead letter and answered
 //! 2xx too: an error makes Bling switch the hook off for every merchant.
 //!
@@ -70,25 +71,35 @@ impl Ingest {
         Self { writer, lookups, idempotency, bling_secret, dedupe_ttl, redis_skip_until: AtomicI64::new(0) }
     }
 
-    /// `Some(true)`: first claim; `Some(false)`: already claimed; `None`: Redis did not answer.
-    async fn claim(&self, key: &str) -> Option<bool> {
+    /// Whether the key is set: `Some(true)` only after an earlier request committed the event;
+    /// `None`: Redis did not answer.
+    async fn seen(&self, key: &str) -> Option<bool> {
         if now_millis() < self.redis_skip_until.load(Ordering::Relaxed) {
             return None;
         }
-        match self.idempotency.claim(key, self.dedupe_ttl).await {
-            Ok(first) => Some(first),
+        match self.idempotency.seen(key).await {
+            Ok(seen) => Some(seen),
             Err(e) => {
-                self.redis_skip_until.store(now_millis() + 1000, Ordering::Relaxed);
-                tracing::warn!(error = %e, "Redis did not answer; deduplicating through the database alone");
+                self.redis_unavailable(&e);
                 None
             }
         }
     }
 
-    async fn release(&self, key: &str) {
-        if let Err(e) = self.idempotency.release(key).await {
-            tracing::warn!(error = %e, "could not release a dedupe key; the database still decides");
+    /// Sets the key once the event's row is committed (or found committed), so later copies
+    /// are answered from Redis.
+    async fn remember(&self, key: &str) {
+        if now_millis() < self.redis_skip_until.load(Ordering::Relaxed) {
+            return;
         }
+        if let Err(e) = self.idempotency.claim(key, self.dedupe_ttl).await {
+            self.redis_unavailable(&e);
+        }
+    }
+
+    fn redis_unavailable(&self, e: &dyn std::fmt::Display) {
+        self.redis_skip_until.store(now_millis() + 1000, Ordering::Relaxed);
+        tracing::warn!(error = %e, "Redis did not answer; deduplicating through the database alone");
     }
 }
 
@@ -302,8 +313,9 @@ async fn pipeline<S: WebhookSource>(
     let event = S::parse(&body);
     let m = metrics::get();
     let dedupe_key = format!("inbox:{}:{}", S::NAME, event.source_event_id);
-    let claimed = ingest.claim(&dedupe_key).await;
-    if claimed == Some(false) {
+    // Redis only ever holds keys of committed events: a request that dies before its commit
+    // leaves nothing behind that would turn the sender's retry away.
+    if ingest.seen(&dedupe_key).await == Some(true) {
         m.duplicate.get_or_create(&SourceLabels { source: S::NAME }).inc();
         return Ok(accepted("duplicate", None, None));
     }
@@ -329,8 +341,13 @@ async fn pipeline<S: WebhookSource>(
     let stored = tokio::time::timeout(STORE_TIMEOUT, ingest.writer.store(row)).await;
     match stored {
         Ok(Ok(Stored::Inserted)) => {
+            ingest.remember(&dedupe_key).await;
             m.stored.get_or_create(&SourceLabels { source: S::NAME }).inc();
-            if verdict.state() == EventState::Dead {
+            if verdict.state() == EventState::Ignored {
+                metrics::ignored(S::NAME);
+                tracing::info!(reason = %verdict.dead_reason(), "signed event stored as ignored");
+                Ok(accepted("ignored", Some(&event_id), Some(verdict.dead_reason())))
+            } else if verdict.state() == EventState::Dead {
                 metrics::dead(S::NAME, metrics::DeadReason::Unusable);
                 tracing::info!(reason = %verdict.dead_reason(), "signed event stored as a dead letter");
                 Ok(accepted("dead_letter", Some(&event_id), Some(verdict.dead_reason())))
@@ -339,21 +356,16 @@ async fn pipeline<S: WebhookSource>(
             }
         }
         Ok(Ok(Stored::Duplicate)) => {
+            ingest.remember(&dedupe_key).await;
             m.duplicate.get_or_create(&SourceLabels { source: S::NAME }).inc();
             Ok(accepted("duplicate", None, None))
         }
         Ok(Err(e)) => {
-            // Nothing of this request is committed: let the sender's retry through.
-            if claimed == Some(true) {
-                ingest.release(&dedupe_key).await;
-            }
+            // Nothing of this request is committed: the sender's retry gets through.
             Err(Problem::unavailable(e.0, Some(Duration::from_secs(1))))
         }
         Err(_) => {
             // The commit may still land; the retry then finds the row and is a duplicate.
-            if claimed == Some(true) {
-                ingest.release(&dedupe_key).await;
-            }
             Err(Problem::unavailable("the inbox did not commit in time", Some(Duration::from_secs(1))))
         }
     }

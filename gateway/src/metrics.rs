@@ -75,6 +75,7 @@ pub struct GatewayMetrics {
     pub stored: Family<SourceLabels, Counter>,
     pub duplicate: Family<SourceLabels, Counter>,
     pub dead: Family<DeadLabels, Counter>,
+    pub ignored: Family<SourceLabels, Counter>,
     pub rejected: Family<RejectLabels, Counter>,
     pub ack_latency: Family<SourceLabels, Histogram>,
     pub commit_batch: Histogram,
@@ -91,6 +92,7 @@ static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(|| {
         stored: Family::default(),
         duplicate: Family::default(),
         dead: Family::default(),
+        ignored: Family::default(),
         rejected: Family::default(),
         // 0.25 ms .. ~8 s
         ack_latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00025, 2.0, 16))),
@@ -124,6 +126,11 @@ static METRICS: LazyLock<GatewayMetrics> = LazyLock::new(|| {
         "ponte_gateway_events_dead",
         "Events that became dead letters, by source and reason (unusable on arrival, refused by a service, out of attempts)",
         m.dead.clone(),
+    );
+    r.register(
+        "ponte_gateway_events_ignored",
+        "Signed events stored as ignored because no ponte service subscribes to their type, by source",
+        m.ignored.clone(),
     );
     r.register(
         "ponte_gateway_events_rejected",
@@ -189,4 +196,9 @@ pub async fn read_inbox(db: &ponte_core::db::Database) -> Result<(), sqlx::Error
 
 pub fn get() -> &'static GatewayMetrics {
     &METRICS
+}
+
+/// Counts one event stored as ignored (no service subscribes to its type).
+pub fn ignored(source: &'static str) {
+    get().ignored.get_or_create(&SourceLabels { source }).inc();
 }

@@ -18,6 +18,8 @@ pub enum Verdict {
     Deliver { tenant: TenantId, routes: &'static [Route] },
     /// It cannot be delivered; its tenant when known.
     Dead { tenant: Option<TenantId>, reason: String },
+    /// No ponte service subscribes to its type: kept, visible, and not alarming.
+    Ignored { tenant: Option<TenantId>, reason: String },
     /// Its tenant could not be resolved now (auth-token did not answer): stored as received
     /// and classified again later.
     Unresolved,
@@ -29,6 +31,7 @@ impl Verdict {
         match self {
             Self::Deliver { .. } => EventState::Pending,
             Self::Dead { .. } => EventState::Dead,
+            Self::Ignored { .. } => EventState::Ignored,
             Self::Unresolved => EventState::Received,
         }
     }
@@ -36,15 +39,15 @@ impl Verdict {
     pub fn tenant(&self) -> Option<&TenantId> {
         match self {
             Self::Deliver { tenant, .. } => Some(tenant),
-            Self::Dead { tenant, .. } => tenant.as_ref(),
+            Self::Dead { tenant, .. } | Self::Ignored { tenant, .. } => tenant.as_ref(),
             Self::Unresolved => None,
         }
     }
 
-    /// Why it is dead; empty otherwise.
+    /// Why it is dead or ignored; empty otherwise.
     pub fn dead_reason(&self) -> &str {
         match self {
-            Self::Dead { reason, .. } => reason,
+            Self::Dead { reason, .. } | Self::Ignored { reason, .. } => reason,
             _ => "",
         }
     }
@@ -66,6 +69,9 @@ pub async fn classify(kind: SourceKind, event: &Event, path_tenant: Option<&Tena
     };
     if let Some(why) = &event.unusable {
         let tenant = if let Lookup::Found(t) = tenant { Some(t) } else { None };
+        if event.unsubscribed {
+            return Verdict::Ignored { tenant, reason: why.clone() };
+        }
         return Verdict::Dead { tenant, reason: why.clone() };
     }
     match tenant {

@@ -44,6 +44,8 @@ pub struct Event {
     pub account: String,
     /// Why the event cannot be delivered, when it cannot.
     pub unusable: Option<String>,
+    /// No ponte service subscribes to its type: it is recorded as ignored, not as a dead letter.
+    pub unsubscribed: bool,
 }
 
 /// One sender's scheme. The pipeline calls these in a fixed order: content type, signature
@@ -179,7 +181,8 @@ fn parse_contract_event<T>(
     };
     ev.event_type = kind.to_owned();
     ev.occurred = v.occurred_ms();
-    ev.unusable = if routes(kind).is_empty() {
+    ev.unsubscribed = routes(kind).is_empty();
+    ev.unusable = if ev.unsubscribed {
         Some(format!("no ponte service subscribes to '{kind}' events"))
     } else if ev.occurred.is_none() {
         Some("occurred_at is missing or not an RFC 3339 time".into())
@@ -228,7 +231,10 @@ impl WebhookSource for Bling {
                 Some(format!("payload version '{version}' is not supported (set the hook to version 1)"))
             }
             // Every type ponte knows has subscribers.
-            (None, _) => Some(format!("no ponte service subscribes to '{kind}' events")),
+            (None, _) => {
+                ev.unsubscribed = true;
+                Some(format!("no ponte service subscribes to '{kind}' events"))
+            }
             _ if ev.occurred.is_none() => Some("date is missing or not an ISO 8601 time".into()),
             (Some(kind), _) => match v.data_id() {
                 Some(entity) => {
@@ -342,7 +348,8 @@ impl WebhookSource for Bitrix24 {
             account: form.domain().unwrap_or_default().to_owned(),
             ..Event::default()
         };
-        ev.unusable = if Self::routes(&kind).is_empty() {
+        ev.unsubscribed = Self::routes(&kind).is_empty();
+        ev.unusable = if ev.unsubscribed {
             Some(format!("no ponte service subscribes to '{kind}' events"))
         } else if ts.is_none() {
             Some("ts is missing or not a Unix time".into())

@@ -22,6 +22,8 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, IdempotencyError>;
     /// Gives a claim back, so that work which failed before it was stored can be retried.
     async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
+    /// Whether `key` is claimed, without claiming it (a fast path that changes nothing).
+    async fn seen(&self, key: &str) -> Result<bool, IdempotencyError>;
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), IdempotencyError>;
 }
@@ -120,6 +122,11 @@ impl IdempotencyStore for RedisIdempotency {
         conn.del::<_, ()>(self.key(key)).await.map_err(|e| IdempotencyError(e.to_string()))
     }
 
+    async fn seen(&self, key: &str) -> Result<bool, IdempotencyError> {
+        let mut conn = self.conn.clone();
+        conn.exists::<_, bool>(self.key(key)).await.map_err(|e| IdempotencyError(e.to_string()))
+    }
+
     async fn ping(&self) -> Result<(), IdempotencyError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")
@@ -158,6 +165,10 @@ impl IdempotencyStore for MemoryIdempotency {
         Ok(())
     }
 
+    async fn seen(&self, key: &str) -> Result<bool, IdempotencyError> {
+        Ok(self.keys.lock().get(key).is_some_and(|expires| *expires > Instant::now()))
+    }
+
     async fn ping(&self) -> Result<(), IdempotencyError> {
         Ok(())
     }
@@ -170,7 +181,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn memory_store_claims_once_until_the_ttl_passes() {
         let store = MemoryIdempotency::default();
+        assert!(!store.seen("bling:e1").await.unwrap());
         assert!(store.claim("bling:e1", Duration::from_secs(10)).await.unwrap());
+        assert!(store.seen("bling:e1").await.unwrap());
         assert!(!store.claim("bling:e1", Duration::from_secs(10)).await.unwrap());
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(store.claim("bling:e1", Duration::from_secs(10)).await.unwrap());

@@ -107,6 +107,7 @@ pub async fn route_received(db: &Database, lookups: &Lookups) -> Result<bool, sq
                 insert_deliveries(&mut tx, &deliveries).await?;
                 routed = true;
             }
+            (Verdict::Ignored { .. }, true) => metrics::ignored(kind.name()),
             (_, true) => {
                 debug_assert_eq!(verdict.state(), EventState::Dead);
                 metrics::dead(kind.name(), metrics::DeadReason::Unusable);

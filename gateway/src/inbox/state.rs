@@ -15,10 +15,12 @@ pub enum EventState {
     Dead,
     /// Every delivery was replaced by a newer event of the same entity.
     Coalesced,
+    /// No ponte service subscribes to its type (Bling `stock.*`, `invoice.*`, …).
+    Ignored,
 }
 
 impl EventState {
-    const ALL: [Self; 5] = [Self::Received, Self::Pending, Self::Delivered, Self::Dead, Self::Coalesced];
+    const ALL: [Self; 6] = [Self::Received, Self::Pending, Self::Delivered, Self::Dead, Self::Coalesced, Self::Ignored];
 
     pub const fn label(self) -> &'static str {
         match self {
@@ -27,6 +29,7 @@ impl EventState {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::Coalesced => "coalesced",
+            Self::Ignored => "ignored",
         }
     }
 
@@ -41,6 +44,7 @@ impl EventState {
             Self::Delivered => ApiState::Delivered,
             Self::Dead => ApiState::Dead,
             Self::Coalesced => ApiState::Coalesced,
+            Self::Ignored => ApiState::Ignored,
         }
     }
 }

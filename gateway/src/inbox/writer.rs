@@ -100,8 +100,9 @@ async fn run(db: Database, rx: Arc<Mutex<mpsc::Receiver<Job>>>, wake: Wake) {
                 batch.iter().map(|_| Err(err.clone())).collect::<Vec<_>>()
             }
         };
-        let work =
-            events.iter().zip(&results).any(|(e, r)| matches!(r, Ok(Stored::Inserted)) && e.state != EventState::Dead);
+        let work = events.iter().zip(&results).any(|(e, r)| {
+            matches!(r, Ok(Stored::Inserted)) && !matches!(e.state, EventState::Dead | EventState::Ignored)
+        });
         for (job, r) in batch.into_iter().zip(results) {
             let _ = job.reply.send(r);
         }

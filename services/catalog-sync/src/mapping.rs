@@ -25,9 +25,20 @@ pub(crate) struct Mapping {
     client: MappingServiceClient<TracedChannel>,
 }
 
-/// The registry is ponte's own service: when it cannot answer, the work waits for it.
+/// The registry is ponte's own service: when it cannot answer, the work waits for it. A
+/// refusal (a bad value, a missing tenant) is permanent and is not retried.
 fn registry_down(s: Status) -> ServiceError {
-    ServiceError::unavailable(format!("link registry: {}", s.message()), None)
+    peer_error("link registry", &s)
+}
+
+/// A failed call to ponte's `peer`: retried when the peer may answer later (it is down, busy,
+/// or failed inside); its refusals are permanent.
+fn peer_error(peer: &str, s: &Status) -> ServiceError {
+    if ponte_core::error::is_retriable(s) || s.code() == Code::Internal {
+        ServiceError::unavailable(format!("{peer}: {}", s.message()), None)
+    } else {
+        ServiceError::FailedPrecondition(format!("{peer}: {}", s.message()))
+    }
 }
 
 /// An id the registry holds for `what`, as the id it must be.
@@ -86,7 +97,7 @@ impl Mapping {
                 target: MappingTarget::Bitrix24 as i32,
             })
             .await
-            .map_err(|s| ServiceError::unavailable(format!("mapping: {}", s.message()), None))?
+            .map_err(|s| peer_error("mapping", &s))?
             .into_inner()
             .mappings;
         Ok(mappings.iter().map(|m| m.bling_field.split(['.', '[']).next().unwrap_or_default().to_owned()).collect())

@@ -166,8 +166,9 @@ async fn signed_events_that_cannot_be_used_are_dead_letters_answered_2xx_and_rep
             "is not connected",
         ),
         (
-            bling_body("u-2", "stock.updated", &company, &date(0), json!({"produto": {"id": 1}})),
-            "no ponte service subscribes to 'stock.updated'",
+            json!({"eventId": "u-2", "date": date(0), "version": "v1", "event": "product.updated", "data": {"id": 1}})
+                .to_string(),
+            "companyId is missing",
         ),
         (bling_body("u-3", "product.updated", &company, &date(0), json!({"nome": "sem id"})), "data.id"),
         ("{not json".to_owned(), "not JSON"),

@@ -250,4 +250,17 @@ mod tests {
         let answers = Answers { done: serde_json::from_str(empty).unwrap(), webhook: false };
         assert!(answers.first_error().is_none() && answers.take(&added).is_none());
     }
+
+    #[test]
+    fn answers_under_keys_ponte_never_sent_are_ignored_without_panicking() {
+        let mut b = Batch::new();
+        let added = b.add_product(&ProductFields::default());
+        // Empty, one-character, non-ASCII and multi-byte keys, as a broken or hostile portal could send.
+        let body = r#"{"result":{"":"1","c":"2","é":"3","ç0":"4","c0x":"5","💥":"6"},
+            "result_error":{"":{"error":"X","error_description":"?"},"é":{"error":"Y","error_description":"?"}},
+            "result_total":{"":1,"é":2},"result_next":{"ç":3}}"#;
+        let answers = Answers { done: serde_json::from_str(body).unwrap(), webhook: false };
+        assert!(answers.take(&added).is_none());
+        assert!(answers.first_error().is_some());
+    }
 }
