@@ -33,6 +33,20 @@ pub enum TenantsCommand {
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
+    /// Offboards a tenant: revokes its tokens where the provider allows it and erases its data
+    /// in every service, leaving an audit record. Asks to type the tenant id unless --yes.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        /// Who asks for the deletion, for the audit record (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Skip the confirmation (required when there is no terminal).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -88,7 +102,7 @@ pub enum ConnectionsCommand {
     },
 }
 
-async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<Channel>> {
+pub(crate) async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(addr.auth_token_url.clone())
         .with_context(|| format!("--auth-token-url '{}' is not a URL", addr.auth_token_url))?
         .connect()
@@ -97,7 +111,7 @@ async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<C
     Ok(AuthTokenServiceClient::new(channel))
 }
 
-fn status(e: tonic::Status) -> anyhow::Error {
+pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", e.code(), e.message())
 }
 
@@ -121,6 +135,7 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("created tenant {} ({})", t.tenant_id, t.display_name);
         }
+        TenantsCommand::Delete { tenant, by, yes, addr } => crate::tenants_delete::delete(tenant, by, yes, addr).await?,
         TenantsCommand::List { addr } => {
             let mut c = client(&addr).await?;
             let mut token = String::new();

@@ -48,8 +48,19 @@ ponte_core::service_spec! {
     /// The gateway's gRPC side (the inbox operator API) on its own, as a [`ServiceSpec`] builds it:
     /// its replays reach the dispatchers through PostgreSQL `NOTIFY` (on SQLite, their poll). A
     /// process that also runs the HTTP side builds both from one [`Gateway`] instead.
-    pub static SPEC = { name: "gateway", schema: "gateway", grpc_services: &[service_names::INBOX], routes: routes };
+    pub static SPEC = { name: "gateway", schema: "gateway", grpc_services: &[service_names::INBOX, service_names::TENANT_DATA], routes: routes };
 }
+
+/// What the inbox holds of a tenant besides its events: their deliveries, and the dedupe claims
+/// of their ids in Redis.
+static INBOX_ERASURE: ponte_core::erasure::ErasePlan = ponte_core::erasure::ErasePlan {
+    children: &[(
+        "inbox_deliveries",
+        "DELETE FROM inbox_deliveries WHERE event_id IN (SELECT event_id FROM inbox_events WHERE tenant_id = $1)",
+    )],
+    last: &[],
+    claims: Some("SELECT 'inbox:' || source || ':' || source_event_id FROM inbox_events WHERE tenant_id = $1"),
+};
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     Gateway::new().routes(deps)
@@ -70,7 +81,8 @@ impl Gateway {
 
     /// The gRPC routes.
     pub fn routes(&self, deps: &Deps) -> Result<Routes, ConfigError> {
-        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone()))))
+        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone())))
+            .add_service(ponte_core::erasure::TenantData::server(deps, &INBOX_ERASURE)))
     }
 
     /// What the gateway's health follows: its database alone. Redis is only the fast path of

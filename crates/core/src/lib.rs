@@ -7,6 +7,7 @@ pub mod access;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod erasure;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;

@@ -41,7 +41,7 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The catalog-sync service as the binary runs it.
-    pub static SPEC = { name: "catalog-sync", schema: "catalog_sync", grpc_services: &[service_names::CATALOG_SYNC], routes: routes };
+    pub static SPEC = { name: "catalog-sync", schema: "catalog_sync", grpc_services: &[service_names::CATALOG_SYNC, service_names::TENANT_DATA], routes: routes };
 }
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
@@ -60,5 +60,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         cplug_bulks: Default::default(),
     };
     let other = other_flows::OtherFlows::new(deps.sales_ingest_channel()?, deps.shipping_status_channel()?);
-    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other))))
+    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }

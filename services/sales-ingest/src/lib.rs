@@ -37,7 +37,7 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The sales-ingest service as the binary runs it.
-    pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST], routes: routes };
+    pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST, service_names::TENANT_DATA], routes: routes };
 }
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
@@ -52,5 +52,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         settings: Default::default(),
         tuning: context::Tuning::from_env(&deps.env)?,
     };
-    Ok(Routes::new(SalesIngestServiceServer::new(api::SalesIngest::new(ctx, tenants))))
+    Ok(Routes::new(SalesIngestServiceServer::new(api::SalesIngest::new(ctx, tenants)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }

@@ -45,7 +45,7 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The shipping-status service as the binary runs it.
-    pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS], routes: routes };
+    pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS, service_names::TENANT_DATA], routes: routes };
 }
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
@@ -58,5 +58,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         bling: outside.bling,
         hub: outside.envios360,
     };
-    Ok(Routes::new(ShippingStatusServiceServer::new(api::ShippingStatus::new(ctx, tenants))))
+    Ok(Routes::new(ShippingStatusServiceServer::new(api::ShippingStatus::new(ctx, tenants)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }
