@@ -135,7 +135,9 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("created tenant {} ({})", t.tenant_id, t.display_name);
         }
-        TenantsCommand::Delete { tenant, by, yes, addr } => crate::tenants_delete::delete(tenant, by, yes, addr).await?,
+        TenantsCommand::Delete { tenant, by, yes, addr } => {
+            crate::tenants_delete::delete(tenant, by, yes, addr).await?
+        }
         TenantsCommand::List { addr } => {
             let mut c = client(&addr).await?;
             let mut token = String::new();

@@ -12,4 +12,5 @@ mod refresh;
 mod sales;
 mod shipping;
 mod support;
+mod tenants;
 mod trace;

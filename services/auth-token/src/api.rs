@@ -3,12 +3,13 @@
 use ponte_core::{TenantId, error::ServiceError};
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CompleteAuthorizationResponse, ConnectionState, CreateTenantRequest,
-    CreateTenantResponse, DeleteTenantRequest, DeleteTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
-    GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, InstallBitrix24AppRequest,
-    InstallBitrix24AppResponse, ListConnectionsRequest, ListConnectionsResponse, ListTenantsRequest,
-    ListTenantsResponse, Provider, ResolveTenantRequest, ResolveTenantResponse, RevokeConnectionRequest,
-    RevokeConnectionResponse, SetApiCredentialsRequest, SetApiCredentialsResponse, StartAuthorizationRequest,
-    StartAuthorizationResponse, auth_token_service_server::AuthTokenService,
+    CreateTenantResponse, DeleteTenantRequest, DeleteTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse,
+    GetConnectionRequest, GetConnectionResponse, GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest,
+    GetWebhookSecretResponse, InstallBitrix24AppRequest, InstallBitrix24AppResponse, ListConnectionsRequest,
+    ListConnectionsResponse, ListTenantsRequest, ListTenantsResponse, Provider, ResolveTenantRequest,
+    ResolveTenantResponse, RevokeConnectionRequest, RevokeConnectionResponse, SetApiCredentialsRequest,
+    SetApiCredentialsResponse, StartAuthorizationRequest, StartAuthorizationResponse,
+    auth_token_service_server::AuthTokenService,
 };
 use tonic::{Request, Response, Status};
 

@@ -111,7 +111,8 @@ impl AuthToken {
         let revoked = self.disconnect(&tenant).await?;
         for provider in revoked {
             if !row.revoked.split(',').any(|p| p == provider) {
-                row.revoked = if row.revoked.is_empty() { provider.into() } else { format!("{},{provider}", row.revoked) };
+                row.revoked =
+                    if row.revoked.is_empty() { provider.into() } else { format!("{},{provider}", row.revoked) };
             }
         }
         self.save(&row).await?;
@@ -123,7 +124,11 @@ impl AuthToken {
                 .await
                 .map_err(|s| {
                     ServiceError::unavailable(
-                        format!("{name} did not erase the tenant ({:?}: {}); run the deletion again", s.code(), s.message()),
+                        format!(
+                            "{name} did not erase the tenant ({:?}: {}); run the deletion again",
+                            s.code(),
+                            s.message()
+                        ),
                         None,
                     )
                 })?
@@ -173,7 +178,11 @@ impl AuthToken {
                 let access = row.open(&self.sealer, Field::AccessToken)?.filter(|t| !t.is_empty());
                 let token = refresh.map(|t| (t, "refresh_token")).or(access.map(|t| (t, "access_token")));
                 if let Some((token, hint)) = token {
-                    bling.oauth.revoke(&token, hint).await.map_err(|e| outside_failure("revoking the bling token", e))?;
+                    bling
+                        .oauth
+                        .revoke(&token, hint)
+                        .await
+                        .map_err(|e| outside_failure("revoking the bling token", e))?;
                     revoked.push(provider_name(Provider::Bling));
                 }
             }
@@ -220,13 +229,15 @@ impl AuthToken {
     }
 
     async fn save(&self, row: &Row) -> Result<(), ServiceError> {
-        sqlx::query("UPDATE tenant_deletions SET erased_json = $1, redis_keys = $2, revoked = $3 WHERE deletion_id = $4")
-            .bind(&row.erased_json)
-            .bind(row.redis_keys)
-            .bind(&row.revoked)
-            .bind(&row.deletion_id)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE tenant_deletions SET erased_json = $1, redis_keys = $2, revoked = $3 WHERE deletion_id = $4",
+        )
+        .bind(&row.erased_json)
+        .bind(row.redis_keys)
+        .bind(&row.revoked)
+        .bind(&row.deletion_id)
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 
@@ -239,7 +250,8 @@ impl AuthToken {
     }
 
     async fn latest_deletion(&self, hash: &str) -> Result<Option<Row>, ServiceError> {
-        let sql = format!("SELECT {COLUMNS} FROM tenant_deletions WHERE tenant_hash = $1 ORDER BY start_time DESC LIMIT 1");
+        let sql =
+            format!("SELECT {COLUMNS} FROM tenant_deletions WHERE tenant_hash = $1 ORDER BY start_time DESC LIMIT 1");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(self.db.pool()).await?)
     }
 }

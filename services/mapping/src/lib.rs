@@ -47,7 +47,7 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         bling,
         rules: Default::default(),
     }))
-        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
+    .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }
 
 /// The gRPC implementation.

@@ -34,3 +34,4 @@ mod shipping_cycle;
 mod shipping_reports;
 mod shipping_setup;
 mod shipping_storms;
+mod tenant_offboarding;
