@@ -102,7 +102,7 @@ pub enum ConnectionsCommand {
     },
 }
 
-pub(crate) async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<Channel>> {
+async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<Channel>> {
     let channel = tonic::transport::Endpoint::from_shared(addr.auth_token_url.clone())
         .with_context(|| format!("--auth-token-url '{}' is not a URL", addr.auth_token_url))?
         .connect()
@@ -111,7 +111,7 @@ pub(crate) async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServ
     Ok(AuthTokenServiceClient::new(channel))
 }
 
-pub(crate) fn status(e: tonic::Status) -> anyhow::Error {
+fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", e.code(), e.message())
 }
 
@@ -136,7 +136,7 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
             println!("created tenant {} ({})", t.tenant_id, t.display_name);
         }
         TenantsCommand::Delete { tenant, by, yes, addr } => {
-            crate::tenants_delete::delete(tenant, by, yes, addr).await?
+            crate::tenants_delete::delete(tenant, by, yes, addr.auth_token_url).await?
         }
         TenantsCommand::List { addr } => {
             let mut c = client(&addr).await?;

@@ -3,9 +3,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use ponte_proto::v1::{DeleteTenantRequest, TenantDeletion};
-
-use crate::admin_cmd::{AuthTokenAddr, client, status};
+use anyhow::Context;
+use ponte_proto::v1::{DeleteTenantRequest, TenantDeletion, auth_token_service_client::AuthTokenServiceClient};
 
 /// Whether the operator typed the tenant id back.
 pub fn confirmed(tenant: &str, input: &mut impl BufRead, out: &mut impl Write) -> std::io::Result<bool> {
@@ -21,7 +20,7 @@ pub fn confirmed(tenant: &str, input: &mut impl BufRead, out: &mut impl Write) -
 }
 
 /// Runs the command: `yes` skips the prompt; without it, a terminal must be there to ask.
-pub async fn delete(tenant: String, by: Option<String>, yes: bool, addr: AuthTokenAddr) -> anyhow::Result<()> {
+pub async fn delete(tenant: String, by: Option<String>, yes: bool, auth_token_url: String) -> anyhow::Result<()> {
     if !yes {
         if !std::io::stdin().is_terminal() {
             anyhow::bail!(
@@ -37,11 +36,15 @@ pub async fn delete(tenant: String, by: Option<String>, yes: bool, addr: AuthTok
         .or_else(|| std::env::var("USER").ok())
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| "ponte-cli".into());
-    let deletion = client(&addr)
-        .await?
+    let channel = tonic::transport::Endpoint::from_shared(auth_token_url.clone())
+        .with_context(|| format!("--auth-token-url '{auth_token_url}' is not a URL"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach auth-token at {auth_token_url}"))?;
+    let deletion = AuthTokenServiceClient::new(channel)
         .delete_tenant(DeleteTenantRequest { tenant_id: tenant.clone(), requested_by })
         .await
-        .map_err(status)?
+        .map_err(|e| anyhow::anyhow!("{:?}: {}", e.code(), e.message()))?
         .into_inner()
         .deletion
         .unwrap_or_default();

@@ -121,7 +121,7 @@ impl TenantData {
     /// commits: when Redis fails nothing is deleted, and a rerun finds the claims again.
     pub async fn erase(&self, tenant: &TenantId) -> Result<EraseTenantDataResponse, ServiceError> {
         let mut tx = self.db.pool().begin().await?;
-        let (tables, claims) = erase_rows(&mut *tx, &self.db, tenant, self.plan).await?;
+        let (tables, claims) = erase_rows(&mut tx, &self.db, tenant, self.plan).await?;
         let redis_keys = self
             .idempotency
             .erase_tenant(tenant.as_str(), &claims)
