@@ -13,6 +13,7 @@ mod lookups;
 mod metrics;
 mod oauth;
 mod problem;
+pub mod retention;
 mod routing;
 pub mod sources;
 pub mod subscribers;
@@ -129,7 +130,8 @@ impl Gateway {
             .fallback(problem::no_route)
             .method_not_allowed_fallback(problem::wrong_method)
             .with_state(state);
-        Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone() }))
+        let retention = ponte_core::retention::spawn(deps.db.clone(), &retention::RULES, cfg.retention);
+        Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone(), retention }))
     }
 }
 
@@ -164,6 +166,8 @@ pub struct Running {
     notifier: Option<JoinHandle<()>>,
     dispatcher: Option<Arc<dispatch::Dispatcher>>,
     wake: Wake,
+    /// Inbox retention; stopped at once (a batch cut short rolls back).
+    retention: JoinHandle<()>,
 }
 
 impl Running {
@@ -179,6 +183,7 @@ impl Running {
     /// leases to expire. True when everything finished within `grace`.
     pub async fn stop(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
+        self.retention.abort();
         let tasks = std::mem::take(&mut self.tasks);
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let finished = tokio::time::timeout(grace, futures::future::join_all(tasks)).await.is_ok();
@@ -198,6 +203,7 @@ impl Drop for Running {
         for t in self.tasks.iter().chain(&self.notifier) {
             t.abort();
         }
+        self.retention.abort();
     }
 }
 
@@ -207,6 +213,7 @@ struct GatewayConfig {
     dedupe_ttl: Duration,
     writers: usize,
     dispatch: DispatchConfig,
+    retention: ponte_core::retention::RetentionConfig,
 }
 
 impl GatewayConfig {
@@ -220,6 +227,7 @@ impl GatewayConfig {
             dedupe_ttl: env.seconds_or("PONTE_INBOX_DEDUPE_TTL_SECONDS", 86_400, 1)?,
             writers,
             dispatch: DispatchConfig::from_env(env)?,
+            retention: ponte_core::retention::RetentionConfig::from_env(env)?,
         })
     }
 }

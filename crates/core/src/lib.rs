@@ -15,6 +15,7 @@ pub mod ids;
 pub mod lock;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retention;
 pub mod retry;
 pub mod service;
 pub mod sql;

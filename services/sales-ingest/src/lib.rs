@@ -40,7 +40,15 @@ ponte_core::service_spec! {
     pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST, service_names::TENANT_DATA], routes: routes };
 }
 
+/// What retention deletes: the sale_history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
+pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("sale_history", "seq", "event_time")];
+
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    ponte_core::retention::spawn(
+        deps.db.clone(),
+        &RETENTION,
+        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
+    );
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
