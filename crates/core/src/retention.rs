@@ -195,7 +195,8 @@ pub async fn run_once(
     }
     let result = pass(&mut conn, rules, cfg, now).await;
     if db.backend() == Backend::Postgres {
-        let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await;
+        let _ =
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await;
     }
     result.map(Some)
 }
@@ -212,9 +213,9 @@ async fn pass(
         let mut deleted = 0u64;
         for _ in 0..MAX_BATCHES {
             let picked = match rule.key {
-                KeyType::Text => Keys::Text(
-                    sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?,
-                ),
+                KeyType::Text => {
+                    Keys::Text(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
+                }
                 KeyType::Int => {
                     Keys::Int(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
                 }
@@ -225,11 +226,13 @@ async fn pass(
             let mut tx = conn.begin().await?;
             let gone = match rule.key {
                 KeyType::Text => {
-                    let rows: Vec<String> = picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(text_of).collect();
+                    let rows: Vec<String> =
+                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(text_of).collect();
                     Keys::Text(rows)
                 }
                 KeyType::Int => {
-                    let rows: Vec<i64> = picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(int_of).collect();
+                    let rows: Vec<i64> =
+                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(int_of).collect();
                     Keys::Int(rows)
                 }
             };
@@ -255,10 +258,12 @@ async fn pass(
     for rule in rules {
         let t: Option<i64> = sqlx::query_scalar(rule.oldest).fetch_one(&mut *conn).await?;
         match oldest.iter_mut().find(|(table, _)| *table == rule.table) {
-            Some((_, o)) => *o = match (*o, t) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            Some((_, o)) => {
+                *o = match (*o, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             None => oldest.push((rule.table, t)),
         }
     }
@@ -311,8 +316,19 @@ macro_rules! history_rule {
             kind: $crate::retention::Kind::History,
             key: $crate::retention::KeyType::Int,
             pick: concat!(
-                "SELECT ", $key, " FROM (SELECT ", $key, ", ", $time, " FROM ", $table, " ORDER BY ", $key,
-                " LIMIT $2) oldest WHERE ", $time, " < $1"
+                "SELECT ",
+                $key,
+                " FROM (SELECT ",
+                $key,
+                ", ",
+                $time,
+                " FROM ",
+                $table,
+                " ORDER BY ",
+                $key,
+                " LIMIT $2) oldest WHERE ",
+                $time,
+                " < $1"
             ),
             delete: concat!("DELETE FROM ", $table, " WHERE ", $key, " IN ({keys}) RETURNING ", $key),
             dependents: None,

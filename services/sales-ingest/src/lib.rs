@@ -41,7 +41,8 @@ ponte_core::service_spec! {
 }
 
 /// What retention deletes: the sale_history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
-pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("sale_history", "seq", "event_time")];
+pub static RETENTION: [ponte_core::retention::Rule; 1] =
+    [ponte_core::history_rule!("sale_history", "seq", "event_time")];
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     ponte_core::retention::spawn(
