@@ -182,22 +182,26 @@ pub async fn run_once(
     cfg: &RetentionConfig,
     now: i64,
 ) -> Result<Option<Vec<(&'static str, u64)>>, sqlx::Error> {
-    let mut conn = db.pool().acquire().await?;
+    // A connection of its own, out of the pool: the advisory lock lives as long as the session,
+    // so a pass cut short (the process stopping) must close it rather than hand it back locked.
+    let mut conn = db.pool().acquire().await?.detach();
     let lock_key = format!("ponte-retention:{}", db.schema());
     if db.backend() == Backend::Postgres {
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
             .bind(&lock_key)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut conn)
             .await?;
         if !got {
+            let _ = sqlx::Connection::close(conn).await;
             return Ok(None);
         }
     }
     let result = pass(&mut conn, rules, cfg, now).await;
     if db.backend() == Backend::Postgres {
         let _ =
-            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await;
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut conn).await;
     }
+    let _ = sqlx::Connection::close(conn).await;
     result.map(Some)
 }
 
