@@ -96,11 +96,14 @@ impl AuthToken {
         }
         let hash = tenant_hash(&tenant);
         if tenants::get(&self.db, &tenant).await?.is_none() {
-            // Already deleted (a rerun after success answers its record), or never there.
-            return match self.latest_deletion(&hash).await? {
-                Some(row) => Ok(row.to_proto()),
-                None => Err(ServiceError::NotFound(format!("tenant '{tenant}' does not exist"))),
+            // Already deleted, or never there. A rerun after success sweeps the services again
+            // (work in flight when they erased the tenant may have written since) and answers
+            // the record.
+            let Some(mut row) = self.latest_deletion(&hash).await? else {
+                return Err(ServiceError::NotFound(format!("tenant '{tenant}' does not exist")));
             };
+            self.erase_in_holders(&tenant, &mut row).await?;
+            return Ok(row.to_proto());
         }
         let mut row = match self.unfinished_deletion(&hash).await? {
             Some(row) => row,
@@ -117,25 +120,7 @@ impl AuthToken {
         }
         self.save(&row).await?;
 
-        for (name, channel) in &self.holders {
-            let mut client = TenantDataServiceClient::new(channel.clone());
-            let answer = client
-                .erase_tenant_data(EraseTenantDataRequest { tenant_id: tenant.as_str().into() })
-                .await
-                .map_err(|s| {
-                    ServiceError::unavailable(
-                        format!(
-                            "{name} did not erase the tenant ({:?}: {}); run the deletion again",
-                            s.code(),
-                            s.message()
-                        ),
-                        None,
-                    )
-                })?
-                .into_inner();
-            row.add(&answer.tables, answer.redis_keys);
-            self.save(&row).await?;
-        }
+        self.erase_in_holders(&tenant, &mut row).await?;
 
         // auth-token's own rows and the record's completion, together.
         let mut tx = self.db.pool().begin().await?;
@@ -199,6 +184,30 @@ impl AuthToken {
             .await?;
         }
         Ok(revoked)
+    }
+
+    /// Has every service holding tenant data erase the tenant, adding their counts to the record.
+    async fn erase_in_holders(&self, tenant: &TenantId, row: &mut Row) -> Result<(), ServiceError> {
+        for (name, channel) in &self.holders {
+            let mut client = TenantDataServiceClient::new(channel.clone());
+            let answer = client
+                .erase_tenant_data(EraseTenantDataRequest { tenant_id: tenant.as_str().into() })
+                .await
+                .map_err(|s| {
+                    ServiceError::unavailable(
+                        format!(
+                            "{name} did not erase the tenant ({:?}: {}); run the deletion again",
+                            s.code(),
+                            s.message()
+                        ),
+                        None,
+                    )
+                })?
+                .into_inner();
+            row.add(&answer.tables, answer.redis_keys);
+            self.save(row).await?;
+        }
+        Ok(())
     }
 
     async fn start_deletion(&self, hash: &str, by: &str) -> Result<Row, ServiceError> {

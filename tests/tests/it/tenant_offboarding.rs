@@ -289,8 +289,9 @@ async fn a_deleted_tenant_leaves_nothing_in_any_table_or_redis_key_and_its_neigh
     assert!(deletion.finish_time.is_some());
     assert_eq!(deletion.revoked, ["bling"]);
     let erased: BTreeMap<String, i64> = deletion.tables.iter().map(|t| (t.table.clone(), t.rows)).collect();
+    // At least every row seen before (the merchant's sale was still being worked on meanwhile).
     for (table, n) in before.iter().filter(|(_, n)| **n > 0) {
-        assert_eq!(erased.get(table), Some(n), "the record's count of {table}: {erased:?}");
+        assert!(erased.get(table).is_some_and(|e| e >= n), "the record's count of {table}: {erased:?}");
     }
     assert!(erased.get("gateway.inbox_deliveries").is_some_and(|n| *n > 0));
     assert!(deletion.redis_keys > 0);
@@ -310,7 +311,11 @@ async fn a_deleted_tenant_leaves_nothing_in_any_table_or_redis_key_and_its_neigh
         .into_inner()
         .deletion
         .unwrap();
-    assert_eq!(again, deletion);
+    assert_eq!(
+        (&again.tenant_hash, &again.requested_by, again.start_time, again.finish_time),
+        (&deletion.tenant_hash, &deletion.requested_by, deletion.start_time, deletion.finish_time)
+    );
+    assert!(rows_of(&mut pg, TENANT).await.values().all(|n| *n == 0));
     let gone = auth.get_tenant(GetTenantRequest { tenant_id: TENANT.into() }).await.unwrap_err();
     assert_eq!(gone.code(), tonic::Code::NotFound);
     let never = auth
