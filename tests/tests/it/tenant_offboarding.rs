@@ -386,3 +386,17 @@ async fn a_deletion_interrupted_by_a_service_that_does_not_answer_is_finished_by
     more.shutdown().await;
     mesh.shutdown().await;
 }
+
+#[tokio::test]
+async fn bling_s_revocation_endpoint_needs_the_app_s_credentials_and_accepts_a_token_it_no_longer_knows() {
+    use ponte_connectors::bling::{BlingConfig, BlingOAuth};
+    let bling = ponte_sandbox::bling::Bling::new(ponte_sandbox::bling::Config::default()).spawn(None).await.unwrap();
+    let cfg = bling.bling.config().clone();
+    let http = ponte_connectors::http::client();
+    let app = BlingOAuth::new(http.clone(), BlingConfig::at(&bling.base_url, &cfg.client_id, &cfg.client_secret));
+    app.revoke("a-token-bling-never-issued", "refresh_token").await.expect("nothing left to revoke is not an error");
+    let forged = BlingOAuth::new(http, BlingConfig::at(&bling.base_url, &cfg.client_id, "not-the-secret"));
+    let e = forged.revoke("a-token", "refresh_token").await.unwrap_err();
+    assert!(e.to_string().contains("invalid_client") || e.to_string().contains("credentials"), "{e}");
+    assert_eq!(bling.bling.stats().revocations, 0);
+}
