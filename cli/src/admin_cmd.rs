@@ -33,6 +33,20 @@ pub enum TenantsCommand {
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
+    /// Offboards a tenant: revokes its tokens where the provider allows it and erases its data
+    /// in every service, leaving an audit record. Asks to type the tenant id unless --yes.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        /// Who asks for the deletion, for the audit record (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Skip the confirmation (required when there is no terminal).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -120,6 +134,9 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                 .tenant
                 .unwrap_or_default();
             println!("created tenant {} ({})", t.tenant_id, t.display_name);
+        }
+        TenantsCommand::Delete { tenant, by, yes, addr } => {
+            crate::tenants_delete::delete(tenant, by, yes, addr.auth_token_url).await?
         }
         TenantsCommand::List { addr } => {
             let mut c = client(&addr).await?;

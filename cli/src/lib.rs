@@ -9,6 +9,7 @@ mod run;
 mod sales_cmd;
 mod shipping_cmd;
 mod status_cmd;
+mod tenants_delete;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 

@@ -352,6 +352,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
             catalog_sync: at(2),
             sales_ingest: at(3),
             shipping_status: at(4),
+            gateway: at(5),
         };
     }
     let shared = Shared::memory();

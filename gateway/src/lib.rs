@@ -13,6 +13,7 @@ mod lookups;
 mod metrics;
 mod oauth;
 mod problem;
+pub mod retention;
 mod routing;
 pub mod sources;
 pub mod subscribers;
@@ -48,8 +49,19 @@ ponte_core::service_spec! {
     /// The gateway's gRPC side (the inbox operator API) on its own, as a [`ServiceSpec`] builds it:
     /// its replays reach the dispatchers through PostgreSQL `NOTIFY` (on SQLite, their poll). A
     /// process that also runs the HTTP side builds both from one [`Gateway`] instead.
-    pub static SPEC = { name: "gateway", schema: "gateway", grpc_services: &[service_names::INBOX], routes: routes };
+    pub static SPEC = { name: "gateway", schema: "gateway", grpc_services: &[service_names::INBOX, service_names::TENANT_DATA], routes: routes };
 }
+
+/// What the inbox holds of a tenant besides its events: their deliveries, and the dedupe claims
+/// of their ids in Redis.
+static INBOX_ERASURE: ponte_core::erasure::ErasePlan = ponte_core::erasure::ErasePlan {
+    children: &[(
+        "inbox_deliveries",
+        "DELETE FROM inbox_deliveries WHERE event_id IN (SELECT event_id FROM inbox_events WHERE tenant_id = $1)",
+    )],
+    last: &[],
+    claims: Some("SELECT 'inbox:' || source || ':' || source_event_id FROM inbox_events WHERE tenant_id = $1"),
+};
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     Gateway::new().routes(deps)
@@ -70,7 +82,8 @@ impl Gateway {
 
     /// The gRPC routes.
     pub fn routes(&self, deps: &Deps) -> Result<Routes, ConfigError> {
-        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone()))))
+        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone())))
+            .add_service(ponte_core::erasure::TenantData::server(deps, &INBOX_ERASURE)))
     }
 
     /// What the gateway's health follows: its database alone. Redis is only the fast path of
@@ -117,7 +130,8 @@ impl Gateway {
             .fallback(problem::no_route)
             .method_not_allowed_fallback(problem::wrong_method)
             .with_state(state);
-        Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone() }))
+        let retention = ponte_core::retention::spawn(deps.db.clone(), &retention::RULES, cfg.retention);
+        Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone(), retention }))
     }
 }
 
@@ -152,6 +166,8 @@ pub struct Running {
     notifier: Option<JoinHandle<()>>,
     dispatcher: Option<Arc<dispatch::Dispatcher>>,
     wake: Wake,
+    /// Inbox retention; stopped at once (a batch cut short rolls back).
+    retention: JoinHandle<()>,
 }
 
 impl Running {
@@ -167,6 +183,7 @@ impl Running {
     /// leases to expire. True when everything finished within `grace`.
     pub async fn stop(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
+        self.retention.abort();
         let tasks = std::mem::take(&mut self.tasks);
         let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let finished = tokio::time::timeout(grace, futures::future::join_all(tasks)).await.is_ok();
@@ -186,6 +203,7 @@ impl Drop for Running {
         for t in self.tasks.iter().chain(&self.notifier) {
             t.abort();
         }
+        self.retention.abort();
     }
 }
 
@@ -195,6 +213,7 @@ struct GatewayConfig {
     dedupe_ttl: Duration,
     writers: usize,
     dispatch: DispatchConfig,
+    retention: ponte_core::retention::RetentionConfig,
 }
 
 impl GatewayConfig {
@@ -208,6 +227,7 @@ impl GatewayConfig {
             dedupe_ttl: env.seconds_or("PONTE_INBOX_DEDUPE_TTL_SECONDS", 86_400, 1)?,
             writers,
             dispatch: DispatchConfig::from_env(env)?,
+            retention: ponte_core::retention::RetentionConfig::from_env(env)?,
         })
     }
 }

@@ -17,6 +17,8 @@ pub mod service_names {
     pub const SALES_INGEST: &str = "ponte.v1.SalesIngestService";
     pub const SHIPPING_STATUS: &str = "ponte.v1.ShippingStatusService";
     pub const INBOX: &str = "ponte.v1.InboxService";
+    /// Served by every service besides its own.
+    pub const TENANT_DATA: &str = "ponte.v1.TenantDataService";
 }
 
 impl v1::Flow {

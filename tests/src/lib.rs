@@ -192,6 +192,7 @@ impl Mesh {
                 "mapping" => p.mapping.clone(),
                 "catalog-sync" => p.catalog_sync.clone(),
                 "sales-ingest" => p.sales_ingest.clone(),
+                "gateway" => p.gateway.clone(),
                 _ => p.shipping_status.clone(),
             })
         };
@@ -209,6 +210,7 @@ impl Mesh {
             catalog_sync: addr_of("catalog-sync"),
             sales_ingest: addr_of("sales-ingest"),
             shipping_status: addr_of("shipping-status"),
+            gateway: addr_of("gateway"),
         };
         let shared = test_shared(redis_url, &redis_prefix).await;
         let (stop, _) = watch::channel(false);

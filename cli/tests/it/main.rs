@@ -13,4 +13,5 @@ mod refresh;
 mod sales;
 mod shipping;
 mod support;
+mod tenants;
 mod trace;

@@ -194,6 +194,8 @@ pub struct Peers {
     pub catalog_sync: String,
     pub sales_ingest: String,
     pub shipping_status: String,
+    /// The gateway's gRPC side (the inbox).
+    pub gateway: String,
 }
 
 impl Peers {
@@ -205,13 +207,21 @@ impl Peers {
             catalog_sync: env.http_url_or("PONTE_CATALOG_SYNC_URL", "http://ponte-catalog-sync:50051")?,
             sales_ingest: env.http_url_or("PONTE_SALES_INGEST_URL", "http://ponte-sales-ingest:50051")?,
             shipping_status: env.http_url_or("PONTE_SHIPPING_STATUS_URL", "http://ponte-shipping-status:50051")?,
+            gateway: env.http_url_or("PONTE_GATEWAY_URL", "http://ponte-gateway:50051")?,
         })
     }
 
     /// Every service on 127.0.0.1, on consecutive ports from `base` (the `ponte dev` layout).
     pub fn local(base: u16) -> Self {
         let at = |i: u16| format!("http://127.0.0.1:{}", base + i);
-        Self { auth_token: at(0), mapping: at(1), catalog_sync: at(2), sales_ingest: at(3), shipping_status: at(4) }
+        Self {
+            auth_token: at(0),
+            mapping: at(1),
+            catalog_sync: at(2),
+            sales_ingest: at(3),
+            shipping_status: at(4),
+            gateway: at(5),
+        }
     }
 }
 

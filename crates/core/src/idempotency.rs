@@ -26,6 +26,22 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     async fn seen(&self, key: &str) -> Result<bool, IdempotencyError>;
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<(), IdempotencyError>;
+    /// Deletes what this deployment keeps in the store for a tenant being erased: the claims
+    /// `keys` (as given to [`IdempotencyStore::claim`]) and every key of the deployment with
+    /// `:<tenant>:` in its name (locks, budgets). Returns how many keys went.
+    async fn erase_tenant(&self, tenant: &str, keys: &[String]) -> Result<u64, IdempotencyError>;
+}
+
+/// A Redis `SCAN MATCH` pattern matching `text` literally.
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// How long Redis may take before a call fails, so a slow Redis never stalls a request.
@@ -135,6 +151,37 @@ impl IdempotencyStore for RedisIdempotency {
             .map(|_| ())
             .map_err(|e| IdempotencyError(e.to_string()))
     }
+
+    async fn erase_tenant(&self, tenant: &str, keys: &[String]) -> Result<u64, IdempotencyError> {
+        let fail = |e: redis::RedisError| IdempotencyError(e.to_string());
+        let mut conn = self.conn.clone();
+        let mut erased = 0u64;
+        for chunk in keys.chunks(500) {
+            let full: Vec<String> = chunk.iter().map(|k| self.key(k)).collect();
+            erased += conn.del::<_, u64>(full).await.map_err(fail)?;
+        }
+        // SCAN, never KEYS: a bounded amount of work per call however large the keyspace.
+        let pattern = format!("{}*:{}:*", glob_literal(&self.prefix), glob_literal(tenant));
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(fail)?;
+            if !found.is_empty() {
+                erased += conn.del::<_, u64>(found).await.map_err(fail)?;
+            }
+            if next == 0 {
+                return Ok(erased);
+            }
+            cursor = next;
+        }
+    }
 }
 
 /// Keys in this process's memory (`ponte dev`, single replica).
@@ -171,6 +218,14 @@ impl IdempotencyStore for MemoryIdempotency {
 
     async fn ping(&self) -> Result<(), IdempotencyError> {
         Ok(())
+    }
+
+    async fn erase_tenant(&self, tenant: &str, keys: &[String]) -> Result<u64, IdempotencyError> {
+        let mut held = self.keys.lock();
+        let before = held.len();
+        let infix = format!(":{tenant}:");
+        held.retain(|k, _| !keys.contains(k) && !k.contains(&infix));
+        Ok((before - held.len()) as u64)
     }
 }
 

@@ -105,6 +105,10 @@ impl Deps {
     pub fn shipping_status_channel(&self) -> Result<TracedChannel, ConfigError> {
         channel("PONTE_SHIPPING_STATUS_URL", &self.peers.shipping_status)
     }
+
+    pub fn gateway_channel(&self) -> Result<TracedChannel, ConfigError> {
+        channel("PONTE_GATEWAY_URL", &self.peers.gateway)
+    }
 }
 
 /// A service as the binary sees it.

@@ -3,12 +3,13 @@
 use ponte_core::{TenantId, error::ServiceError};
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CompleteAuthorizationResponse, ConnectionState, CreateTenantRequest,
-    CreateTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse, GetConnectionRequest, GetConnectionResponse,
-    GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, InstallBitrix24AppRequest,
-    InstallBitrix24AppResponse, ListConnectionsRequest, ListConnectionsResponse, ListTenantsRequest,
-    ListTenantsResponse, Provider, ResolveTenantRequest, ResolveTenantResponse, RevokeConnectionRequest,
-    RevokeConnectionResponse, SetApiCredentialsRequest, SetApiCredentialsResponse, StartAuthorizationRequest,
-    StartAuthorizationResponse, auth_token_service_server::AuthTokenService,
+    CreateTenantResponse, DeleteTenantRequest, DeleteTenantResponse, GetAccessTokenRequest, GetAccessTokenResponse,
+    GetConnectionRequest, GetConnectionResponse, GetTenantRequest, GetTenantResponse, GetWebhookSecretRequest,
+    GetWebhookSecretResponse, InstallBitrix24AppRequest, InstallBitrix24AppResponse, ListConnectionsRequest,
+    ListConnectionsResponse, ListTenantsRequest, ListTenantsResponse, Provider, ResolveTenantRequest,
+    ResolveTenantResponse, RevokeConnectionRequest, RevokeConnectionResponse, SetApiCredentialsRequest,
+    SetApiCredentialsResponse, StartAuthorizationRequest, StartAuthorizationResponse,
+    auth_token_service_server::AuthTokenService,
 };
 use tonic::{Request, Response, Status};
 
@@ -47,6 +48,13 @@ impl AuthTokenService for AuthToken {
             Some(tenant) => Ok(Response::new(GetTenantResponse { tenant: Some(tenant) })),
             None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist")).into()),
         }
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn delete_tenant(&self, req: Request<DeleteTenantRequest>) -> Result<Response<DeleteTenantResponse>, Status> {
+        let req = req.into_inner();
+        let deletion = self.delete_tenant(&req.tenant_id, &req.requested_by).await?;
+        Ok(Response::new(DeleteTenantResponse { deletion: Some(deletion) }))
     }
 
     async fn list_tenants(&self, req: Request<ListTenantsRequest>) -> Result<Response<ListTenantsResponse>, Status> {

@@ -10,6 +10,7 @@ mod install;
 pub mod keys;
 pub mod metrics;
 mod oauth;
+mod offboard;
 mod tenants;
 mod tokens;
 
@@ -26,6 +27,7 @@ use ponte_core::{
     crypto::Sealer,
     db::Database,
     error::ServiceError,
+    idempotency::IdempotencyStore,
     lock::Locks,
     ratelimit::{Quota, RateLimiter},
     service::Deps,
@@ -33,6 +35,7 @@ use ponte_core::{
 use ponte_proto::{service_names, v1::auth_token_service_server::AuthTokenServiceServer};
 use tonic::service::Routes;
 
+pub use offboard::tenant_hash;
 pub use tenants::validate_tenant_id;
 
 ponte_core::service_spec! {
@@ -84,6 +87,9 @@ pub struct AuthToken {
     urls: ProviderUrls,
     limiter: Arc<dyn RateLimiter>,
     locks: Arc<dyn Locks>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    /// The services erasing a deleted tenant's data, in the order they are asked.
+    holders: offboard::Holders,
     token_quota: Quota,
     /// A token expiring sooner than this is renewed before it is handed out.
     handout_margin: Duration,
@@ -112,6 +118,14 @@ impl AuthToken {
             urls,
             limiter: deps.limiter.clone(),
             locks: deps.locks.clone(),
+            idempotency: deps.idempotency.clone(),
+            holders: vec![
+                ("mapping", deps.mapping_channel()?),
+                ("catalog-sync", deps.catalog_sync_channel()?),
+                ("sales-ingest", deps.sales_ingest_channel()?),
+                ("shipping-status", deps.shipping_status_channel()?),
+                ("gateway", deps.gateway_channel()?),
+            ],
             // Bling blocks an IP for an hour after 20 token calls in 60 s: stay at 15 in any minute.
             token_quota: Quota { interval: Duration::from_secs(5), burst: 3, daily: None },
             handout_margin: env.seconds_or("PONTE_TOKEN_REFRESH_MARGIN_SECONDS", 300, 0)?,

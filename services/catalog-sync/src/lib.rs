@@ -41,10 +41,18 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The catalog-sync service as the binary runs it.
-    pub static SPEC = { name: "catalog-sync", schema: "catalog_sync", grpc_services: &[service_names::CATALOG_SYNC], routes: routes };
+    pub static SPEC = { name: "catalog-sync", schema: "catalog_sync", grpc_services: &[service_names::CATALOG_SYNC, service_names::TENANT_DATA], routes: routes };
 }
 
+/// What retention deletes: the event_log rows older than `PONTE_RETENTION_HISTORY_DAYS`.
+pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("event_log", "seq", "handle_time")];
+
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    ponte_core::retention::spawn(
+        deps.db.clone(),
+        &RETENTION,
+        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
+    );
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
@@ -61,5 +69,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         background: deps.background.clone(),
     };
     let other = other_flows::OtherFlows::new(deps.sales_ingest_channel()?, deps.shipping_status_channel()?);
-    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other))))
+    Ok(Routes::new(CatalogSyncServiceServer::new(api::CatalogSync::new(ctx, tenants, other)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }

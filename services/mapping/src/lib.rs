@@ -34,7 +34,7 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The mapping service as the binary runs it.
-    pub static SPEC = { name: "mapping", schema: "mapping", grpc_services: &[service_names::MAPPING], routes: routes };
+    pub static SPEC = { name: "mapping", schema: "mapping", grpc_services: &[service_names::MAPPING, service_names::TENANT_DATA], routes: routes };
 }
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
@@ -46,7 +46,8 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         tenants,
         bling,
         rules: Default::default(),
-    })))
+    }))
+    .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }
 
 /// The gRPC implementation.

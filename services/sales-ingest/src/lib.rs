@@ -37,10 +37,19 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The sales-ingest service as the binary runs it.
-    pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST], routes: routes };
+    pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST, service_names::TENANT_DATA], routes: routes };
 }
 
+/// What retention deletes: the sale_history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
+pub static RETENTION: [ponte_core::retention::Rule; 1] =
+    [ponte_core::history_rule!("sale_history", "seq", "event_time")];
+
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    ponte_core::retention::spawn(
+        deps.db.clone(),
+        &RETENTION,
+        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
+    );
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
@@ -53,5 +62,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         tuning: context::Tuning::from_env(&deps.env)?,
         background: deps.background.clone(),
     };
-    Ok(Routes::new(SalesIngestServiceServer::new(api::SalesIngest::new(ctx, tenants))))
+    Ok(Routes::new(SalesIngestServiceServer::new(api::SalesIngest::new(ctx, tenants)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }

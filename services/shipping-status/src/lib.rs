@@ -45,10 +45,18 @@ use tonic::service::Routes;
 
 ponte_core::service_spec! {
     /// The shipping-status service as the binary runs it.
-    pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS], routes: routes };
+    pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS, service_names::TENANT_DATA], routes: routes };
 }
 
+/// What retention deletes: the history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
+pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("history", "id", "at")];
+
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
+    ponte_core::retention::spawn(
+        deps.db.clone(),
+        &RETENTION,
+        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
+    );
     let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
@@ -58,5 +66,6 @@ fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
         bling: outside.bling,
         hub: outside.envios360,
     };
-    Ok(Routes::new(ShippingStatusServiceServer::new(api::ShippingStatus::new(ctx, tenants))))
+    Ok(Routes::new(ShippingStatusServiceServer::new(api::ShippingStatus::new(ctx, tenants)))
+        .add_service(ponte_core::erasure::TenantData::server(deps, &ponte_core::erasure::PLAIN)))
 }

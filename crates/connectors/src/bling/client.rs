@@ -128,6 +128,34 @@ impl BlingOAuth {
         self.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
     }
 
+    /// Revokes a token at Bling (`POST /oauth/revoke`, next to the token endpoint): a refresh
+    /// token ends the merchant's grant. An unknown or already revoked token is not an error.
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), ConnectorError> {
+        let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
+        let url = match self.config.token_url.strip_suffix("/token") {
+            Some(base) => format!("{base}/revoke"),
+            None => format!("{}/revoke", self.config.token_url.trim_end_matches('/')),
+        };
+        let req = self
+            .http
+            .post(url)
+            .header("Authorization", format!("Basic {basic}"))
+            .form(&[("token", token), ("token_type_hint", hint)]);
+        let resp = crate::http::send("bling", "POST /oauth/revoke", req)
+            .await
+            .map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        match error_from(status, &body) {
+            // Bling's envelope for a token it no longer knows: nothing left to revoke.
+            ConnectorError::InvalidGrant { .. } => Ok(()),
+            other => Err(other),
+        }
+    }
+
     async fn token(&self, form: &[(&str, &str)]) -> Result<TokenSet, ConnectorError> {
         let basic = STANDARD.encode(format!("{}:{}", self.config.client_id, self.config.client_secret));
         let req = self

@@ -81,6 +81,7 @@ impl Bling {
         let router = api
             .route("/Api/v3/oauth/authorize", get(oauth::authorize))
             .route("/Api/v3/oauth/token", post(oauth::token))
+            .route("/Api/v3/oauth/revoke", post(oauth::revoke))
             .merge(admin::routes())
             .fallback(errors::unknown_route)
             .method_not_allowed_fallback(errors::method_not_allowed)

@@ -185,3 +185,39 @@ pub async fn token(State(b): State<Bling>, headers: HeaderMap, body: String) -> 
         _ => error(StatusCode::BAD_REQUEST, "invalid_request", "invalid_request", "grant_type is required"),
     }
 }
+
+/// `POST /oauth/revoke`: form `token` (and an optional `token_type_hint`), Basic client auth as
+/// the token endpoint. A refresh token revokes its grant (every access token of it stops
+/// working); an access token stops working alone. As RFC 7009 has it, an unknown or already
+/// revoked token is answered as revoked.
+pub async fn revoke(State(b): State<Bling>, headers: HeaderMap, body: String) -> Response {
+    let ok_client =
+        basic_client(&headers).is_some_and(|(id, secret)| id == b.config.client_id && secret == b.config.client_secret);
+    if !ok_client {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "invalid_client",
+            "The client credentials are invalid",
+        );
+    }
+    let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let token = form.get("token").cloned().unwrap_or_default();
+    if token.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "invalid_request", "token is required");
+    }
+    let mut inner = b.inner.lock();
+    let auth = &mut inner.auth;
+    let mut revoked = false;
+    if let Some(grant) = auth.grants.iter().position(|g| g.refresh_token == token && !g.revoked) {
+        auth.grants[grant].revoked = true;
+        auth.access.retain(|_, a| a.grant != grant);
+        revoked = true;
+    } else if auth.access.remove(&token).is_some() {
+        revoked = true;
+    }
+    if revoked {
+        inner.stats.revocations += 1;
+    }
+    StatusCode::OK.into_response()
+}

@@ -75,6 +75,8 @@ pub struct Stats {
     pub token_calls: u64,
     pub refreshes: u64,
     pub code_exchanges: u64,
+    /// Calls to the revocation endpoint that revoked a live token.
+    pub revocations: u64,
     /// Refresh tokens presented after they had been rotated out.
     pub stale_refresh_tokens: u64,
     /// Webhooks answered 2xx.

@@ -1,0 +1,369 @@
+//! Retention: a bounded background job in each service that owns records which stop being
+//! useful (the gateway's settled events and dead letters, catalog-sync's event log, the sales
+//! and shipping history), deleting the ones past their age a batch at a time.
+//!
+//! - **Bounded**: each batch picks at most [`BATCH`] rows by an index (the oldest first) and
+//!   deletes them by primary key in a short transaction of its own; one pass deletes at most
+//!   [`MAX_BATCHES`] batches, the next pass goes on. No table-wide lock, no rewrite.
+//! - **One runner across replicas**: a pass runs under a PostgreSQL advisory lock per schema
+//!   (`pg_try_advisory_lock`); a replica that does not get it skips the pass.
+//! - **Deduplication survives it**: settled events are kept at least 3 days
+//!   (`PONTE_RETENTION_SETTLED_EVENTS_DAYS` cannot go lower), Bling's retry window, so the
+//!   inbox's unique `(source, source_event_id)` key still recognises any event Bling may resend.
+//! - Metrics: `ponte_retention_rows_deleted_total{table}` and
+//!   `ponte_retention_oldest_row_age_seconds{table}` (the oldest row a rule could delete, kept).
+
+use std::{sync::LazyLock, time::Duration};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+};
+use sqlx::{Acquire, any::AnyArguments, query::Query};
+
+use crate::{
+    config::{ConfigError, Env},
+    db::{Backend, Database},
+    time::now_millis,
+};
+
+/// Rows deleted per batch.
+pub const BATCH: i64 = 1000;
+/// Batches per pass and rule.
+pub const MAX_BATCHES: usize = 100;
+/// Bling retries a webhook for up to 3 days: a settled event is kept at least that long.
+pub const MIN_SETTLED_DAYS: u64 = 3;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// How long each kind of record is kept, and how often the job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// `PONTE_RETENTION_SETTLED_EVENTS_DAYS` (default 14, at least 3).
+    pub settled_events_days: u64,
+    /// `PONTE_RETENTION_DEAD_LETTERS_DAYS` (default 90, at least 3): dead letters not replayed.
+    pub dead_letters_days: u64,
+    /// `PONTE_RETENTION_HISTORY_DAYS` (default 90, at least 1): event logs and record history.
+    pub history_days: u64,
+    /// `PONTE_RETENTION_INTERVAL_SECONDS` (default 600, at least 1).
+    pub interval: Duration,
+}
+
+impl RetentionConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let days = |var: &str, default: u64, min: u64| -> Result<u64, ConfigError> {
+            let d: u64 = env.parse_or(var, default, "a whole number of days")?;
+            if d < min {
+                return Err(ConfigError::new(var, format!("{d} is below the minimum of {min} days")));
+            }
+            Ok(d)
+        };
+        Ok(Self {
+            settled_events_days: days("PONTE_RETENTION_SETTLED_EVENTS_DAYS", 14, MIN_SETTLED_DAYS)?,
+            dead_letters_days: days("PONTE_RETENTION_DEAD_LETTERS_DAYS", 90, MIN_SETTLED_DAYS)?,
+            history_days: days("PONTE_RETENTION_HISTORY_DAYS", 90, 1)?,
+            interval: env.seconds_or("PONTE_RETENTION_INTERVAL_SECONDS", 600, 1)?,
+        })
+    }
+
+    fn days(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::SettledEvents => self.settled_events_days,
+            Kind::DeadLetters => self.dead_letters_days,
+            Kind::History => self.history_days,
+        }
+    }
+}
+
+/// Which setting a rule's age comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SettledEvents,
+    DeadLetters,
+    History,
+}
+
+/// How a table's key is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Text,
+    Int,
+}
+
+/// One kind of record of one table and how it goes.
+#[derive(Debug)]
+pub struct Rule {
+    /// The table (the metrics' `table` label).
+    pub table: &'static str,
+    pub kind: Kind,
+    pub key: KeyType,
+    /// Picks up to `$2` keys of rows older than `$1` (epoch milliseconds), by an index, the
+    /// oldest first.
+    pub pick: &'static str,
+    /// Deletes the rows whose keys are in `{keys}` (still matching the rule: a row that changed
+    /// since it was picked stays), returning their keys.
+    pub delete: &'static str,
+    /// Then deletes what belonged to the deleted rows (keys in `{keys}`), in the same transaction.
+    pub dependents: Option<&'static str>,
+    /// The oldest time (epoch milliseconds) among the rows the rule could delete, by an index.
+    pub oldest: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: &'static str,
+}
+
+struct RetentionMetrics {
+    deleted: Family<TableLabels, Counter>,
+    oldest_age: Family<TableLabels, Gauge>,
+}
+
+static METRICS: LazyLock<RetentionMetrics> = LazyLock::new(|| {
+    let m = RetentionMetrics { deleted: Family::default(), oldest_age: Family::default() };
+    let r = crate::metrics::global();
+    r.register("ponte_retention_rows_deleted", "Rows deleted by retention, by table", m.deleted.clone());
+    r.register(
+        "ponte_retention_oldest_row_age_seconds",
+        "Age of the oldest row retention could delete and kept, by table",
+        m.oldest_age.clone(),
+    );
+    m
+});
+
+/// Registers the retention metrics (so they show before the first pass).
+pub fn register_metrics() {
+    LazyLock::force(&METRICS);
+}
+
+enum Keys {
+    Text(Vec<String>),
+    Int(Vec<i64>),
+}
+
+impl Keys {
+    fn len(&self) -> usize {
+        match self {
+            Keys::Text(k) => k.len(),
+            Keys::Int(k) => k.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `sql` with `{keys}` replaced by one placeholder per key, and the keys bound.
+    fn bind<'q>(&'q self, sql: &'q str) -> Query<'q, sqlx::Any, AnyArguments> {
+        let list: Vec<String> = (1..=self.len()).map(|i| format!("${i}")).collect();
+        let text = sql.replace("{keys}", &list.join(", "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+        match self {
+            Keys::Text(keys) => {
+                for k in keys {
+                    q = q.bind(k.as_str());
+                }
+            }
+            Keys::Int(keys) => {
+                for k in keys {
+                    q = q.bind(*k);
+                }
+            }
+        }
+        q
+    }
+}
+
+/// One pass over `rules` at time `now` (epoch milliseconds): the rows deleted per table, or
+/// `None` when another replica holds the schema's lock.
+pub async fn run_once(
+    db: &Database,
+    rules: &[Rule],
+    cfg: &RetentionConfig,
+    now: i64,
+) -> Result<Option<Vec<(&'static str, u64)>>, sqlx::Error> {
+    // A connection of its own, out of the pool: the advisory lock lives as long as the session,
+    // so a pass cut short (the process stopping) must close it rather than hand it back locked.
+    let mut conn = db.pool().acquire().await?.detach();
+    let lock_key = format!("ponte-retention:{}", db.schema());
+    if db.backend() == Backend::Postgres {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(&lock_key)
+            .fetch_one(&mut conn)
+            .await?;
+        if !got {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+    }
+    let result = pass(&mut conn, rules, cfg, now).await;
+    if db.backend() == Backend::Postgres {
+        let _ =
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut conn).await;
+    }
+    let _ = sqlx::Connection::close(conn).await;
+    result.map(Some)
+}
+
+async fn pass(
+    conn: &mut sqlx::AnyConnection,
+    rules: &[Rule],
+    cfg: &RetentionConfig,
+    now: i64,
+) -> Result<Vec<(&'static str, u64)>, sqlx::Error> {
+    let mut out: Vec<(&'static str, u64)> = Vec::new();
+    for rule in rules {
+        let cutoff = now - cfg.days(rule.kind) as i64 * DAY_MS;
+        let mut deleted = 0u64;
+        for _ in 0..MAX_BATCHES {
+            let picked = match rule.key {
+                KeyType::Text => {
+                    Keys::Text(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
+                }
+                KeyType::Int => {
+                    Keys::Int(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
+                }
+            };
+            if picked.is_empty() {
+                break;
+            }
+            let mut tx = conn.begin().await?;
+            let gone = match rule.key {
+                KeyType::Text => {
+                    let rows: Vec<String> =
+                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(text_of).collect();
+                    Keys::Text(rows)
+                }
+                KeyType::Int => {
+                    let rows: Vec<i64> =
+                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(int_of).collect();
+                    Keys::Int(rows)
+                }
+            };
+            if let Some(dependents) = rule.dependents
+                && !gone.is_empty()
+            {
+                gone.bind(dependents).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            deleted += gone.len() as u64;
+            if (picked.len() as i64) < BATCH {
+                break;
+            }
+        }
+        METRICS.deleted.get_or_create(&TableLabels { table: rule.table }).inc_by(deleted);
+        match out.iter_mut().find(|(t, _)| *t == rule.table) {
+            Some((_, n)) => *n += deleted,
+            None => out.push((rule.table, deleted)),
+        }
+    }
+    // The oldest row each table's rules could delete, after the pass.
+    let mut oldest: Vec<(&'static str, Option<i64>)> = Vec::new();
+    for rule in rules {
+        let t: Option<i64> = sqlx::query_scalar(rule.oldest).fetch_one(&mut *conn).await?;
+        match oldest.iter_mut().find(|(table, _)| *table == rule.table) {
+            Some((_, o)) => {
+                *o = match (*o, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            None => oldest.push((rule.table, t)),
+        }
+    }
+    for (table, t) in oldest {
+        let age = t.map_or(0, |t| ((now - t) / 1000).max(0));
+        METRICS.oldest_age.get_or_create(&TableLabels { table }).set(age);
+    }
+    Ok(out)
+}
+
+fn text_of(row: &sqlx::any::AnyRow) -> String {
+    use sqlx::Row;
+    row.try_get::<String, _>(0).unwrap_or_default()
+}
+
+fn int_of(row: &sqlx::any::AnyRow) -> i64 {
+    use sqlx::Row;
+    row.try_get::<i64, _>(0).unwrap_or_default()
+}
+
+/// Runs [`run_once`] every `cfg.interval` until the process ends (the first pass after one
+/// interval, so replicas starting together do not add work to their start).
+pub fn spawn(db: Database, rules: &'static [Rule], cfg: RetentionConfig) -> tokio::task::JoinHandle<()> {
+    register_metrics();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + cfg.interval, cfg.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match run_once(&db, rules, &cfg, now_millis()).await {
+                Ok(Some(done)) => {
+                    for (table, rows) in done.into_iter().filter(|(_, n)| *n > 0) {
+                        tracing::info!(table, rows, "retention deleted old rows");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "retention pass failed; the next one goes on"),
+            }
+        }
+    })
+}
+
+/// A rule for an append-only history table whose key grows with time (`BIGSERIAL`): it looks
+/// at the [`BATCH`] lowest keys only, so a pass costs the same however large the table.
+#[macro_export]
+macro_rules! history_rule {
+    ($table:literal, $key:literal, $time:literal) => {
+        $crate::retention::Rule {
+            table: $table,
+            kind: $crate::retention::Kind::History,
+            key: $crate::retention::KeyType::Int,
+            pick: concat!(
+                "SELECT ",
+                $key,
+                " FROM (SELECT ",
+                $key,
+                ", ",
+                $time,
+                " FROM ",
+                $table,
+                " ORDER BY ",
+                $key,
+                " LIMIT $2) oldest WHERE ",
+                $time,
+                " < $1"
+            ),
+            delete: concat!("DELETE FROM ", $table, " WHERE ", $key, " IN ({keys}) RETURNING ", $key),
+            dependents: None,
+            oldest: concat!("SELECT ", $time, " FROM ", $table, " ORDER BY ", $key, " LIMIT 1"),
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_and_refuse_a_window_shorter_than_bling_s_retries_naming_the_variable() {
+        let cfg = RetentionConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(
+            cfg,
+            RetentionConfig {
+                settled_events_days: 14,
+                dead_letters_days: 90,
+                history_days: 90,
+                interval: Duration::from_secs(600)
+            }
+        );
+        let short = Env::default().with("PONTE_RETENTION_SETTLED_EVENTS_DAYS", "2");
+        let e = RetentionConfig::from_env(&short).unwrap_err().to_string();
+        assert!(e.contains("PONTE_RETENTION_SETTLED_EVENTS_DAYS") && e.contains("minimum of 3"), "{e}");
+        let bad = Env::default().with("PONTE_RETENTION_HISTORY_DAYS", "soon");
+        let e = RetentionConfig::from_env(&bad).unwrap_err().to_string();
+        assert!(e.contains("PONTE_RETENTION_HISTORY_DAYS"), "{e}");
+        let zero = Env::default().with("PONTE_RETENTION_INTERVAL_SECONDS", "0");
+        assert!(RetentionConfig::from_env(&zero).unwrap_err().to_string().contains("PONTE_RETENTION_INTERVAL_SECONDS"));
+    }
+}
