@@ -7,7 +7,7 @@ use ponte_proto::v1::{
     ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
-use tonic::transport::Channel;
+use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where auth-token is.
 #[derive(Args, Debug)]
@@ -94,6 +94,7 @@ async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<C
         .connect()
         .await
         .with_context(|| format!("cannot reach auth-token at {}", addr.auth_token_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(AuthTokenServiceClient::new(channel))
 }
 

@@ -10,7 +10,7 @@ use ponte_proto::v1::{
     ReplayParkedRequest, SaleRecord, SaleState, sales_ingest_service_client::SalesIngestServiceClient,
 };
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where sales-ingest is.
 #[derive(Args, Debug)]
@@ -137,6 +137,7 @@ async fn client(addr: &SalesAddr) -> anyhow::Result<SalesIngestServiceClient<Cha
         .connect()
         .await
         .with_context(|| format!("cannot reach sales-ingest at {}", addr.sales_ingest_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(SalesIngestServiceClient::new(channel))
 }
 

@@ -3,6 +3,7 @@
 //! attempts; an event that was unusable on arrival is classified again from its payload).
 
 use ponte_core::{
+    identity::Caller,
     db::{Backend, Database, page},
     error::ServiceError,
     time::{from_timestamp, now_millis, to_timestamp},
@@ -163,7 +164,8 @@ impl Inbox {
         Ok(rows.into_iter().map(Delivery::from).collect())
     }
 
-    async fn get(&self, req: GetEventRequest) -> Result<GetEventResponse, ServiceError> {
+    /// `caller`: a tenant's token sees its own tenant's events only (another's are not found).
+    async fn get(&self, req: GetEventRequest, caller: Option<&Caller>) -> Result<GetEventResponse, ServiceError> {
         #[derive(sqlx::FromRow)]
         struct WithPayload {
             #[sqlx(flatten)]
@@ -179,6 +181,9 @@ impl Inbox {
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("the inbox has no event '{id}'")))?;
         let mut event = InboxEvent::from(row.event);
+        if !Caller::may_see(caller, &event.tenant_id) {
+            return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'")));
+        }
         event.payload = row.payload;
         event.deliveries = self.deliveries(id).await?;
         Ok(GetEventResponse { event: Some(event) })
@@ -216,15 +221,17 @@ impl Inbox {
         Ok(true)
     }
 
-    async fn replay(&self, req: ReplayRequest) -> Result<ReplayResponse, ServiceError> {
+    async fn replay(&self, req: ReplayRequest, caller: Option<&Caller>) -> Result<ReplayResponse, ServiceError> {
         let ids: Vec<String> = match req.target {
             None => return Err(ServiceError::invalid("target", "name an event_id or a filter")),
             Some(Target::EventId(id)) => {
                 let id = ServiceError::require("event_id", &id)?.to_owned();
-                let st: Option<String> = sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = $1")
-                    .bind(&id)
-                    .fetch_optional(self.db.pool())
-                    .await?;
+                let st: Option<(String, String)> =
+                    sqlx::query_as("SELECT state, tenant_id FROM inbox_events WHERE event_id = $1")
+                        .bind(&id)
+                        .fetch_optional(self.db.pool())
+                        .await?;
+                let st = st.filter(|(_, tenant)| Caller::may_see(caller, tenant)).map(|(s, _)| s);
                 match st.as_deref().map(|s| (s, EventState::from_label(s))) {
                     None => return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'"))),
                     Some((_, Some(EventState::Dead))) => vec![id],
@@ -265,10 +272,12 @@ impl InboxService for Inbox {
     }
 
     async fn get_event(&self, req: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
-        Ok(Response::new(self.get(req.into_inner()).await?))
+        let caller = req.extensions().get::<Caller>().cloned();
+        Ok(Response::new(self.get(req.into_inner(), caller.as_ref()).await?))
     }
 
     async fn replay(&self, req: Request<ReplayRequest>) -> Result<Response<ReplayResponse>, Status> {
-        Ok(Response::new(Inbox::replay(self, req.into_inner()).await?))
+        let caller = req.extensions().get::<Caller>().cloned();
+        Ok(Response::new(Inbox::replay(self, req.into_inner(), caller.as_ref()).await?))
     }
 }

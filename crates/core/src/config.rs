@@ -194,6 +194,8 @@ pub struct Peers {
     pub catalog_sync: String,
     pub sales_ingest: String,
     pub shipping_status: String,
+    /// `PONTE_API_TOKEN`: what this process presents when it calls them.
+    pub token: crate::identity::BearerToken,
 }
 
 impl Peers {
@@ -205,13 +207,21 @@ impl Peers {
             catalog_sync: env.http_url_or("PONTE_CATALOG_SYNC_URL", "http://ponte-catalog-sync:50051")?,
             sales_ingest: env.http_url_or("PONTE_SALES_INGEST_URL", "http://ponte-sales-ingest:50051")?,
             shipping_status: env.http_url_or("PONTE_SHIPPING_STATUS_URL", "http://ponte-shipping-status:50051")?,
+            token: crate::identity::BearerToken::from_env(env)?,
         })
     }
 
     /// Every service on 127.0.0.1, on consecutive ports from `base` (the `ponte dev` layout).
     pub fn local(base: u16) -> Self {
         let at = |i: u16| format!("http://127.0.0.1:{}", base + i);
-        Self { auth_token: at(0), mapping: at(1), catalog_sync: at(2), sales_ingest: at(3), shipping_status: at(4) }
+        Self {
+            auth_token: at(0),
+            mapping: at(1),
+            catalog_sync: at(2),
+            sales_ingest: at(3),
+            shipping_status: at(4),
+            token: crate::identity::BearerToken::none(),
+        }
     }
 }
 
@@ -239,6 +249,8 @@ pub struct ServeConfig {
     /// `PONTE_SHUTDOWN_GRACE_SECONDS`: how long in-flight calls may finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub peers: Peers,
+    /// `PONTE_API_TOKENS_FILE`: the tokens callers may present; `None` when `PONTE_API_AUTH=disabled`.
+    pub api_tokens_file: Option<std::path::PathBuf>,
 }
 
 impl ServeConfig {
@@ -264,6 +276,7 @@ impl ServeConfig {
             startup_timeout: env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?,
             shutdown_grace: env.seconds_or("PONTE_SHUTDOWN_GRACE_SECONDS", 20, 0)?,
             peers: Peers::from_env(env)?,
+            api_tokens_file: crate::identity::tokens_file(env)?,
         })
     }
 }

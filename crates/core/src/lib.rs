@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod lock;
 pub mod metrics;

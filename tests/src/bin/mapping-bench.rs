@@ -25,7 +25,7 @@ use ponte_proto::v1::{
 };
 use ponte_tests::Mesh;
 use serde_json::json;
-use tonic::transport::Channel;
+use ponte_tests::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {

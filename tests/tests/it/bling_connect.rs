@@ -13,7 +13,8 @@ use ponte_proto::v1::{
 use ponte_sandbox::bling::{Bling, Config, Handle};
 use ponte_tests::{Mesh, redis_url};
 use sqlx::Row;
-use tonic::{Code, transport::Channel};
+use ponte_tests::Channel;
+use tonic::Code;
 
 struct World {
     bling: Handle,

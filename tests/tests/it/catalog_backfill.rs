@@ -20,7 +20,8 @@ use ponte_tests::{
     webhooks::{BlingWorld, TENANT},
 };
 use serde_json::{Map, Value, json};
-use tonic::{Code, transport::Channel};
+use ponte_tests::Channel;
+use tonic::Code;
 
 const SPECS: &[&ServiceSpec] = &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC];
 

@@ -30,7 +30,8 @@ use ponte_sandbox::{
 };
 use ponte_tests::{eventually, redis_url, webhooks::BlingWorld};
 use serde_json::{Value, json};
-use tonic::{Code, Status, transport::Channel};
+use ponte_tests::Channel;
+use tonic::{Code, Status};
 
 type Client = MappingServiceClient<Channel>;
 

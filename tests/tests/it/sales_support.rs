@@ -29,7 +29,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use tonic::transport::Channel;
+use ponte_tests::Channel;
 
 /// How much faster than real time the Bling sandbox's limits (and ponte's budget) run.
 pub const SCALE: &str = "20";

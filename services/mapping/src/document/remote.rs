@@ -10,7 +10,7 @@ use ponte_proto::v1::{
     ListFieldMappingsRequest, ListPaymentMethodMapsRequest, ListSituacaoMapsRequest, ListStoreMapsRequest,
     mapping_service_client::MappingServiceClient,
 };
-use tonic::transport::Channel;
+use ponte_core::grpc::TracedChannel as Channel;
 
 use super::{
     format::{Document, PaymentMethod, Situacao, Status, Store, VERSION},
