@@ -3,7 +3,7 @@
 //! attempts; an event that was unusable on arrival is classified again from its payload).
 
 use ponte_core::{
-    identity::Caller,
+    identity::{Caller, Scope},
     db::{Backend, Database, page},
     error::ServiceError,
     time::{from_timestamp, now_millis, to_timestamp},
@@ -242,7 +242,11 @@ impl Inbox {
                     }
                 }
             }
-            Some(Target::Filter(f)) => {
+            Some(Target::Filter(mut f)) => {
+                // A tenant's token replays its own tenant's dead letters only.
+                if let Some(Caller { scope: Scope::Tenant(t), .. }) = caller {
+                    f.tenant_id = t.to_string();
+                }
                 let mut q = dead_letters(&self.db, "event_id", &f)?;
                 q.push(&format!(" ORDER BY receive_time LIMIT {MAX_REPLAY}"));
                 q.query_scalar().fetch_all(self.db.pool()).await?

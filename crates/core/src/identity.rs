@@ -261,11 +261,11 @@ fn tenant_paths() -> &'static HashMap<String, Option<TenantPath>> {
     })
 }
 
-/// The last value of the length-delimited field at `path` in protobuf `msg` (later
-/// occurrences win, as they do when decoding); `Err` when the bytes are not protobuf.
-fn field_at(mut msg: &[u8], path: &[u32]) -> Result<Option<Bytes>, ()> {
-    let Some((&want, rest)) = path.split_first() else { return Ok(None) };
-    let mut found: Option<Bytes> = None;
+/// Every value of the length-delimited field at `path` in protobuf `msg` (each occurrence, in
+/// every element of a repeated parent: all must be the caller's tenant); `Err` when the bytes
+/// are not protobuf.
+fn fields_at(mut msg: &[u8], path: &[u32], found: &mut Vec<Bytes>) -> Result<(), ()> {
+    let Some((&want, rest)) = path.split_first() else { return Ok(()) };
     while msg.has_remaining() {
         let key = prost::encoding::decode_varint(&mut msg).map_err(|_| ())?;
         let (number, wire) = ((key >> 3) as u32, key & 7);
@@ -288,9 +288,9 @@ fn field_at(mut msg: &[u8], path: &[u32]) -> Result<Option<Bytes>, ()> {
                 let value = &msg[..len];
                 if number == want {
                     if rest.is_empty() {
-                        found = Some(Bytes::copy_from_slice(value));
-                    } else if let Some(v) = field_at(value, rest)? {
-                        found = Some(v);
+                        found.push(Bytes::copy_from_slice(value));
+                    } else {
+                        fields_at(value, rest, found)?;
                     }
                 }
                 msg.advance(len);
@@ -298,28 +298,28 @@ fn field_at(mut msg: &[u8], path: &[u32]) -> Result<Option<Bytes>, ()> {
             _ => return Err(()),
         }
     }
-    Ok(found)
+    Ok(())
 }
 
-/// The tenant id of a buffered gRPC request body (its first, uncompressed message).
-fn tenant_of(body: &[u8], path: &[u32]) -> Result<Option<String>, Status> {
+/// The tenant ids of a buffered gRPC request body (its first, uncompressed message).
+fn tenants_of(body: &[u8], path: &[u32]) -> Result<Vec<String>, Status> {
     let bad = || Status::invalid_argument("the request is not a gRPC message ponte can read");
     if body.len() < 5 || body[0] != 0 {
         return Err(bad());
     }
     let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
     let msg = body.get(5..5 + len).ok_or_else(bad)?;
-    match field_at(msg, path).map_err(|()| bad())? {
-        None => Ok(None),
-        Some(v) => String::from_utf8(v.to_vec()).map(Some).map_err(|_| bad()),
-    }
+    let mut found = Vec::new();
+    fields_at(msg, path, &mut found).map_err(|()| bad())?;
+    found.into_iter().map(|v| String::from_utf8(v.to_vec()).map_err(|_| bad())).collect()
 }
 
 /// Who may call what, before the request reaches a service.
 enum Verdict {
     Pass(Caller),
-    /// A tenant caller: its request must be for `tenant` (checked on the buffered body).
-    Tenant(Caller, TenantPath),
+    /// A tenant caller: its request must be for its tenant (checked on the buffered body);
+    /// `bool`: a request naming no tenant goes on to a service that checks the caller itself.
+    Tenant(Caller, TenantPath, bool),
     /// A tenant caller on a method the service checks itself.
     SelfChecked(Caller),
     Refuse(Status),
@@ -347,7 +347,7 @@ fn judge(tokens: &ApiTokens, path: &str, authorization: Option<&[u8]>) -> Verdic
         ))),
         Scope::Operator => Verdict::Pass(caller.clone()),
         Scope::Tenant(t) => match tenant_paths().get(path) {
-            Some(Some(p)) => Verdict::Tenant(caller.clone(), p.clone()),
+            Some(Some(p)) => Verdict::Tenant(caller.clone(), p.clone(), SELF_CHECKED.contains(&path)),
             _ if SELF_CHECKED.contains(&path) => Verdict::SelfChecked(caller.clone()),
             _ => Verdict::Refuse(Status::permission_denied(format!(
                 "{method} is not scoped to a tenant: a token for tenant '{t}' may not call it"
@@ -406,7 +406,7 @@ where
                 req.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(req))
             }
-            Verdict::Tenant(caller, tenant_path) => {
+            Verdict::Tenant(caller, tenant_path, self_checked) => {
                 let mut inner = self.inner.clone();
                 std::mem::swap(&mut inner, &mut self.inner);
                 Box::pin(async move {
@@ -416,20 +416,17 @@ where
                         Err(_) => return Ok(Status::cancelled("the request body ended early").into_http()),
                     };
                     let Scope::Tenant(own) = &caller.scope else { unreachable!("a tenant verdict") };
-                    match tenant_of(&bytes, &tenant_path) {
+                    let asked = match tenants_of(&bytes, &tenant_path) {
                         Err(s) => return Ok(s.into_http()),
-                        Ok(Some(t)) if t == own.as_str() => {}
-                        Ok(asked) => {
-                            let asked = asked.filter(|t| !t.is_empty());
-                            let m = match asked {
-                                None => format!("a token for tenant '{own}' must name it: set tenant_id to '{own}'"),
-                                Some(t) => format!(
-                                    "a token for tenant '{own}' may not act for tenant {}",
-                                    crate::error::quote(&t)
-                                ),
-                            };
-                            return Ok(Status::permission_denied(m).into_http());
-                        }
+                        Ok(asked) => asked,
+                    };
+                    if let Some(other) = asked.iter().find(|t| *t != own.as_str()) {
+                        let m = format!("a token for tenant '{own}' may not act for tenant {}", crate::error::quote(other));
+                        return Ok(Status::permission_denied(m).into_http());
+                    }
+                    if asked.is_empty() && !self_checked {
+                        let m = format!("a token for tenant '{own}' must name it: set tenant_id to '{own}'");
+                        return Ok(Status::permission_denied(m).into_http());
                     }
                     parts.extensions.insert(caller);
                     inner.call(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))).await
@@ -501,7 +498,10 @@ mod tests {
     #[test]
     fn every_tenant_rpc_has_a_path() {
         let p = tenant_paths();
-        assert_eq!(p["/ponte.v1.MappingService/Link"], Some(vec![1]));
+        assert_eq!(p["/ponte.v1.SalesIngestService/ListSales"], Some(vec![1]));
+        assert_eq!(p["/ponte.v1.MappingService/Link"], Some(vec![1, 1]));
+        assert_eq!(p["/ponte.v1.MappingService/BatchLink"], Some(vec![1, 1]));
+        assert_eq!(p["/ponte.v1.InboxService/Replay"], Some(vec![2, 1]));
         assert_eq!(p["/ponte.v1.InboxService/ListDeadLetters"], Some(vec![1, 1]));
         assert_eq!(p["/ponte.v1.InboxService/GetEvent"], None);
     }
@@ -512,9 +512,14 @@ mod tests {
         let msg = [0x0a, 0x03, 0x0a, 0x01, b'a', 0x10, 0x03];
         let mut body = vec![0, 0, 0, 0, msg.len() as u8];
         body.extend_from_slice(&msg);
-        assert_eq!(tenant_of(&body, &[1, 1]).unwrap().as_deref(), Some("a"));
-        assert_eq!(tenant_of(&body, &[2]).unwrap(), None);
-        assert!(tenant_of(&[1, 2], &[1]).is_err());
+        assert_eq!(tenants_of(&body, &[1, 1]).unwrap(), ["a"]);
+        assert!(tenants_of(&body, &[2]).unwrap().is_empty());
+        assert!(tenants_of(&[1, 2], &[1]).is_err());
+        // links { tenant_id: "b" } links { tenant_id: "a" }: every element counts.
+        let msg = [0x0a, 0x03, 0x0a, 0x01, b'b', 0x0a, 0x03, 0x0a, 0x01, b'a'];
+        let mut body = vec![0, 0, 0, 0, msg.len() as u8];
+        body.extend_from_slice(&msg);
+        assert_eq!(tenants_of(&body, &[1, 1]).unwrap(), ["b", "a"]);
     }
 
     #[test]
