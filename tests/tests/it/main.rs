@@ -19,6 +19,7 @@ mod gateway_notify;
 mod gateway_trace;
 mod http_trace;
 mod idempotency;
+mod identity;
 mod mapping;
 mod ops_gateway;
 mod ops_migrations;
