@@ -74,6 +74,11 @@ fn malformed_settings_stop_the_process_with_one_line_naming_the_variable() {
         assert_eq!(stderr.len(), 1, "{var}={value}: {stderr:?}");
         assert!(stderr[0].starts_with(&format!("ponte: configuration error: {var}: ")), "{}", stderr[0]);
     }
+    // The API's tokens are required: an open API is a choice (PONTE_API_AUTH=disabled).
+    let out = ponte().args(["serve", "mapping"]).envs(base).env_remove("PONTE_API_TOKENS_FILE").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("ponte: configuration error: PONTE_API_TOKENS_FILE: is required"), "{stderr}");
     let (code, stderr) = serve_with(&[("REDIS_URL", "redis://127.0.0.1:6379")]);
     assert_eq!((code, stderr.len()), (2, 1));
     assert!(stderr[0].contains("DATABASE_URL: is not set"), "{}", stderr[0]);
