@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_proto::v1::{
     Bitrix24WebhookCredentials, CplugCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest,
     ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
-use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where auth-token is.
 #[derive(Args, Debug)]

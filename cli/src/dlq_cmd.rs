@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     DeadLetterFilter, EventState, GetEventRequest, InboxEvent, ListDeadLettersRequest, Provider, ReplayRequest,
     inbox_service_client::InboxServiceClient, replay_request::Target,
 };
-use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where the gateway's gRPC side is.
 #[derive(Args, Debug)]

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_mapping::document;
 use ponte_proto::v1::mapping_service_client::MappingServiceClient;
-use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where mapping is.
 #[derive(Args, Debug)]

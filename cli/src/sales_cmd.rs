@@ -4,13 +4,13 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     CancelSaleRequest, GetSaleRequest, ListParkedSalesRequest, ListSalesRequest, MoveSaleRequest, ParkReason,
     ReplayParkedRequest, SaleRecord, SaleState, sales_ingest_service_client::SalesIngestServiceClient,
 };
 use serde_json::{Value, json};
-use ponte_core::grpc::TracedChannel as Channel;
 
 /// Where sales-ingest is.
 #[derive(Args, Debug)]

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     EventOutcome, GetShipmentRequest, ListShipmentsRequest, ProductApproval, SetUpAction, SetUpShippingRequest,
     SetUpStep, Shipment, ShippingStatus, shipping_status_service_client::ShippingStatusServiceClient,
 };
 use serde_json::{Value, json};
-use ponte_core::grpc::TracedChannel as Channel;
 use tonic::Code;
 
 /// Where shipping-status is.

@@ -3,9 +3,9 @@
 //! attempts; an event that was unusable on arrival is classified again from its payload).
 
 use ponte_core::{
-    identity::{Caller, Scope},
     db::{Backend, Database, page},
     error::ServiceError,
+    identity::{Caller, Scope},
     time::{from_timestamp, now_millis, to_timestamp},
 };
 use ponte_proto::v1::{

@@ -480,9 +480,7 @@ impl TcpProxy {
 
 /// Backfills [`webhooks::TENANT`]'s Bling products into Bitrix24 through catalog-sync at
 /// `channel` and follows `WatchBackfill` to the end; the backfill as it ended.
-pub async fn backfill_products_to_bitrix24(
-    channel: Channel,
-) -> Result<ponte_proto::v1::Backfill, tonic::Status> {
+pub async fn backfill_products_to_bitrix24(channel: Channel) -> Result<ponte_proto::v1::Backfill, tonic::Status> {
     use ponte_proto::v1::{
         BackfillScope, StartBackfillRequest, SyncTarget, WatchBackfillRequest,
         catalog_sync_service_client::CatalogSyncServiceClient,

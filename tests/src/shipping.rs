@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use crate::Channel;
 use crate::{
     GatewayHttp, eventually,
     webhooks::{BlingWorld, TENANT},
@@ -31,7 +32,6 @@ use ponte_sandbox::{bling, envios360};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use crate::Channel;
 
 pub const SPECS: &[&ponte_core::service::ServiceSpec] = &[
     &ponte_auth_token::SPEC,

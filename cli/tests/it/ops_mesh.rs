@@ -234,7 +234,8 @@ impl ProcessMesh {
 
     /// A channel to `service` through its balancer.
     pub async fn channel(&self, service: &str) -> ponte_tests::Channel {
-        let ch = tonic::transport::Endpoint::from_shared(self.balancer(service).url()).unwrap().connect().await.unwrap();
+        let ch =
+            tonic::transport::Endpoint::from_shared(self.balancer(service).url()).unwrap().connect().await.unwrap();
         crate::support::with_token(ch)
     }
 

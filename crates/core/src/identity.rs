@@ -222,7 +222,8 @@ fn tenant_paths() -> &'static HashMap<String, Option<TenantPath>> {
     static PATHS: OnceLock<HashMap<String, Option<TenantPath>>> = OnceLock::new();
     PATHS.get_or_init(|| {
         use prost_types::field_descriptor_proto::Type;
-        let set = prost_types::FileDescriptorSet::decode(ponte_proto::FILE_DESCRIPTOR_SET).expect("ponte's descriptors");
+        let set =
+            prost_types::FileDescriptorSet::decode(ponte_proto::FILE_DESCRIPTOR_SET).expect("ponte's descriptors");
         let mut messages = HashMap::new();
         fn collect<'a>(
             prefix: &str,
@@ -249,7 +250,10 @@ fn tenant_paths() -> &'static HashMap<String, Option<TenantPath>> {
                     let tenant = messages.get(m.input_type()).and_then(|input| {
                         direct(input).map(|n| vec![n]).or_else(|| {
                             input.field.iter().filter(|f| f.r#type() == Type::Message).find_map(|f| {
-                                messages.get(f.type_name()).and_then(|inner| direct(inner)).map(|n| vec![f.number() as u32, n])
+                                messages
+                                    .get(f.type_name())
+                                    .and_then(|inner| direct(inner))
+                                    .map(|n| vec![f.number() as u32, n])
                             })
                         })
                     });
@@ -421,7 +425,8 @@ where
                         Ok(asked) => asked,
                     };
                     if let Some(other) = asked.iter().find(|t| *t != own.as_str()) {
-                        let m = format!("a token for tenant '{own}' may not act for tenant {}", crate::error::quote(other));
+                        let m =
+                            format!("a token for tenant '{own}' may not act for tenant {}", crate::error::quote(other));
                         return Ok(Status::permission_denied(m).into_http());
                     }
                     if asked.is_empty() && !self_checked {

@@ -14,8 +14,8 @@ use crate::{
     config::{ConfigError, Env, Peers},
     db::{Database, Migrations},
     grpc::{Readiness, TracedChannel, channel},
-    identity::Identity,
     idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency},
+    identity::Identity,
     lock::{Locks, MemoryLocks, RedisLocks},
     ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
 };

@@ -12,13 +12,12 @@ use std::{
 use ponte_core::config::Env;
 use ponte_proto::v1::{
     BatchLinkRequest, CreatePaymentMethodMapRequest, CreateTenantRequest, DeadLetterFilter, EntityKind, EntityLink,
-    GetAccessTokenRequest, GetEventRequest, GetShipmentRequest, GetSyncSettingsRequest, GetTenantRequest,
-    LinkRequest, ListConnectionsRequest, ListDeadLettersRequest, ListParkedSalesRequest, ListPaymentMethodMapsRequest,
+    GetAccessTokenRequest, GetEventRequest, GetShipmentRequest, GetSyncSettingsRequest, GetTenantRequest, LinkRequest,
+    ListConnectionsRequest, ListDeadLettersRequest, ListParkedSalesRequest, ListPaymentMethodMapsRequest,
     ListSalesRequest, ListShipmentsRequest, ListTenantsRequest, PaymentMethodMap, Provider, ReplayRequest,
     auth_token_service_client::AuthTokenServiceClient, catalog_sync_service_client::CatalogSyncServiceClient,
-    inbox_service_client::InboxServiceClient, mapping_service_client::MappingServiceClient,
-    replay_request::Target, sales_ingest_service_client::SalesIngestServiceClient,
-    shipping_status_service_client::ShippingStatusServiceClient,
+    inbox_service_client::InboxServiceClient, mapping_service_client::MappingServiceClient, replay_request::Target,
+    sales_ingest_service_client::SalesIngestServiceClient, shipping_status_service_client::ShippingStatusServiceClient,
 };
 use ponte_tests::{Mesh, api_tokens_file, eventually};
 use tonic::{Code, Status};
@@ -227,8 +226,14 @@ async fn a_tenant_token_reaches_its_own_tenant_only_and_an_operator_every_tenant
         ..Default::default()
     };
     assert_eq!(code(mapping.create_payment_method_map(map("loja-b")).await), denied);
-    assert_eq!(code(mapping.list_payment_method_maps(ListPaymentMethodMapsRequest { tenant_id: "loja-b".into() }).await), denied);
-    assert_eq!(code(mapping.list_payment_method_maps(ListPaymentMethodMapsRequest { tenant_id: "loja-a".into() }).await), Code::Ok);
+    assert_eq!(
+        code(mapping.list_payment_method_maps(ListPaymentMethodMapsRequest { tenant_id: "loja-b".into() }).await),
+        denied
+    );
+    assert_eq!(
+        code(mapping.list_payment_method_maps(ListPaymentMethodMapsRequest { tenant_id: "loja-a".into() }).await),
+        Code::Ok
+    );
     let link = |t: &str, id: &str| EntityLink {
         tenant_id: t.into(),
         kind: EntityKind::Product as i32,
@@ -245,15 +250,24 @@ async fn a_tenant_token_reaches_its_own_tenant_only_and_an_operator_every_tenant
 
     // sales-ingest and shipping-status: reads and lists.
     let mut sales = SalesIngestServiceClient::new(mesh.channel_as("sales-ingest", TENANT_A).await);
-    assert_eq!(code(sales.list_sales(ListSalesRequest { tenant_id: "loja-b".into(), ..Default::default() }).await), denied);
+    assert_eq!(
+        code(sales.list_sales(ListSalesRequest { tenant_id: "loja-b".into(), ..Default::default() }).await),
+        denied
+    );
     let parked = ListParkedSalesRequest { tenant_id: "loja-b".into(), ..Default::default() };
     assert_eq!(code(sales.list_parked_sales(parked).await), denied);
-    assert_eq!(code(sales.list_sales(ListSalesRequest { tenant_id: "loja-a".into(), ..Default::default() }).await), Code::Ok);
+    assert_eq!(
+        code(sales.list_sales(ListSalesRequest { tenant_id: "loja-a".into(), ..Default::default() }).await),
+        Code::Ok
+    );
     let mut shipping = ShippingStatusServiceClient::new(mesh.channel_as("shipping-status", TENANT_A).await);
     let shipments = |t: &str| ListShipmentsRequest { tenant_id: t.into(), ..Default::default() };
     assert_eq!(code(shipping.list_shipments(shipments("loja-b")).await), denied);
     assert_eq!(code(shipping.list_shipments(shipments("loja-a")).await), Code::Ok);
-    assert_eq!(code(shipping.get_shipment(GetShipmentRequest { tenant_id: "loja-b".into(), bling_order_id: 1 }).await), denied);
+    assert_eq!(
+        code(shipping.get_shipment(GetShipmentRequest { tenant_id: "loja-b".into(), bling_order_id: 1 }).await),
+        denied
+    );
 
     // The inbox: another tenant's events are not found, lists and replays are its own.
     insert_dead_event(&mesh, "ev-a", "loja-a").await;
