@@ -3,35 +3,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fmt,
     net::SocketAddr,
     str::FromStr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-/// A configuration value that is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: String,
-    /// What is wrong with it, and what was expected.
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(var: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { var: var.into(), problem: problem.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.var, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+use crate::bearer::BearerToken;
+pub use crate::config_error::ConfigError;
 
 /// How a variable a process read at start is needed: what a deployment must set, derived from
 /// the reads themselves (see [`Env::recording`]) rather than from a list kept by hand.
@@ -195,7 +174,7 @@ pub struct Peers {
     pub sales_ingest: String,
     pub shipping_status: String,
     /// `PONTE_API_TOKEN`: what this process presents when it calls them.
-    pub token: crate::identity::BearerToken,
+    pub token: BearerToken,
 }
 
 impl Peers {
@@ -207,7 +186,7 @@ impl Peers {
             catalog_sync: env.http_url_or("PONTE_CATALOG_SYNC_URL", "http://ponte-catalog-sync:50051")?,
             sales_ingest: env.http_url_or("PONTE_SALES_INGEST_URL", "http://ponte-sales-ingest:50051")?,
             shipping_status: env.http_url_or("PONTE_SHIPPING_STATUS_URL", "http://ponte-shipping-status:50051")?,
-            token: crate::identity::BearerToken::from_env(env)?,
+            token: BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default())?,
         })
     }
 
@@ -220,7 +199,7 @@ impl Peers {
             catalog_sync: at(2),
             sales_ingest: at(3),
             shipping_status: at(4),
-            token: crate::identity::BearerToken::none(),
+            token: BearerToken::none(),
         }
     }
 }
@@ -276,7 +255,7 @@ impl ServeConfig {
             startup_timeout: env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?,
             shutdown_grace: env.seconds_or("PONTE_SHUTDOWN_GRACE_SECONDS", 20, 0)?,
             peers: Peers::from_env(env)?,
-            api_tokens_file: crate::identity::tokens_file(env)?,
+            api_tokens_file: tokens_file(env)?,
         })
     }
 }
@@ -287,6 +266,30 @@ pub fn check_database_url(raw: &str) -> Result<(), ConfigError> {
         return Ok(());
     }
     check_url("DATABASE_URL", raw, &["postgres", "postgresql"]).map(|_| ())
+}
+
+/// The file of the API's tokens (served side).
+pub const ENV_TOKENS_FILE: &str = "PONTE_API_TOKENS_FILE";
+/// `disabled` leaves the API open (a deliberate choice, never a default).
+pub const ENV_AUTH: &str = "PONTE_API_AUTH";
+/// The token a process presents when it calls the other services.
+pub const ENV_TOKEN: &str = "PONTE_API_TOKEN";
+
+/// Where the tokens file is, `None` when `PONTE_API_AUTH=disabled`; a missing setting is an
+/// error naming the variable, so a deployment never serves an open API by omission.
+pub fn tokens_file(env: &Env) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match env.get_or(ENV_AUTH, "enabled") {
+        "enabled" => {}
+        "disabled" => return Ok(None),
+        _ => return Err(ConfigError::new(ENV_AUTH, "must be 'enabled' or 'disabled'")),
+    }
+    match env.get(ENV_TOKENS_FILE) {
+        Some(p) => Ok(Some(p.into())),
+        None => Err(ConfigError::new(
+            ENV_TOKENS_FILE,
+            "is required: the file of the API's bearer tokens (PONTE_API_AUTH=disabled leaves the API open instead)",
+        )),
+    }
 }
 
 #[cfg(test)]

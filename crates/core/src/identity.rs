@@ -44,12 +44,10 @@ use tonic::Status;
 
 use crate::{config::ConfigError, ids::TenantId};
 
-/// The file of the API's tokens (served side).
-pub const ENV_TOKENS_FILE: &str = "PONTE_API_TOKENS_FILE";
-/// `disabled` leaves the API open (a deliberate choice, never a default).
-pub const ENV_AUTH: &str = "PONTE_API_AUTH";
-/// The token a process presents when it calls the other services.
-pub const ENV_TOKEN: &str = "PONTE_API_TOKEN";
+pub use crate::{
+    bearer::BearerToken,
+    config::{ENV_AUTH, ENV_TOKEN, ENV_TOKENS_FILE, tokens_file},
+};
 
 /// What a caller may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,23 +192,6 @@ impl Identity {
             Some(path) => Self::tokens(ApiTokens::load(&path)?),
             None => Self::disabled(),
         })
-    }
-}
-
-/// Where the tokens file is, `None` when `PONTE_API_AUTH=disabled`; a missing setting is an
-/// error naming the variable, so a deployment never serves an open API by omission.
-pub fn tokens_file(env: &crate::Env) -> Result<Option<std::path::PathBuf>, ConfigError> {
-    match env.get_or(ENV_AUTH, "enabled") {
-        "enabled" => {}
-        "disabled" => return Ok(None),
-        _ => return Err(ConfigError::new(ENV_AUTH, "must be 'enabled' or 'disabled'")),
-    }
-    match env.get(ENV_TOKENS_FILE) {
-        Some(p) => Ok(Some(p.into())),
-        None => Err(ConfigError::new(
-            ENV_TOKENS_FILE,
-            "is required: the file of the API's bearer tokens (PONTE_API_AUTH=disabled leaves the API open instead)",
-        )),
     }
 }
 
@@ -437,61 +418,6 @@ where
                     inner.call(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))).await
                 })
             }
-        }
-    }
-}
-
-/// The client side: adds `authorization: Bearer <token>` to every call when a token is set.
-#[derive(Clone, Default)]
-pub struct BearerToken(Option<Arc<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>>);
-
-impl std::fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "BearerToken(<redacted>)" } else { "BearerToken(None)" })
-    }
-}
-
-impl PartialEq for BearerToken {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-}
-
-impl Eq for BearerToken {}
-
-impl BearerToken {
-    pub fn none() -> Self {
-        Self(None)
-    }
-
-    /// `token` as a bearer header; `var` names where it came from for the error.
-    pub fn new(var: &str, token: &str) -> Result<Self, ConfigError> {
-        let token = token.trim();
-        if token.is_empty() {
-            return Ok(Self(None));
-        }
-        let mut v = tonic::metadata::MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| ConfigError::new(var, "is not a valid token (printable ASCII only)"))?;
-        v.set_sensitive(true);
-        Ok(Self(Some(Arc::new(v))))
-    }
-
-    /// `PONTE_API_TOKEN` (none when unset).
-    pub fn from_env(env: &crate::Env) -> Result<Self, ConfigError> {
-        match env.get(ENV_TOKEN) {
-            Some(t) => Self::new(ENV_TOKEN, t),
-            None => Ok(Self(None)),
-        }
-    }
-
-    /// Adds the header to `req`.
-    pub fn apply<T>(&self, req: &mut tonic::Request<T>) {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", (**v).clone());
         }
     }
 }

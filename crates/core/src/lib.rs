@@ -4,7 +4,9 @@
 //! trace propagation, graceful shutdown).
 
 pub mod access;
+pub mod bearer;
 pub mod config;
+pub mod config_error;
 pub mod crypto;
 pub mod db;
 pub mod error;
