@@ -297,7 +297,24 @@ mod tests {
     use super::*;
 
     fn base() -> Vec<(&'static str, &'static str)> {
-        vec![("DATABASE_URL", "postgres://u:secret@db:5432/ponte"), ("REDIS_URL", "redis://127.0.0.1:6379")]
+        vec![
+            ("DATABASE_URL", "postgres://u:secret@db:5432/ponte"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("PONTE_API_TOKENS_FILE", "/etc/ponte/api-tokens/tokens.yaml"),
+        ]
+    }
+
+    #[test]
+    fn the_api_tokens_are_required_unless_checks_are_disabled_explicitly() {
+        let without: Vec<_> = base().into_iter().filter(|(k, _)| *k != ENV_TOKENS_FILE).collect();
+        let err = ServeConfig::from_env(&Env::from_pairs(without.clone())).unwrap_err();
+        assert_eq!(err.var, ENV_TOKENS_FILE);
+        let open = Env::from_pairs(without).with(ENV_AUTH, "disabled");
+        assert_eq!(ServeConfig::from_env(&open).unwrap().api_tokens_file, None);
+        assert_eq!(ServeConfig::from_env(&open.with(ENV_AUTH, "off")).unwrap_err().var, ENV_AUTH);
+        let cfg = ServeConfig::from_env(&Env::from_pairs(base()).with(ENV_TOKEN, "t0k")).unwrap();
+        assert_eq!(cfg.api_tokens_file.as_deref(), Some(std::path::Path::new("/etc/ponte/api-tokens/tokens.yaml")));
+        assert!(!format!("{:?}", cfg.peers).contains("t0k"), "the token is never printed");
     }
 
     #[test]
