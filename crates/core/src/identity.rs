@@ -87,6 +87,9 @@ impl Caller {
     }
 }
 
+/// The largest request body a tenant's call may have (tonic's default message limit).
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
 /// Methods only the mesh itself calls: they hand out secrets or take the gateway's events.
 pub const INTERNAL: &[&str] = &["GetAccessToken", "GetWebhookSecret", "HandleEvent"];
 
@@ -396,8 +399,12 @@ where
                 std::mem::swap(&mut inner, &mut self.inner);
                 Box::pin(async move {
                     let (mut parts, body) = req.into_parts();
-                    let bytes = match body.collect().await {
+                    // Bounded as tonic bounds a message it decodes (4 MiB).
+                    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
                         Ok(c) => c.to_bytes(),
+                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                            return Ok(Status::resource_exhausted("the request is over 4 MiB").into_http());
+                        }
                         Err(_) => return Ok(Status::cancelled("the request body ended early").into_http()),
                     };
                     let Scope::Tenant(own) = &caller.scope else { unreachable!("a tenant verdict") };
