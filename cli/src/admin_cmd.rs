@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_proto::v1::{
     Bitrix24WebhookCredentials, CplugCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest,
     ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
-use tonic::transport::Channel;
 
 /// Where auth-token is.
 #[derive(Args, Debug)]
@@ -108,6 +108,7 @@ async fn client(addr: &AuthTokenAddr) -> anyhow::Result<AuthTokenServiceClient<C
         .connect()
         .await
         .with_context(|| format!("cannot reach auth-token at {}", addr.auth_token_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(AuthTokenServiceClient::new(channel))
 }
 

@@ -2,12 +2,12 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     DeadLetterFilter, EventState, GetEventRequest, InboxEvent, ListDeadLettersRequest, Provider, ReplayRequest,
     inbox_service_client::InboxServiceClient, replay_request::Target,
 };
-use tonic::transport::Channel;
 
 /// Where the gateway's gRPC side is.
 #[derive(Args, Debug)]
@@ -97,6 +97,7 @@ async fn client(addr: &GatewayAddr) -> anyhow::Result<InboxServiceClient<Channel
         .connect()
         .await
         .with_context(|| format!("cannot reach the gateway at {}", addr.gateway_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(InboxServiceClient::new(channel))
 }
 

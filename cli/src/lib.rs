@@ -29,6 +29,10 @@ pub fn metric_names() -> Vec<String> {
 #[derive(Parser, Debug)]
 #[command(name = "ponte", version, about = "ponte: a gRPC integration mesh around Bling ERP")]
 struct Cli {
+    /// The API token presented to ponte's services (default: PONTE_API_TOKEN, then the
+    /// `api-token` file `ponte dev` writes in its data directory).
+    #[arg(long, global = true, env = "PONTE_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,10 +191,34 @@ enum KeysCommand {
     Rotate,
 }
 
+/// `--token` / `PONTE_API_TOKEN`, as given on the command line.
+static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The token the CLI presents: `--token`, `PONTE_API_TOKEN`, or `$PONTE_DATA_DIR/api-token`
+/// (`.ponte/api-token`, written by `ponte dev`).
+pub fn api_token() -> anyhow::Result<ponte_core::identity::BearerToken> {
+    use ponte_core::identity::BearerToken;
+    if let Some(t) = TOKEN.get().cloned().flatten().filter(|t| !t.trim().is_empty()) {
+        return Ok(BearerToken::new("--token", &t)?);
+    }
+    let dir = std::env::var("PONTE_DATA_DIR").unwrap_or_else(|_| ".ponte".into());
+    let path = std::path::Path::new(&dir).join(run::DEV_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(BearerToken::new(&path.display().to_string(), &t)?),
+        Err(_) => Ok(BearerToken::none()),
+    }
+}
+
+/// `channel` presenting the CLI's API token ([`api_token`]) and trace context.
+pub fn with_token(channel: tonic::transport::Channel) -> anyhow::Result<ponte_core::grpc::TracedChannel> {
+    Ok(tonic::service::interceptor::InterceptedService::new(channel, ponte_core::grpc::MeshInterceptor(api_token()?)))
+}
+
 /// Parses the command line, runs the command, and maps failures to an exit code with one
 /// line on stderr: 2 for configuration errors (naming the variable), 1 otherwise.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = TOKEN.set(cli.token.clone());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

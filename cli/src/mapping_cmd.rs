@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_mapping::document;
 use ponte_proto::v1::mapping_service_client::MappingServiceClient;
-use tonic::transport::Channel;
 
 /// Where mapping is.
 #[derive(Args, Debug)]
@@ -56,6 +56,7 @@ async fn client(addr: &MappingAddr) -> anyhow::Result<MappingServiceClient<Chann
         .connect()
         .await
         .with_context(|| format!("cannot reach mapping at {}", addr.mapping_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(MappingServiceClient::new(channel))
 }
 

@@ -13,6 +13,7 @@ use ponte_core::{
     db::Database,
     grpc,
     idempotency::{RedisTimeouts, connect_redis},
+    identity::{self, ENV_AUTH, ENV_TOKEN, ENV_TOKENS_FILE, Identity},
     service::{ServiceSpec, Shared},
     telemetry::{self, LogFormat, TelemetryConfig},
 };
@@ -100,7 +101,8 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
     let router = if name == ServiceName::Gateway {
         // The gateway's two sides share one wake-up, so its replays wake its dispatcher in-process.
         let gateway = ponte_gateway::Gateway::new();
-        tasks.spawn(spec.serve_routes(readiness.clone(), gateway.routes(&deps)?, grpc_listener, stopped()));
+        let identity = Identity::from_env(&env)?;
+        tasks.spawn(spec.serve_routes(readiness.clone(), gateway.routes(&deps)?, identity, grpc_listener, stopped()));
         let (router, running) = gateway.build(&deps, readiness)?;
         let stop = stopped();
         tasks.spawn(async move {
@@ -110,7 +112,8 @@ pub async fn serve(name: ServiceName) -> anyhow::Result<()> {
         });
         router
     } else {
-        tasks.spawn(spec.serve_routes(readiness, (spec.routes)(&deps)?, grpc_listener, stopped()));
+        let identity = Identity::from_env(&env)?;
+        tasks.spawn(spec.serve_routes(readiness, (spec.routes)(&deps)?, identity, grpc_listener, stopped()));
         metrics_router()
     };
     let stop = stopped();
@@ -353,10 +356,12 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
             sales_ingest: at(3),
             shipping_status: at(4),
             gateway: at(5),
+            token: peers.token.clone(),
         };
     }
     let shared = Shared::memory();
     let mut env = dev_env(env, &opts.data_dir)?;
+    peers.token = ponte_core::identity::BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default())?;
     let mut sandboxes = Vec::new();
     let mut others: Vec<Running> = Vec::new();
     let mut sandbox_lines = Vec::new();
@@ -399,7 +404,8 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         }
         if spec.name == "gateway" {
             let readiness = ponte_gateway::Gateway::readiness(&deps);
-            tasks.spawn(spec.serve_routes(readiness, gateway_parts.routes(&deps)?, listener, stopped()));
+            let identity = Identity::from_env(&deps.env)?;
+            tasks.spawn(spec.serve_routes(readiness, gateway_parts.routes(&deps)?, identity, listener, stopped()));
         } else {
             tasks.spawn(spec.serve(&deps, listener, stopped())?);
         }
@@ -438,7 +444,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
 /// directory (made on first run) so sealed tokens survive restarts without any setup.
 fn dev_env(env: Env, data_dir: &Path) -> anyhow::Result<Env> {
     if env.get("PONTE_SEALING_KEYS").is_some() {
-        return Ok(env);
+        return dev_tokens(env, data_dir);
     }
     let path = data_dir.join("sealing.key");
     let key = match std::fs::read_to_string(&path) {
@@ -454,5 +460,40 @@ fn dev_env(env: Env, data_dir: &Path) -> anyhow::Result<Env> {
             key
         }
     };
-    Ok(env.with("PONTE_SEALING_KEYS", &key))
+    dev_tokens(env.with("PONTE_SEALING_KEYS", &key), data_dir)
+}
+
+/// The dev token's file in the data directory, read by the CLI's commands.
+pub const DEV_TOKEN_FILE: &str = "api-token";
+
+/// Unless the API's tokens are configured (or checks disabled): a random token kept in
+/// `<data_dir>/api-token` (so the CLI's commands present it) and a tokens file naming it.
+fn dev_tokens(env: Env, data_dir: &Path) -> anyhow::Result<Env> {
+    if env.get(ENV_TOKENS_FILE).is_some() || env.get(ENV_AUTH) == Some("disabled") {
+        return Ok(env);
+    }
+    let token_path = data_dir.join(DEV_TOKEN_FILE);
+    let token = match std::fs::read_to_string(&token_path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        _ => {
+            let t = identity::generate_token();
+            write_private(&token_path, &t)?;
+            t
+        }
+    };
+    let tokens_path = data_dir.join("api-tokens.yaml");
+    let list = format!("- name: dev\n  token_sha256: {}\n  scope: service\n", identity::token_sha256(&token));
+    write_private(&tokens_path, &list)?;
+    let tokens_path = tokens_path.to_str().context("the data directory's path is not UTF-8")?;
+    Ok(env.with(ENV_TOKENS_FILE, tokens_path).with(ENV_TOKEN, &token))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
 }

@@ -4,13 +4,13 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     CancelSaleRequest, GetSaleRequest, ListParkedSalesRequest, ListSalesRequest, MoveSaleRequest, ParkReason,
     ReplayParkedRequest, SaleRecord, SaleState, sales_ingest_service_client::SalesIngestServiceClient,
 };
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 /// Where sales-ingest is.
 #[derive(Args, Debug)]
@@ -137,6 +137,7 @@ async fn client(addr: &SalesAddr) -> anyhow::Result<SalesIngestServiceClient<Cha
         .connect()
         .await
         .with_context(|| format!("cannot reach sales-ingest at {}", addr.sales_ingest_url))?;
+    let channel = crate::with_token(channel)?;
     Ok(SalesIngestServiceClient::new(channel))
 }
 

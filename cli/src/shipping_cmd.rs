@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, to_datetime};
 use ponte_proto::v1::{
     EventOutcome, GetShipmentRequest, ListShipmentsRequest, ProductApproval, SetUpAction, SetUpShippingRequest,
     SetUpStep, Shipment, ShippingStatus, shipping_status_service_client::ShippingStatusServiceClient,
 };
 use serde_json::{Value, json};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 /// Where shipping-status is.
 #[derive(Args, Debug)]
@@ -117,6 +118,7 @@ async fn client(addr: &ShippingAddr) -> anyhow::Result<ShippingStatusServiceClie
         .connect()
         .await
         .with_context(|| format!("cannot reach shipping-status at {url}"))?;
+    let channel = crate::with_token(channel)?;
     Ok(ShippingStatusServiceClient::new(channel))
 }
 

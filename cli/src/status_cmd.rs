@@ -107,6 +107,7 @@ pub async fn status(tenant: String, catalog_sync_url: String) -> anyhow::Result<
         .connect()
         .await
         .with_context(|| format!("cannot reach catalog-sync at {catalog_sync_url}"))?;
+    let channel = crate::with_token(channel)?;
     let flows = CatalogSyncServiceClient::new(channel)
         .get_sync_status(GetSyncStatusRequest { tenant_id: tenant })
         .await

@@ -6,6 +6,7 @@ use ponte_core::{
     TenantId,
     db::{Backend, Database, page},
     error::ServiceError,
+    identity::{Caller, Scope},
     time::{from_timestamp, now_millis, to_timestamp},
 };
 use ponte_proto::v1::{
@@ -165,7 +166,8 @@ impl Inbox {
         Ok(rows.into_iter().map(Delivery::from).collect())
     }
 
-    async fn get(&self, req: GetEventRequest) -> Result<GetEventResponse, ServiceError> {
+    /// `caller`: a tenant's token sees its own tenant's events only (another's are not found).
+    async fn get(&self, req: GetEventRequest, caller: Option<&Caller>) -> Result<GetEventResponse, ServiceError> {
         #[derive(sqlx::FromRow)]
         struct WithPayload {
             #[sqlx(flatten)]
@@ -181,6 +183,9 @@ impl Inbox {
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("the inbox has no event '{id}'")))?;
         let mut event = InboxEvent::from(row.event);
+        if !Caller::may_see(caller, &event.tenant_id) {
+            return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'")));
+        }
         event.payload = row.payload;
         event.deliveries = self.deliveries(id).await?;
         Ok(GetEventResponse { event: Some(event) })
@@ -218,15 +223,17 @@ impl Inbox {
         Ok(true)
     }
 
-    async fn replay(&self, req: ReplayRequest) -> Result<ReplayResponse, ServiceError> {
+    async fn replay(&self, req: ReplayRequest, caller: Option<&Caller>) -> Result<ReplayResponse, ServiceError> {
         let ids: Vec<String> = match req.target {
             None => return Err(ServiceError::invalid("target", "name an event_id or a filter")),
             Some(Target::EventId(id)) => {
                 let id = ServiceError::require("event_id", &id)?.to_owned();
-                let st: Option<String> = sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = $1")
-                    .bind(&id)
-                    .fetch_optional(self.db.pool())
-                    .await?;
+                let st: Option<(String, String)> =
+                    sqlx::query_as("SELECT state, tenant_id FROM inbox_events WHERE event_id = $1")
+                        .bind(&id)
+                        .fetch_optional(self.db.pool())
+                        .await?;
+                let st = st.filter(|(_, tenant)| Caller::may_see(caller, tenant)).map(|(s, _)| s);
                 match st.as_deref().map(|s| (s, EventState::from_label(s))) {
                     None => return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'"))),
                     Some((_, Some(EventState::Dead))) => vec![id],
@@ -237,7 +244,11 @@ impl Inbox {
                     }
                 }
             }
-            Some(Target::Filter(f)) => {
+            Some(Target::Filter(mut f)) => {
+                // A tenant's token replays its own tenant's dead letters only.
+                if let Some(Caller { scope: Scope::Tenant(t), .. }) = caller {
+                    f.tenant_id = t.to_string();
+                }
                 let mut q = dead_letters(&self.db, "event_id", &f)?;
                 q.push(&format!(" ORDER BY receive_time LIMIT {MAX_REPLAY}"));
                 q.query_scalar().fetch_all(self.db.pool()).await?
@@ -267,10 +278,12 @@ impl InboxService for Inbox {
     }
 
     async fn get_event(&self, req: Request<GetEventRequest>) -> Result<Response<GetEventResponse>, Status> {
-        Ok(Response::new(self.get(req.into_inner()).await?))
+        let caller = req.extensions().get::<Caller>().cloned();
+        Ok(Response::new(self.get(req.into_inner(), caller.as_ref()).await?))
     }
 
     async fn replay(&self, req: Request<ReplayRequest>) -> Result<Response<ReplayResponse>, Status> {
-        Ok(Response::new(Inbox::replay(self, req.into_inner()).await?))
+        let caller = req.extensions().get::<Caller>().cloned();
+        Ok(Response::new(Inbox::replay(self, req.into_inner(), caller.as_ref()).await?))
     }
 }

@@ -22,7 +22,9 @@ use ponte_core::{
     config::Env,
     config::Peers,
     db::Database,
+    grpc::MeshInterceptor,
     idempotency::{RedisTimeouts, connect_redis},
+    identity::{BearerToken, ENV_TOKEN, ENV_TOKENS_FILE},
     service::{ServiceSpec, Shared},
 };
 use sqlx::{Connection, Executor};
@@ -181,6 +183,7 @@ impl Mesh {
         } else {
             env.with("PONTE_SEALING_KEYS", &ponte_core::crypto::generate_key_entry("test"))
         };
+        let env = with_api_tokens(env);
         let mut listeners = Vec::new();
         for spec in specs {
             let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -211,6 +214,7 @@ impl Mesh {
             sales_ingest: addr_of("sales-ingest"),
             shipping_status: addr_of("shipping-status"),
             gateway: addr_of("gateway"),
+            token: BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default()).expect("token"),
         };
         let shared = test_shared(redis_url, &redis_prefix).await;
         let (stop, _) = watch::channel(false);
@@ -270,13 +274,21 @@ impl Mesh {
         self.addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap_or_else(|| panic!("{name} not started"))
     }
 
-    /// A plain channel to a service.
-    pub async fn channel(&self, name: &str) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(name)))
+    /// A channel to a service presenting the mesh's service token (`PONTE_API_TOKEN`).
+    pub async fn channel(&self, name: &str) -> Channel {
+        self.channel_as(name, self.env.get(ENV_TOKEN).unwrap_or_default()).await
+    }
+
+    /// A channel to a service presenting `token` (none when empty), e.g. one of the tokens of
+    /// a file from [`api_tokens_file`] passed in the mesh's `PONTE_API_TOKENS_FILE`.
+    pub async fn channel_as(&self, name: &str, token: &str) -> Channel {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(name)))
             .expect("endpoint")
             .connect()
             .await
-            .expect("connect")
+            .expect("connect");
+        let token = BearerToken::new(ENV_TOKEN, token).expect("token");
+        tonic::service::interceptor::InterceptedService::new(ch, MeshInterceptor(token))
     }
 
     /// Stops every service and waits for them.
@@ -286,6 +298,41 @@ impl Mesh {
             r.expect("join").expect("service ended with an error");
         }
     }
+}
+
+/// A channel to a ponte service with the caller's API token, as the mesh's own clients have.
+pub type Channel = ponte_core::grpc::TracedChannel;
+
+/// `channel` presenting `env`'s `PONTE_API_TOKEN` (see [`with_api_tokens`]).
+pub fn with_token(env: &Env, channel: tonic::transport::Channel) -> Channel {
+    let token = BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default()).expect("token");
+    tonic::service::interceptor::InterceptedService::new(channel, MeshInterceptor(token))
+}
+
+/// Writes a tokens file of `(name, token, scope)` entries (scope `service`, `operator` or
+/// `tenant:<id>`) in the temporary directory; its path, for `PONTE_API_TOKENS_FILE`.
+pub fn api_tokens_file(entries: &[(&str, &str, &str)]) -> String {
+    let mut text = String::new();
+    for (name, token, scope) in entries {
+        text.push_str(&format!(
+            "- name: {name}\n  token_sha256: {}\n  scope: '{scope}'\n",
+            ponte_core::identity::token_sha256(token)
+        ));
+    }
+    let path = std::env::temp_dir().join(format!("ponte-api-tokens-{}.yaml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, text).expect("write the tokens file");
+    path.to_str().expect("a UTF-8 temporary directory").to_owned()
+}
+
+/// `env` with the API's tokens: unless it names them already, a fresh service token
+/// (`PONTE_API_TOKEN`, which the mesh's services and [`Mesh::channel`] present) in a tokens file.
+pub fn with_api_tokens(env: Env) -> Env {
+    if env.get(ENV_TOKENS_FILE).is_some() || env.get(ponte_core::identity::ENV_AUTH).is_some() {
+        return env;
+    }
+    let token = ponte_core::identity::generate_token();
+    let file = api_tokens_file(&[("mesh", &token, "service")]);
+    env.with(ENV_TOKENS_FILE, &file).with(ENV_TOKEN, &token)
 }
 
 async fn test_shared(redis_url: &str, prefix: &str) -> Shared {
@@ -435,9 +482,7 @@ impl TcpProxy {
 
 /// Backfills [`webhooks::TENANT`]'s Bling products into Bitrix24 through catalog-sync at
 /// `channel` and follows `WatchBackfill` to the end; the backfill as it ended.
-pub async fn backfill_products_to_bitrix24(
-    channel: tonic::transport::Channel,
-) -> Result<ponte_proto::v1::Backfill, tonic::Status> {
+pub async fn backfill_products_to_bitrix24(channel: Channel) -> Result<ponte_proto::v1::Backfill, tonic::Status> {
     use ponte_proto::v1::{
         BackfillScope, StartBackfillRequest, SyncTarget, WatchBackfillRequest,
         catalog_sync_service_client::CatalogSyncServiceClient,

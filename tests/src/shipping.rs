@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use crate::Channel;
 use crate::{
     GatewayHttp, eventually,
     webhooks::{BlingWorld, TENANT},
@@ -31,7 +32,6 @@ use ponte_sandbox::{bling, envios360};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 pub const SPECS: &[&ponte_core::service::ServiceSpec] = &[
     &ponte_auth_token::SPEC,
@@ -210,7 +210,7 @@ impl ShippingWorld {
 
     async fn try_shipping(&self) -> Result<ShippingStatusServiceClient<Channel>, tonic::transport::Error> {
         let endpoint = tonic::transport::Endpoint::from_shared(self.shipping_url.clone()).expect("a URL");
-        Ok(ShippingStatusServiceClient::new(endpoint.connect().await?))
+        Ok(ShippingStatusServiceClient::new(crate::with_token(&self.w.mesh.env, endpoint.connect().await?)))
     }
 
     /// Runs setup, again after the wait asked for while Bling is busy (setup is idempotent).

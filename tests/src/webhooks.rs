@@ -119,7 +119,7 @@ impl BlingWorld {
 
 /// Connects [`TENANT`] to a Bitrix24 sandbox portal through its incoming webhook, through the
 /// auth-token service at `auth_token`.
-pub async fn connect_portal_at(auth_token: tonic::transport::Channel, portal: &ponte_sandbox::bitrix24::Handle) {
+pub async fn connect_portal_at(auth_token: crate::Channel, portal: &ponte_sandbox::bitrix24::Handle) {
     AuthTokenServiceClient::new(auth_token)
         .set_api_credentials(SetApiCredentialsRequest {
             tenant_id: TENANT.into(),
@@ -133,7 +133,7 @@ pub async fn connect_portal_at(auth_token: tonic::transport::Channel, portal: &p
 }
 
 /// Connects [`TENANT`] to a CPLUG sandbox store through the auth-token service at `auth_token`.
-pub async fn connect_cplug_at(auth_token: tonic::transport::Channel, pos: &ponte_sandbox::cplug::Handle) {
+pub async fn connect_cplug_at(auth_token: crate::Channel, pos: &ponte_sandbox::cplug::Handle) {
     let cfg = pos.cplug.config().clone();
     AuthTokenServiceClient::new(auth_token)
         .set_api_credentials(SetApiCredentialsRequest {
@@ -152,7 +152,7 @@ pub async fn connect_cplug_at(auth_token: tonic::transport::Channel, pos: &ponte
 
 /// Creates tenant [`TENANT`] and connects it to the Bling sandbox `bling` (the merchant's OAuth
 /// consent), through the auth-token service at `auth_token`.
-pub async fn create_tenant_with_bling(auth_token: tonic::transport::Channel, bling: &Handle) {
+pub async fn create_tenant_with_bling(auth_token: crate::Channel, bling: &Handle) {
     let mut auth = AuthTokenServiceClient::new(auth_token);
     auth.create_tenant(CreateTenantRequest { tenant_id: TENANT.into(), display_name: "Loja".into() })
         .await
@@ -180,7 +180,7 @@ pub async fn create_tenant_with_bling(auth_token: tonic::transport::Channel, bli
 
 /// [`BlingWorld::bling_api`] through the auth-token service at `auth_token`.
 pub async fn bling_api_at(
-    auth_token: tonic::transport::Channel,
+    auth_token: crate::Channel,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,

@@ -74,6 +74,11 @@ fn malformed_settings_stop_the_process_with_one_line_naming_the_variable() {
         assert_eq!(stderr.len(), 1, "{var}={value}: {stderr:?}");
         assert!(stderr[0].starts_with(&format!("ponte: configuration error: {var}: ")), "{}", stderr[0]);
     }
+    // The API's tokens are required: an open API is a choice (PONTE_API_AUTH=disabled).
+    let out = ponte().args(["serve", "mapping"]).envs(base).env_remove("PONTE_API_TOKENS_FILE").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("ponte: configuration error: PONTE_API_TOKENS_FILE: is required"), "{stderr}");
     let (code, stderr) = serve_with(&[("REDIS_URL", "redis://127.0.0.1:6379")]);
     assert_eq!((code, stderr.len()), (2, 1));
     assert!(stderr[0].contains("DATABASE_URL: is not set"), "{}", stderr[0]);
@@ -104,9 +109,18 @@ impl Drop for Dev {
 
 /// Starts `ponte dev` on a free block of ports with `extra` arguments and waits for "ready".
 async fn start_dev(name: &str, extra: &[&str]) -> Dev {
+    start_dev_with(name, extra, false).await
+}
+
+/// As [`start_dev`]; `own_token`: without the tests' API token, so `ponte dev` makes its own.
+async fn start_dev_with(name: &str, extra: &[&str], own_token: bool) -> Dev {
     let dir = std::env::temp_dir().join(format!("ponte-{name}-{}", std::process::id()));
     let base = free_port_block(8);
-    let mut child = ponte()
+    let mut cmd = ponte();
+    if own_token {
+        cmd.env_remove("PONTE_API_TOKENS_FILE").env_remove("PONTE_API_TOKEN");
+    }
+    let mut child = cmd
         .args(["dev", "--data-dir", dir.to_str().unwrap(), "--grpc-port", &base.to_string()])
         .args(["--http-port", &(base + 7).to_string()])
         .args(extra)
@@ -134,6 +148,28 @@ async fn start_dev(name: &str, extra: &[&str]) -> Dev {
         "ponte dev never printed ready: {lines:?}"
     );
     Dev { guard, base, lines, dir }
+}
+
+#[tokio::test]
+async fn dev_makes_an_api_token_that_the_commands_find_in_its_data_directory() {
+    let dev = start_dev_with("devtoken", &[], true).await;
+    let url = format!("http://127.0.0.1:{}", dev.base);
+    let token = std::fs::read_to_string(dev.dir.join("api-token")).unwrap();
+    let tokens = std::fs::read_to_string(dev.dir.join("api-tokens.yaml")).unwrap();
+    assert!(token.trim().len() >= 32 && !tokens.contains(token.trim()), "the tokens file keeps digests only");
+    let create = |data_dir: Option<&std::path::Path>| {
+        let mut cmd = ponte();
+        cmd.env_remove("PONTE_API_TOKENS_FILE").env_remove("PONTE_API_TOKEN");
+        if let Some(d) = data_dir {
+            cmd.env("PONTE_DATA_DIR", d);
+        }
+        cmd.args(["tenants", "create", "loja-1", "--auth-token-url", &url]).output().unwrap()
+    };
+    let refused = create(None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"), "{refused:?}");
+    let created = create(Some(&dev.dir));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
 }
 
 #[tokio::test]

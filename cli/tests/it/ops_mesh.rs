@@ -87,6 +87,7 @@ impl Proc {
             .args(["serve", service])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(crate::support::api_env())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PONTE_GRPC_ADDR", grpc.to_string())
             .env(port_var, http.to_string())
@@ -184,6 +185,7 @@ impl ProcessMesh {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        .chain(crate::support::api_env())
         .collect();
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);
@@ -247,8 +249,10 @@ impl ProcessMesh {
     }
 
     /// A channel to `service` through its balancer.
-    pub async fn channel(&self, service: &str) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(self.balancer(service).url()).unwrap().connect().await.unwrap()
+    pub async fn channel(&self, service: &str) -> ponte_tests::Channel {
+        let ch =
+            tonic::transport::Endpoint::from_shared(self.balancer(service).url()).unwrap().connect().await.unwrap();
+        crate::support::with_token(ch)
     }
 
     /// `path` on the gateways (through their balancer).

@@ -73,7 +73,7 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
 
     // The merchant connects through the first process.
     let channel = tonic::transport::Endpoint::from_shared(a.url()).unwrap().connect().await.unwrap();
-    ponte_tests::webhooks::create_tenant_with_bling(channel, &bling).await;
+    ponte_tests::webhooks::create_tenant_with_bling(crate::support::with_token(channel), &bling).await;
 
     // Fifty callers, each with its own token cache, half on each process; each reads the
     // account with its token.
@@ -86,7 +86,8 @@ async fn two_processes_refresh_an_expired_token_once_for_fifty_concurrent_caller
     let callers: Vec<AccessTokens> = (0..2 * CALLERS)
         .map(|i| {
             let replica = if i % 2 == 0 { &a } else { &b };
-            AccessTokens::new(ponte_core::grpc::channel("caller", &replica.url()).unwrap())
+            let token = ponte_core::identity::BearerToken::new("caller", crate::support::API_TOKEN).unwrap();
+            AccessTokens::new(ponte_core::grpc::channel("caller", &replica.url(), &token).unwrap())
         })
         .collect();
     let loja = TenantId::parse("loja").unwrap();

@@ -54,7 +54,13 @@ async fn map(world: &BlingWorld, method: &str, forma: i64) {
 // of their own meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sales_are_listed_replayed_shown_and_cancelled_from_the_command_line() {
-    let world = BlingWorld::start(&[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_sales_ingest::SPEC]).await;
+    let world = BlingWorld::start_with_env(
+        &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_sales_ingest::SPEC],
+        Default::default(),
+        &ponte_tests::redis_url(),
+        ponte_core::config::Env::from_pairs(crate::support::api_env()),
+    )
+    .await;
     let store = StoreMap {
         tenant_id: TENANT.into(),
         cplug_store_id: "loja-centro".into(),

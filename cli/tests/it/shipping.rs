@@ -67,9 +67,8 @@ async fn setup_then_a_released_order_listed_and_shown_from_the_command_line() {
     assert!(none.is_empty() && empty.contains("no shipments"), "{none}{empty}");
 
     // The merchant's order, released in Bling; Bling's webhook as the gateway receives it.
-    let token = AuthTokenServiceClient::connect(auth.clone())
-        .await
-        .unwrap()
+    let channel = tonic::transport::Endpoint::from_shared(auth.clone()).unwrap().connect().await.unwrap();
+    let token = AuthTokenServiceClient::new(crate::support::with_token(channel))
         .get_access_token(GetAccessTokenRequest {
             tenant_id: "loja-1".into(),
             provider: Provider::Bling as i32,

@@ -14,10 +14,26 @@ use opentelemetry_proto::tonic::{
 };
 use tokio::sync::Mutex;
 
-/// The `ponte` binary, with nothing of the test's environment but `PATH`.
+/// The API token the binary's tests give their processes (`ponte serve`, `ponte dev` and the
+/// CLI's commands alike), as the mesh's service token.
+pub const API_TOKEN: &str = "ponte-cli-tests-0123456789abcdef0123456789abcdef";
+
+/// `PONTE_API_TOKENS_FILE` (a file naming [`API_TOKEN`]) and `PONTE_API_TOKEN`.
+pub fn api_env() -> Vec<(String, String)> {
+    static FILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let file = FILE.get_or_init(|| ponte_tests::api_tokens_file(&[("tests", API_TOKEN, "service")]));
+    vec![("PONTE_API_TOKENS_FILE".into(), file.clone()), ("PONTE_API_TOKEN".into(), API_TOKEN.into())]
+}
+
+/// `channel` presenting [`API_TOKEN`].
+pub fn with_token(channel: tonic::transport::Channel) -> ponte_tests::Channel {
+    ponte_tests::with_token(&ponte_core::config::Env::from_pairs(api_env()), channel)
+}
+
+/// The `ponte` binary, with nothing of the test's environment but `PATH` and [`api_env`].
 pub fn ponte() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ponte"));
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(api_env());
     cmd
 }
 

@@ -33,6 +33,7 @@ async fn one_trace_spans_a_call_between_two_ponte_processes() {
             .env("PONTE_METRICS_ADDR", metrics.to_string())
             .env("PONTE_AUTH_TOKEN_URL", format!("http://{auth_addr}"))
             .env("PONTE_SEALING_KEYS", &sealing_keys)
+            .envs(crate::support::api_env())
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env("PONTE_LOG", "info")
@@ -49,7 +50,7 @@ async fn one_trace_spans_a_call_between_two_ponte_processes() {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
         for _ in 0..100 {
             if let Ok(ch) = endpoint.connect().await {
-                return ch;
+                return crate::support::with_token(ch);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

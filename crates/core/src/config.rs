@@ -3,35 +3,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fmt,
     net::SocketAddr,
     str::FromStr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-/// A configuration value that is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: String,
-    /// What is wrong with it, and what was expected.
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(var: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { var: var.into(), problem: problem.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.var, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+use crate::bearer::BearerToken;
+pub use crate::config_error::ConfigError;
 
 /// How a variable a process read at start is needed: what a deployment must set, derived from
 /// the reads themselves (see [`Env::recording`]) rather than from a list kept by hand.
@@ -196,6 +175,8 @@ pub struct Peers {
     pub shipping_status: String,
     /// The gateway's gRPC side (the inbox).
     pub gateway: String,
+    /// `PONTE_API_TOKEN`: what this process presents when it calls them.
+    pub token: BearerToken,
 }
 
 impl Peers {
@@ -208,6 +189,7 @@ impl Peers {
             sales_ingest: env.http_url_or("PONTE_SALES_INGEST_URL", "http://ponte-sales-ingest:50051")?,
             shipping_status: env.http_url_or("PONTE_SHIPPING_STATUS_URL", "http://ponte-shipping-status:50051")?,
             gateway: env.http_url_or("PONTE_GATEWAY_URL", "http://ponte-gateway:50051")?,
+            token: BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default())?,
         })
     }
 
@@ -221,6 +203,7 @@ impl Peers {
             sales_ingest: at(3),
             shipping_status: at(4),
             gateway: at(5),
+            token: BearerToken::none(),
         }
     }
 }
@@ -249,6 +232,8 @@ pub struct ServeConfig {
     /// `PONTE_SHUTDOWN_GRACE_SECONDS`: how long in-flight calls may finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub peers: Peers,
+    /// `PONTE_API_TOKENS_FILE`: the tokens callers may present; `None` when `PONTE_API_AUTH=disabled`.
+    pub api_tokens_file: Option<std::path::PathBuf>,
 }
 
 impl ServeConfig {
@@ -274,6 +259,7 @@ impl ServeConfig {
             startup_timeout: env.seconds_or("PONTE_STARTUP_TIMEOUT_SECONDS", 10, 1)?,
             shutdown_grace: env.seconds_or("PONTE_SHUTDOWN_GRACE_SECONDS", 20, 0)?,
             peers: Peers::from_env(env)?,
+            api_tokens_file: tokens_file(env)?,
         })
     }
 }
@@ -286,12 +272,53 @@ pub fn check_database_url(raw: &str) -> Result<(), ConfigError> {
     check_url("DATABASE_URL", raw, &["postgres", "postgresql"]).map(|_| ())
 }
 
+/// The file of the API's tokens (served side).
+pub const ENV_TOKENS_FILE: &str = "PONTE_API_TOKENS_FILE";
+/// `disabled` leaves the API open (a deliberate choice, never a default).
+pub const ENV_AUTH: &str = "PONTE_API_AUTH";
+/// The token a process presents when it calls the other services.
+pub const ENV_TOKEN: &str = "PONTE_API_TOKEN";
+
+/// Where the tokens file is, `None` when `PONTE_API_AUTH=disabled`; a missing setting is an
+/// error naming the variable, so a deployment never serves an open API by omission.
+pub fn tokens_file(env: &Env) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match env.get_or(ENV_AUTH, "enabled") {
+        "enabled" => {}
+        "disabled" => return Ok(None),
+        _ => return Err(ConfigError::new(ENV_AUTH, "must be 'enabled' or 'disabled'")),
+    }
+    match env.get(ENV_TOKENS_FILE) {
+        Some(p) => Ok(Some(p.into())),
+        None => Err(ConfigError::new(
+            ENV_TOKENS_FILE,
+            "is required: the file of the API's bearer tokens (PONTE_API_AUTH=disabled leaves the API open instead)",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn base() -> Vec<(&'static str, &'static str)> {
-        vec![("DATABASE_URL", "postgres://u:secret@db:5432/ponte"), ("REDIS_URL", "redis://127.0.0.1:6379")]
+        vec![
+            ("DATABASE_URL", "postgres://u:secret@db:5432/ponte"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("PONTE_API_TOKENS_FILE", "/etc/ponte/api-tokens/tokens.yaml"),
+        ]
+    }
+
+    #[test]
+    fn the_api_tokens_are_required_unless_checks_are_disabled_explicitly() {
+        let without: Vec<_> = base().into_iter().filter(|(k, _)| *k != ENV_TOKENS_FILE).collect();
+        let err = ServeConfig::from_env(&Env::from_pairs(without.clone())).unwrap_err();
+        assert_eq!(err.var, ENV_TOKENS_FILE);
+        let open = Env::from_pairs(without).with(ENV_AUTH, "disabled");
+        assert_eq!(ServeConfig::from_env(&open).unwrap().api_tokens_file, None);
+        assert_eq!(ServeConfig::from_env(&open.with(ENV_AUTH, "off")).unwrap_err().var, ENV_AUTH);
+        let cfg = ServeConfig::from_env(&Env::from_pairs(base()).with(ENV_TOKEN, "t0k")).unwrap();
+        assert_eq!(cfg.api_tokens_file.as_deref(), Some(std::path::Path::new("/etc/ponte/api-tokens/tokens.yaml")));
+        assert!(!format!("{:?}", cfg.peers).contains("t0k"), "the token is never printed");
     }
 
     #[test]

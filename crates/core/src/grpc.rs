@@ -15,6 +15,7 @@ use crate::{
     config::ConfigError,
     db::Database,
     idempotency::IdempotencyStore,
+    identity::{BearerToken, Identity, IdentityLayer},
     telemetry::{TraceInterceptor, grpc_server_span},
 };
 
@@ -91,6 +92,7 @@ pub async fn serve(
     routes: Routes,
     listener: TcpListener,
     readiness: Readiness,
+    identity: Identity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use futures::FutureExt;
@@ -145,6 +147,7 @@ pub async fn serve(
     let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
     let result = Server::builder()
         .layer(crate::metrics::GrpcMetricsLayer)
+        .layer(IdentityLayer(identity))
         .trace_fn(grpc_server_span)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -156,17 +159,29 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// A channel to another ponte service that carries the caller's trace context.
-pub type TracedChannel = InterceptedService<Channel, TraceInterceptor>;
+/// A channel to another ponte service that carries the caller's trace context and its API token.
+pub type TracedChannel = InterceptedService<Channel, MeshInterceptor>;
 
-/// A lazily connected, traced channel to `url` (`http://host:port`).
-pub fn channel(var: &str, url: &str) -> Result<TracedChannel, ConfigError> {
+/// Adds the trace context and the bearer token to every call.
+#[derive(Clone, Debug, Default)]
+pub struct MeshInterceptor(pub BearerToken);
+
+impl tonic::service::Interceptor for MeshInterceptor {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut req = tonic::service::Interceptor::call(&mut TraceInterceptor, req)?;
+        self.0.apply(&mut req);
+        Ok(req)
+    }
+}
+
+/// A lazily connected, traced channel to `url` (`http://host:port`) presenting `token`.
+pub fn channel(var: &str, url: &str, token: &BearerToken) -> Result<TracedChannel, ConfigError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| ConfigError::new(var, format!("'{url}' is not a gRPC endpoint ({e})")))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(30))
         .tcp_nodelay(true);
-    Ok(InterceptedService::new(endpoint.connect_lazy(), TraceInterceptor))
+    Ok(InterceptedService::new(endpoint.connect_lazy(), MeshInterceptor(token.clone())))
 }
 
 /// Resolves on SIGINT or SIGTERM (what Kubernetes sends before stopping a pod).

@@ -5,13 +5,16 @@
 
 pub mod access;
 pub mod background;
+pub mod bearer;
 pub mod config;
+pub mod config_error;
 pub mod crypto;
 pub mod db;
 pub mod erasure;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod lock;
 pub mod metrics;

@@ -16,6 +16,7 @@ use crate::{
     db::{Database, Migrations},
     grpc::{Readiness, TracedChannel, channel},
     idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency},
+    identity::Identity,
     lock::{Locks, MemoryLocks, RedisLocks},
     ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter},
 };
@@ -87,27 +88,27 @@ impl Deps {
 
     /// A traced channel to the auth-token service.
     pub fn auth_token_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_AUTH_TOKEN_URL", &self.peers.auth_token)
+        channel("PONTE_AUTH_TOKEN_URL", &self.peers.auth_token, &self.peers.token)
     }
 
     pub fn mapping_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_MAPPING_URL", &self.peers.mapping)
+        channel("PONTE_MAPPING_URL", &self.peers.mapping, &self.peers.token)
     }
 
     pub fn catalog_sync_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_CATALOG_SYNC_URL", &self.peers.catalog_sync)
+        channel("PONTE_CATALOG_SYNC_URL", &self.peers.catalog_sync, &self.peers.token)
     }
 
     pub fn sales_ingest_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_SALES_INGEST_URL", &self.peers.sales_ingest)
+        channel("PONTE_SALES_INGEST_URL", &self.peers.sales_ingest, &self.peers.token)
     }
 
     pub fn shipping_status_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_SHIPPING_STATUS_URL", &self.peers.shipping_status)
+        channel("PONTE_SHIPPING_STATUS_URL", &self.peers.shipping_status, &self.peers.token)
     }
 
     pub fn gateway_channel(&self) -> Result<TracedChannel, ConfigError> {
-        channel("PONTE_GATEWAY_URL", &self.peers.gateway)
+        channel("PONTE_GATEWAY_URL", &self.peers.gateway, &self.peers.token)
     }
 }
 
@@ -159,20 +160,22 @@ impl ServiceSpec {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<impl Future<Output = anyhow::Result<()>> + Send + 'static, ConfigError> {
-        Ok(self.serve_routes(deps.readiness(), (self.routes)(deps)?, listener, shutdown))
+        let identity = Identity::from_env(&deps.env)?;
+        Ok(self.serve_routes(deps.readiness(), (self.routes)(deps)?, identity, listener, shutdown))
     }
 
     /// As [`ServiceSpec::serve`], with routes the caller built (a service whose gRPC side shares
     /// state with another part of the same process, as the gateway's with its HTTP side) and
-    /// what its health follows.
+    /// what its health follows, checking callers against `identity`.
     pub fn serve_routes(
         &'static self,
         readiness: Readiness,
         routes: Routes,
+        identity: Identity,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        crate::grpc::serve(self.grpc_services, routes, listener, readiness, shutdown)
+        crate::grpc::serve(self.grpc_services, routes, listener, readiness, identity, shutdown)
     }
 }
 

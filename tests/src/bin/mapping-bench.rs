@@ -23,9 +23,9 @@ use ponte_proto::v1::{
     ValueMapTransform, auth_token_service_client::AuthTokenServiceClient, mapping_service_client::MappingServiceClient,
     transform::Kind,
 };
+use ponte_tests::Channel;
 use ponte_tests::Mesh;
 use serde_json::json;
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {

@@ -8,9 +8,10 @@ use ponte_proto::v1::{
     ResolveTenantRequest, RevokeConnectionRequest, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
+use ponte_tests::Channel;
 use ponte_tests::{Mesh, redis_url};
 use sqlx::Row;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 const API_TOKEN: &str = "tok-360-aaaaaaaaaaaaaaaaaaaa";
 const HOOK_SECRET: &str = "whsec-360-bbbbbbbbbbbbbbbbbbb";
@@ -264,7 +265,8 @@ async fn bling_connections_need_a_configured_app() {
 async fn callers_cache_tokens_and_a_refused_token_is_fetched_again() {
     let (mesh, mut auth) = start(Env::default()).await;
     auth.set_api_credentials(envios(API_TOKEN, HOOK_SECRET)).await.unwrap();
-    let channel = ponte_core::grpc::channel("x", &format!("http://{}", mesh.addr("auth-token"))).unwrap();
+    let channel =
+        ponte_core::grpc::channel("x", &format!("http://{}", mesh.addr("auth-token")), &mesh.peers.token).unwrap();
     let tokens = ponte_core::access::AccessTokens::new(channel);
     let loja = ponte_core::TenantId::parse("loja").unwrap();
     let first = tokens.get(&loja, Provider::Envios360).await.unwrap();

@@ -24,7 +24,7 @@ struct World {
     mesh: Mesh,
     gateway: GatewayHttp,
     replica: GatewayHttp,
-    auth: AuthTokenServiceClient<tonic::transport::Channel>,
+    auth: AuthTokenServiceClient<ponte_tests::Channel>,
 }
 
 impl World {

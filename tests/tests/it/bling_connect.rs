@@ -11,9 +11,10 @@ use ponte_proto::v1::{
     Provider, ResolveTenantRequest, StartAuthorizationRequest, auth_token_service_client::AuthTokenServiceClient,
 };
 use ponte_sandbox::bling::{Bling, Config, Handle};
+use ponte_tests::Channel;
 use ponte_tests::{Mesh, redis_url};
 use sqlx::Row;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 struct World {
     bling: Handle,

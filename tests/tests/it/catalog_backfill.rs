@@ -15,12 +15,13 @@ use ponte_sandbox::{
     bling,
     cplug::{self, Cplug},
 };
+use ponte_tests::Channel;
 use ponte_tests::{
     Mesh,
     webhooks::{BlingWorld, TENANT},
 };
 use serde_json::{Map, Value, json};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 const SPECS: &[&ServiceSpec] = &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC];
 

@@ -25,7 +25,7 @@ fn all() -> Vec<&'static ponte_core::service::ServiceSpec> {
     ]
 }
 
-async fn status(ch: tonic::transport::Channel, service: &str) -> ServingStatus {
+async fn status(ch: ponte_tests::Channel, service: &str) -> ServingStatus {
     let mut health = HealthClient::new(ch);
     let resp = health.check(HealthCheckRequest { service: service.into() }).await.expect("health check");
     resp.into_inner().status()

@@ -20,6 +20,7 @@ mod gateway_notify;
 mod gateway_trace;
 mod http_trace;
 mod idempotency;
+mod identity;
 mod ignored_events;
 mod ingest_crash;
 mod long_input;

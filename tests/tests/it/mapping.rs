@@ -28,9 +28,10 @@ use ponte_sandbox::{
     bling::{CANAL_PDV, Config, DEPOSITO_GERAL, DEPOSITOS, FORMAS, MODULO_VENDAS},
     common::FaultSettings,
 };
+use ponte_tests::Channel;
 use ponte_tests::{eventually, redis_url, webhooks::BlingWorld};
 use serde_json::{Value, json};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 type Client = MappingServiceClient<Channel>;
 

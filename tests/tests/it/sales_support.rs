@@ -20,6 +20,7 @@ use ponte_sandbox::{
     bling::{CANAL_PDV, DEPOSITOS},
     cplug,
 };
+use ponte_tests::Channel;
 use ponte_tests::{
     GatewayHttp, redis_url,
     webhooks::{BlingWorld, TENANT},
@@ -29,7 +30,6 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use tonic::transport::Channel;
 
 /// How much faster than real time the Bling sandbox's limits (and ponte's budget) run.
 pub const SCALE: &str = "20";

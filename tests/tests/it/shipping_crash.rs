@@ -73,6 +73,8 @@ fn spawn(world: &ShippingWorld, addr: &str, hub_url: &str) -> Process {
         .env("PONTE_TEST_LISTEN", addr)
         .env("PONTE_AUTH_TOKEN_URL", &mesh.peers.auth_token)
         .env("PONTE_MAPPING_URL", &mesh.peers.mapping)
+        .env("PONTE_API_TOKENS_FILE", mesh.env.get("PONTE_API_TOKENS_FILE").unwrap_or_default())
+        .env("PONTE_API_TOKEN", mesh.env.get("PONTE_API_TOKEN").unwrap_or_default())
         .env("PONTE_BLING_API_URL", &world.w.bling.base_url)
         .env("PONTE_ENVIOS360_API_URL", hub_url)
         .stdout(Stdio::null())

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_proto::v1::{
     CreateFieldMappingRequest, CreatePaymentMethodMapRequest, CreateSituacaoMapRequest, CreateStoreMapRequest,
     DeleteFieldMappingRequest, DeletePaymentMethodMapRequest, DeleteSituacaoMapRequest, DeleteStoreMapRequest,
     ListFieldMappingsRequest, ListPaymentMethodMapsRequest, ListSituacaoMapsRequest, ListStoreMapsRequest,
     mapping_service_client::MappingServiceClient,
 };
-use tonic::transport::Channel;
 
 use super::{
     format::{Document, PaymentMethod, Situacao, Status, Store, VERSION},
