@@ -4,7 +4,9 @@
 mod admin_cmd;
 pub mod config_check;
 mod dlq_cmd;
+mod history_cmd;
 mod mapping_cmd;
+mod output;
 mod run;
 mod sales_cmd;
 mod shipping_cmd;
@@ -120,6 +122,9 @@ enum Command {
     },
     /// A tenant's sync status per flow (the merchant's "data sync" tab), through a running
     /// catalog-sync.
+    /// One record's history: each event that touched it, what ponte did, when, the outcome and
+    /// the trace.
+    History(history_cmd::HistoryArgs),
     Status {
         #[arg(long)]
         tenant: String,
@@ -230,6 +235,7 @@ pub fn main() -> ExitCode {
             Command::Shipping { command } => shipping_cmd::shipping(command).await,
             Command::Shipments { command } => shipping_cmd::shipments(command).await,
             Command::Sales { command } => sales_cmd::sales(command).await,
+            Command::History(args) => history_cmd::history(args).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
                 println!("{}", ponte_core::crypto::generate_key_entry(&id));

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod dispatch;
+pub mod history;
 pub mod inbox;
 mod ingest;
 mod install;
@@ -70,7 +71,8 @@ impl Gateway {
 
     /// The gRPC routes.
     pub fn routes(&self, deps: &Deps) -> Result<Routes, ConfigError> {
-        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone()))))
+        let histories = history::Histories::new(deps)?;
+        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone(), histories))))
     }
 
     /// What the gateway's health follows: its database alone. Redis is only the fast path of

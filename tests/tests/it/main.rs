@@ -23,6 +23,7 @@ mod mapping;
 mod ops_gateway;
 mod ops_migrations;
 mod ratelimit;
+mod record_history;
 mod sales_faults;
 mod sales_flow;
 mod sales_parking;
