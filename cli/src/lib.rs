@@ -2,6 +2,7 @@
 //! migrations (`migrate`), and the sandboxes of the outside systems (`sandbox`).
 
 mod admin_cmd;
+mod backfill_cmd;
 pub mod config_check;
 mod dlq_cmd;
 mod history_cmd;
@@ -122,6 +123,11 @@ enum Command {
     },
     /// A tenant's sync status per flow (the merchant's "data sync" tab), through a running
     /// catalog-sync.
+    /// Full copies of a tenant's Bling catalog (or orders): start, watch with progress, cancel.
+    Backfill {
+        #[command(subcommand)]
+        command: backfill_cmd::BackfillCommand,
+    },
     /// One record's history: each event that touched it, what ponte did, when, the outcome and
     /// the trace.
     History(history_cmd::HistoryArgs),
@@ -235,6 +241,7 @@ pub fn main() -> ExitCode {
             Command::Shipping { command } => shipping_cmd::shipping(command).await,
             Command::Shipments { command } => shipping_cmd::shipments(command).await,
             Command::Sales { command } => sales_cmd::sales(command).await,
+            Command::Backfill { command } => backfill_cmd::backfill(command).await,
             Command::History(args) => history_cmd::history(args).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
