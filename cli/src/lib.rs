@@ -128,6 +128,8 @@ enum Command {
         #[command(subcommand)]
         command: backfill_cmd::BackfillCommand,
     },
+    /// Prints a shell completion script, e.g. `ponte completions bash > /etc/bash_completion.d/ponte`.
+    Completions { shell: clap_complete::Shell },
     /// One record's history: each event that touched it, what ponte did, when, the outcome and
     /// the trace.
     History(history_cmd::HistoryArgs),
@@ -242,6 +244,11 @@ pub fn main() -> ExitCode {
             Command::Shipments { command } => shipping_cmd::shipments(command).await,
             Command::Sales { command } => sales_cmd::sales(command).await,
             Command::Backfill { command } => backfill_cmd::backfill(command).await,
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cmd, "ponte", &mut std::io::stdout());
+                Ok(())
+            }
             Command::History(args) => history_cmd::history(args).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {

@@ -4,6 +4,7 @@
 mod backfill;
 mod cli;
 mod dlq;
+mod help;
 mod ops_alerts;
 mod ops_manifests;
 mod ops_mesh;

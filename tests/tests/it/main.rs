@@ -17,6 +17,7 @@ mod gateway_catalog_sync;
 mod gateway_dispatch;
 mod gateway_notify;
 mod gateway_trace;
+mod help;
 mod http_trace;
 mod idempotency;
 mod mapping;
