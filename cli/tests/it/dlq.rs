@@ -118,6 +118,26 @@ async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line() {
     assert!(listed.starts_with(&format!("{dead_id}\t")), "{listed}");
     assert!(listed.contains("loja-1\tstock.updated") && listed.contains("no ponte service subscribes"), "{listed}");
     assert!(run(&["dlq", "list", "--tenant", "other", "--gateway-url", &gateway]).is_empty());
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["dlq", "list", "--output", "json", "--gateway-url", &gateway])).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json:#}");
+    assert_eq!((json[0]["event_id"].as_str(), json[0]["state"].as_str()), (Some(dead_id.as_str()), Some("dead")));
+    assert_eq!(run(&["dlq", "list", "--tenant", "other", "--output", "json", "--gateway-url", &gateway]), "[]");
+    let tenants: serde_json::Value =
+        serde_json::from_str(&run(&["tenants", "list", "--output", "json", "--auth-token-url", &auth])).unwrap();
+    assert_eq!(tenants[0]["tenant_id"], "loja-1", "{tenants:#}");
+    let connections: serde_json::Value = serde_json::from_str(&run(&[
+        "connections",
+        "list",
+        "--tenant",
+        "loja-1",
+        "--output",
+        "json",
+        "--auth-token-url",
+        &auth,
+    ]))
+    .unwrap();
+    assert_eq!(connections[0]["provider"], "bling", "{connections:#}");
 
     let show = run(&["dlq", "show", &dead_id, "--gateway-url", &gateway]);
     assert!(show.contains("state\tdead") && show.contains("\"event\":\"stock.updated\""), "{show}");
