@@ -9,7 +9,8 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use ponte_core::config::Env;
 use ponte_proto::v1::{
-    GetRecordHistoryRequest, RecordHistoryEntry, SaleState, inbox_service_client::InboxServiceClient,
+    GetEntityHistoryRequest, GetRecordHistoryRequest, RecordHistoryEntry, SaleState,
+    catalog_sync_service_client::CatalogSyncServiceClient, inbox_service_client::InboxServiceClient,
 };
 use ponte_sandbox::bitrix24::{self, Bitrix24};
 use ponte_tests::{
@@ -129,6 +130,23 @@ async fn product_history_alone() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().starts_with("entity"), "{}", err.message());
+
+    // A service that cannot be asked (shipping-status is not running here) is a step saying so;
+    // the rest of the history is still shown.
+    let order = history(w.mesh.channel("gateway").await, "order:5").await;
+    assert_eq!(order.len(), 1, "{:#?}", steps(&order));
+    assert_eq!((order[0].component.as_str(), order[0].outcome.as_str()), ("shipping-status", "unavailable"));
+
+    // catalog-sync's own RPC checks what it is asked.
+    let mut cs = CatalogSyncServiceClient::new(w.mesh.channel("catalog-sync").await);
+    let ask = |tenant: &str, entity: &str| GetEntityHistoryRequest { tenant_id: tenant.into(), entity: entity.into() };
+    let own = cs.get_entity_history(ask(TENANT, &entity)).await.unwrap().into_inner().entries;
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].trace_id, trace_id);
+    let err = cs.get_entity_history(ask(TENANT, ":1")).await.unwrap_err();
+    assert!(err.code() == tonic::Code::InvalidArgument && err.message().starts_with("entity"), "{err:?}");
+    let err = cs.get_entity_history(ask("", &entity)).await.unwrap_err();
+    assert!(err.code() == tonic::Code::InvalidArgument && err.message().starts_with("tenant_id"), "{err:?}");
 }
 
 #[test]
