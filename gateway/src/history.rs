@@ -24,6 +24,15 @@ use tonic::Code;
 /// The most inbox events one record's history reads (its newest).
 const MAX_EVENTS: i64 = 200;
 
+/// How long a service has to answer with its part of a history.
+const SERVICE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn ask<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(SERVICE_DEADLINE);
+    r
+}
+
 /// Where a record's history is read.
 #[derive(Clone)]
 pub struct Histories {
@@ -116,7 +125,7 @@ impl Histories {
 
     async fn catalog_sync(&self, tenant: &TenantId, entity: &str) -> Vec<RecordHistoryEntry> {
         let req = GetEntityHistoryRequest { tenant_id: tenant.to_string(), entity: entity.to_owned() };
-        match self.catalog_sync.clone().get_entity_history(req).await {
+        match self.catalog_sync.clone().get_entity_history(ask(req)).await {
             Ok(r) => r.into_inner().entries,
             Err(s) => unreadable("catalog-sync", &s),
         }
@@ -124,7 +133,7 @@ impl Histories {
 
     async fn sale(&self, tenant: &TenantId, sale_id: &str) -> Vec<RecordHistoryEntry> {
         let req = GetSaleRequest { tenant_id: tenant.to_string(), sale_id: sale_id.to_owned() };
-        match self.sales_ingest.clone().get_sale(req).await {
+        match self.sales_ingest.clone().get_sale(ask(req)).await {
             Ok(r) => r
                 .into_inner()
                 .record
@@ -148,7 +157,7 @@ impl Histories {
 
     async fn shipment(&self, tenant: &TenantId, bling_order_id: i64) -> Vec<RecordHistoryEntry> {
         let req = GetShipmentRequest { tenant_id: tenant.to_string(), bling_order_id };
-        match self.shipping_status.clone().get_shipment(req).await {
+        match self.shipping_status.clone().get_shipment(ask(req)).await {
             Ok(r) => r
                 .into_inner()
                 .shipment
