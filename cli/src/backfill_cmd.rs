@@ -218,7 +218,7 @@ async fn follow(
         match &bar {
             Some(bar) => {
                 bar.set_position(processed(&b));
-                bar.set_message(format!("{} · page {} · {}", state_name(&b), b.pages_done, counts_line(&b)));
+                bar.set_message(bar_message(&b, expected));
             }
             None if output == Output::Table => {
                 let line = progress_line(&b, expected);
@@ -259,20 +259,26 @@ async fn follow(
 }
 
 fn new_bar(expected: Option<u64>) -> ProgressBar {
-    let bar = match expected {
-        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout()).with_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} items · {per_sec} · ETA {eta} · {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout()).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} items · {per_sec} · ETA unknown · {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
+    // Two lines, so the counts never squeeze the bar on a narrow terminal.
+    let (len, template) = match expected {
+        Some(total) => (Some(total), "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} items\n  {msg}"),
+        None => (None, "{spinner} [{elapsed_precise}] {pos} items\n  {msg}"),
     };
+    let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stdout()).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// The bar's second line: rate, ETA, state, page and counts.
+fn bar_message(b: &Backfill, expected: Option<u64>) -> String {
+    let done = processed(b);
+    let eta = match expected {
+        Some(total) if total <= done => "ETA 0s".to_owned(),
+        Some(total) if rate(b) > 0.0 => format!("ETA {}s", ((total - done) as f64 / rate(b)).ceil()),
+        _ => "ETA unknown".to_owned(),
+    };
+    format!("{:.1} items/s · {eta} · {} · page {} · {}", rate(b), state_name(b), b.pages_done, counts_line(b))
 }
 
 fn to_json(b: &Backfill) -> Value {

@@ -89,4 +89,25 @@ async fn a_backfill_started_watched_and_cancelled_from_the_command_line() {
     let (ok, out, err) = run(&url, &["backfill", "watch", &second]).await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("0 created, 0 updated, 250 unchanged, 0 failed"), "{out}");
+
+    // On a terminal (`script` gives it one), a live bar instead of lines, then the same table.
+    let cmd = format!("{} backfill start --tenant {TENANT} --watch --expected 250", env!("CARGO_BIN_EXE_ponte"));
+    let url2 = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "xterm")
+            .env("PONTE_CATALOG_SYNC_URL", url2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("/250 items") && shown.contains("ETA"), "no bar: {shown:?}");
+    assert!(!shown.contains("running: "), "plain lines on a terminal: {shown:?}");
+    assert!(shown.contains("250 unchanged"), "{shown:?}");
 }
