@@ -80,7 +80,9 @@ pub fn trace_id_of(traceparent: &str) -> String {
 
 impl Histories {
     pub fn new(deps: &Deps) -> Result<Self, ConfigError> {
-        let trace_url = deps.env.get(TraceUrl::VAR).filter(|t| !t.is_empty()).map(TraceUrl::parse).transpose()?;
+        // Unset by default: histories then carry trace ids without links.
+        let template = deps.env.get_or(TraceUrl::VAR, "");
+        let trace_url = (!template.is_empty()).then(|| TraceUrl::parse(template)).transpose()?;
         Ok(Self {
             catalog_sync: CatalogSyncServiceClient::new(deps.catalog_sync_channel()?),
             sales_ingest: SalesIngestServiceClient::new(deps.sales_ingest_channel()?),
