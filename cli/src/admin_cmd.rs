@@ -8,6 +8,9 @@ use ponte_proto::v1::{
     ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
+use serde_json::{Value, json};
+
+use crate::output::Output;
 
 /// Where auth-token is.
 #[derive(Args, Debug)]
@@ -28,8 +31,10 @@ pub enum TenantsCommand {
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
-    /// Lists every tenant.
+    /// Lists every tenant: id and name (tab-separated), or JSON with --output json.
     List {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
@@ -57,10 +62,12 @@ pub enum OAuthProvider {
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectionsCommand {
-    /// Lists a tenant's connections (never their secrets).
+    /// Lists a tenant's connections (never their secrets), or JSON with --output json.
     List {
         #[arg(long)]
         tenant: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
@@ -139,9 +146,10 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
         TenantsCommand::Delete { tenant, by, yes, addr } => {
             crate::tenants_delete::delete(tenant, by, yes, addr.auth_token_url).await?
         }
-        TenantsCommand::List { addr } => {
+        TenantsCommand::List { output, addr } => {
             let mut c = client(&addr).await?;
             let mut token = String::new();
+            let mut all = Vec::new();
             loop {
                 let page = c
                     .list_tenants(ListTenantsRequest { page_size: 500, page_token: token })
@@ -149,12 +157,18 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                     .map_err(status)?
                     .into_inner();
                 for t in page.tenants {
-                    println!("{}\t{}", t.tenant_id, t.display_name);
+                    match output {
+                        Output::Table => println!("{}\t{}", t.tenant_id, t.display_name),
+                        Output::Json => all.push(json!({"tenant_id": t.tenant_id, "display_name": t.display_name})),
+                    }
                 }
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 token = page.next_page_token;
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&Value::Array(all))?);
             }
         }
     }
@@ -163,13 +177,29 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
 
 pub async fn connections(cmd: ConnectionsCommand) -> anyhow::Result<()> {
     match cmd {
-        ConnectionsCommand::List { tenant, addr } => {
+        ConnectionsCommand::List { tenant, output, addr } => {
             let list = client(&addr)
                 .await?
                 .list_connections(ListConnectionsRequest { tenant_id: tenant })
                 .await
                 .map_err(status)?
                 .into_inner();
+            if output == Output::Json {
+                let all: Vec<Value> = list
+                    .connections
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "provider": format!("{:?}", c.provider()).to_lowercase(),
+                            "state": format!("{:?}", c.state()).to_lowercase(),
+                            "external_account_id": c.external_account_id,
+                            "reason": c.reason,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(());
+            }
             for c in list.connections {
                 println!("{:?}\t{:?}\t{}\t{}", c.provider(), c.state(), c.external_account_id, c.reason);
             }

@@ -8,6 +8,9 @@ use ponte_proto::v1::{
     DeadLetterFilter, EventState, GetEventRequest, InboxEvent, ListDeadLettersRequest, Provider, ReplayRequest,
     inbox_service_client::InboxServiceClient, replay_request::Target,
 };
+use serde_json::{Value, json};
+
+use crate::output::Output;
 
 /// Where the gateway's gRPC side is.
 #[derive(Args, Debug)]
@@ -67,6 +70,9 @@ pub enum DlqCommand {
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Tab-separated lines, or JSON.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
         #[command(flatten)]
         addr: GatewayAddr,
     },
@@ -134,6 +140,25 @@ fn state_name(s: EventState) -> &'static str {
     }
 }
 
+/// A dead letter as `--output json` shows it.
+fn event_json(e: &InboxEvent) -> Value {
+    json!({
+        "event_id": e.event_id,
+        "receive_time": when(e.receive_time.as_ref()),
+        "source": source_name(e.source),
+        "tenant_id": e.tenant_id,
+        "event_type": e.event_type,
+        "entity_key": e.entity_key,
+        "state": state_name(e.state()),
+        "dead_reason": e.dead_reason,
+        "deliveries": e.deliveries.iter().map(|d| json!({
+            "subscriber": d.subscriber,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn line(e: &InboxEvent) -> String {
     [
         e.event_id.as_str(),
@@ -149,9 +174,10 @@ fn line(e: &InboxEvent) -> String {
 
 pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<()> {
     match cmd {
-        DlqCommand::List { filter, limit, addr } => {
+        DlqCommand::List { filter, limit, output, addr } => {
             let mut inbox = client(&addr).await?;
             let (mut token, mut shown) = (String::new(), 0);
+            let mut all = Vec::new();
             loop {
                 let page = inbox
                     .list_dead_letters(ListDeadLettersRequest {
@@ -163,7 +189,10 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<()> {
                     .map_err(status)?
                     .into_inner();
                 for e in &page.events {
-                    println!("{}", line(e));
+                    match output {
+                        Output::Table => println!("{}", line(e)),
+                        Output::Json => all.push(event_json(e)),
+                    }
                 }
                 shown += page.events.len();
                 if page.next_page_token.is_empty() || shown >= limit {
@@ -171,7 +200,9 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<()> {
                 }
                 token = page.next_page_token;
             }
-            if shown == 0 {
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&Value::Array(all))?);
+            } else if shown == 0 {
                 eprintln!("no dead letters");
             }
         }

@@ -2,9 +2,12 @@
 //! migrations (`migrate`), and the sandboxes of the outside systems (`sandbox`).
 
 mod admin_cmd;
+mod backfill_cmd;
 pub mod config_check;
 mod dlq_cmd;
+mod history_cmd;
 mod mapping_cmd;
+mod output;
 mod run;
 mod sales_cmd;
 mod shipping_cmd;
@@ -125,6 +128,16 @@ enum Command {
     },
     /// A tenant's sync status per flow (the merchant's "data sync" tab), through a running
     /// catalog-sync.
+    /// Full copies of a tenant's Bling catalog (or orders): start, watch with progress, cancel.
+    Backfill {
+        #[command(subcommand)]
+        command: backfill_cmd::BackfillCommand,
+    },
+    /// Prints a shell completion script, e.g. `ponte completions bash > /etc/bash_completion.d/ponte`.
+    Completions { shell: clap_complete::Shell },
+    /// One record's history: each event that touched it, what ponte did, when, the outcome and
+    /// the trace.
+    History(history_cmd::HistoryArgs),
     Status {
         #[arg(long)]
         tenant: String,
@@ -259,6 +272,13 @@ pub fn main() -> ExitCode {
             Command::Shipping { command } => shipping_cmd::shipping(command).await,
             Command::Shipments { command } => shipping_cmd::shipments(command).await,
             Command::Sales { command } => sales_cmd::sales(command).await,
+            Command::Backfill { command } => backfill_cmd::backfill(command).await,
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cmd, "ponte", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::History(args) => history_cmd::history(args).await,
             Command::Status { tenant, catalog_sync_url } => status_cmd::status(tenant, catalog_sync_url).await,
             Command::Keys { command: KeysCommand::Generate { id } } => {
                 println!("{}", ponte_core::crypto::generate_key_entry(&id));

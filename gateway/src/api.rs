@@ -10,15 +10,16 @@ use ponte_core::{
     time::{from_timestamp, now_millis, to_timestamp},
 };
 use ponte_proto::v1::{
-    DeadLetterFilter, Delivery, EventOutcome, GetEventRequest, GetEventResponse, InboxEvent, ListDeadLettersRequest,
-    ListDeadLettersResponse, Provider, ReplayRequest, ReplayResponse, inbox_service_server::InboxService,
-    replay_request::Target,
+    DeadLetterFilter, Delivery, EventOutcome, GetEventRequest, GetEventResponse, GetRecordHistoryRequest,
+    GetRecordHistoryResponse, InboxEvent, ListDeadLettersRequest, ListDeadLettersResponse, Provider, ReplayRequest,
+    ReplayResponse, inbox_service_server::InboxService, replay_request::Target,
 };
 use tonic::{Request, Response, Status};
 
 use ponte_core::sql::Statement;
 
 use crate::{
+    history::Histories,
     inbox::{DeliveryState, EventState},
     sources::SourceKind,
     wake::Wake,
@@ -32,11 +33,12 @@ const MAX_REPLAY: i64 = 10_000;
 pub struct Inbox {
     db: Database,
     wake: Wake,
+    histories: Histories,
 }
 
 impl Inbox {
-    pub fn new(db: Database, wake: Wake) -> Self {
-        Self { db, wake }
+    pub fn new(db: Database, wake: Wake, histories: Histories) -> Self {
+        Self { db, wake, histories }
     }
 }
 
@@ -285,5 +287,14 @@ impl InboxService for Inbox {
     async fn replay(&self, req: Request<ReplayRequest>) -> Result<Response<ReplayResponse>, Status> {
         let caller = req.extensions().get::<Caller>().cloned();
         Ok(Response::new(Inbox::replay(self, req.into_inner(), caller.as_ref()).await?))
+    }
+
+    async fn get_record_history(
+        &self,
+        req: Request<GetRecordHistoryRequest>,
+    ) -> Result<Response<GetRecordHistoryResponse>, Status> {
+        let req = req.into_inner();
+        let entries = self.histories.of(&self.db, &req.tenant_id, &req.entity).await?;
+        Ok(Response::new(GetRecordHistoryResponse { entries }))
     }
 }

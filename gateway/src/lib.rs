@@ -6,6 +6,7 @@
 
 mod api;
 pub mod dispatch;
+pub mod history;
 pub mod inbox;
 mod ingest;
 mod install;
@@ -82,7 +83,8 @@ impl Gateway {
 
     /// The gRPC routes.
     pub fn routes(&self, deps: &Deps) -> Result<Routes, ConfigError> {
-        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone())))
+        let histories = history::Histories::new(deps)?;
+        Ok(Routes::new(InboxServiceServer::new(Inbox::new(deps.db.clone(), self.wake.clone(), histories)))
             .add_service(ponte_core::erasure::TenantData::server(deps, &INBOX_ERASURE)))
     }
 

@@ -85,11 +85,59 @@ async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line() {
     assert!(shown.contains("state\tdelivered"), "{shown}");
     assert!(shown.contains("delivery\tcatalog-sync\tdelivered\tattempts=1\toutcome=skipped"), "{shown}");
 
+    // The product's history: the gateway's receipt and delivery, and catalog-sync's own entry.
+    let entity = ["--tenant", "loja-1", "--entity", "product:16059781281", "--gateway-url", &gateway];
+    let history = run(&[&["history"], &entity[..]].concat());
+    assert!(history.starts_with("TIME"), "{history}");
+    let rows: Vec<String> = history.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    for step in [
+        "gateway received bling product.updated delivered -",
+        "catalog-sync handled bling product.updated skipped Bitrix24 is not connected",
+        "gateway delivered to catalog-sync skipped Bitrix24 is not connected",
+    ] {
+        assert!(rows.iter().any(|r| r.contains(step)), "{step} missing: {history}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&[&["history", "--output", "json"], &entity[..]].concat())).unwrap();
+    let by: Vec<&str> = json.as_array().unwrap().iter().map(|e| e["component"].as_str().unwrap()).collect();
+    assert_eq!(by, ["gateway", "catalog-sync", "gateway"], "{json:#}");
+    assert!(json[0]["event_id"] == product_id.as_str() && json[1]["event_id"] == product_id.as_str(), "{json:#}");
+    let out = ponte()
+        .args(["history", "--tenant", "loja-1", "--entity", "product", "--gateway-url", &gateway])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("entity: must be"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let listed = run(&["dlq", "list", "--source", "bling", "--gateway-url", &gateway]);
     assert_eq!(listed.lines().count(), 1, "{listed}");
     assert!(listed.starts_with(&format!("{dead_id}\t")), "{listed}");
     assert!(listed.contains("loja-1\tstock.updated") && listed.contains("no ponte service subscribes"), "{listed}");
     assert!(run(&["dlq", "list", "--tenant", "other", "--gateway-url", &gateway]).is_empty());
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["dlq", "list", "--output", "json", "--gateway-url", &gateway])).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json:#}");
+    assert_eq!((json[0]["event_id"].as_str(), json[0]["state"].as_str()), (Some(dead_id.as_str()), Some("dead")));
+    assert_eq!(run(&["dlq", "list", "--tenant", "other", "--output", "json", "--gateway-url", &gateway]), "[]");
+    let tenants: serde_json::Value =
+        serde_json::from_str(&run(&["tenants", "list", "--output", "json", "--auth-token-url", &auth])).unwrap();
+    assert_eq!(tenants[0]["tenant_id"], "loja-1", "{tenants:#}");
+    let connections: serde_json::Value = serde_json::from_str(&run(&[
+        "connections",
+        "list",
+        "--tenant",
+        "loja-1",
+        "--output",
+        "json",
+        "--auth-token-url",
+        &auth,
+    ]))
+    .unwrap();
+    assert_eq!(connections[0]["provider"], "bling", "{connections:#}");
 
     let show = run(&["dlq", "show", &dead_id, "--gateway-url", &gateway]);
     assert!(show.contains("state\tdead") && show.contains("\"event\":\"stock.updated\""), "{show}");

@@ -1,8 +1,10 @@
 //! Black-box tests of the `ponte` binary: its commands, and its services running as separate
 //! processes (`ponte serve`) against real PostgreSQL and Redis. One module per area.
 
+mod backfill;
 mod cli;
 mod dlq;
+mod help;
 mod ops_alerts;
 mod ops_manifests;
 mod ops_mesh;

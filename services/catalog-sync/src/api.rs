@@ -6,9 +6,10 @@ use std::sync::Arc;
 use ponte_core::{error::ServiceError, tenants::TenantCheck};
 use ponte_proto::v1::{
     CancelBackfillRequest, CancelBackfillResponse, CatalogSyncServiceHandleEventRequest,
-    CatalogSyncServiceHandleEventResponse, GetBackfillRequest, GetBackfillResponse, GetSyncSettingsRequest,
-    GetSyncSettingsResponse, GetSyncStatusRequest, GetSyncStatusResponse, StartBackfillRequest, StartBackfillResponse,
-    UpdateSyncSettingsRequest, UpdateSyncSettingsResponse, WatchBackfillRequest, WatchBackfillResponse,
+    CatalogSyncServiceHandleEventResponse, GetBackfillRequest, GetBackfillResponse, GetEntityHistoryRequest,
+    GetEntityHistoryResponse, GetSyncSettingsRequest, GetSyncSettingsResponse, GetSyncStatusRequest,
+    GetSyncStatusResponse, StartBackfillRequest, StartBackfillResponse, UpdateSyncSettingsRequest,
+    UpdateSyncSettingsResponse, WatchBackfillRequest, WatchBackfillResponse,
     catalog_sync_service_server::CatalogSyncService,
 };
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -17,7 +18,7 @@ use tonic::{Request, Response, Status, codegen::BoxStream};
 use crate::{
     backfill::{Backfills, Lifeline},
     context::Context,
-    events,
+    events, ledger,
     other_flows::OtherFlows,
     settings, status,
 };
@@ -115,5 +116,24 @@ impl CatalogSyncService for CatalogSync {
         settings::store(&self.ctx.db, &settings).await?;
         self.ctx.settings.forget(&tenant).await;
         Ok(Response::new(UpdateSyncSettingsResponse { settings: Some(settings) }))
+    }
+
+    async fn get_entity_history(
+        &self,
+        req: Request<GetEntityHistoryRequest>,
+    ) -> Result<Response<GetEntityHistoryResponse>, Status> {
+        let req = req.into_inner();
+        let tenant = self.tenants.require_field("tenant_id", &req.tenant_id).await?;
+        check_entity(&req.entity)?;
+        let entries = ledger::history(&self.ctx.db, &tenant, &req.entity).await?;
+        Ok(Response::new(GetEntityHistoryResponse { entries }))
+    }
+}
+
+/// An entity as the gateway keys it: `<kind>:<id>`.
+fn check_entity(entity: &str) -> Result<(), ServiceError> {
+    match entity.split_once(':') {
+        Some((kind, id)) if !kind.is_empty() && !id.is_empty() && entity.len() <= 200 => Ok(()),
+        _ => Err(ServiceError::invalid("entity", "must be '<kind>:<id>', e.g. 'product:16059781281'")),
     }
 }

@@ -1,14 +1,16 @@
 //! The event ledger: every delivered event's outcome in the append-only `event_log` (which
 //! also feeds the sync status), and each entity's newest accepted version in
-//! `entity_versions`, against which a late event is found stale.
+//! `entity_versions`, against which a late event is found stale. `event_log` is also each
+//! entity's history, with the trace that handled each event.
 
 use ponte_core::{
     TenantId,
     db::{Backend, Database},
     error::ServiceError,
-    time::now_millis,
+    telemetry::current_trace_id,
+    time::{now_millis, to_timestamp},
 };
-use ponte_proto::v1::EventOutcome;
+use ponte_proto::v1::{EventOutcome, RecordHistoryEntry};
 
 /// What the ledger records of an event: what handling it came to, or that it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +76,8 @@ pub(crate) async fn record(
     if db.backend() == Backend::Postgres {
         let sql = format!(
             "WITH v AS ({VERSION}) INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, \
-             event_type, occurred_time, attempt, outcome, detail, handle_time) \
-             VALUES ($1, $2, $4, $6, $7, $8, $3, $9, $10, $11, $5)"
+             event_type, occurred_time, attempt, outcome, detail, handle_time, trace_id) \
+             VALUES ($1, $2, $4, $6, $7, $8, $3, $9, $10, $11, $5, $12)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(e.tenant_id.as_str())
@@ -89,6 +91,7 @@ pub(crate) async fn record(
             .bind(e.attempt)
             .bind(entry.label())
             .bind(detail)
+            .bind(current_trace_id().unwrap_or_default())
             .execute(db.pool())
             .await?;
         return Ok(());
@@ -114,7 +117,8 @@ where
 {
     sqlx::query(
         "INSERT INTO event_log (tenant_id, entity_key, event_id, source, source_event_id, event_type, \
-         occurred_time, attempt, outcome, detail, handle_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         occurred_time, attempt, outcome, detail, handle_time, trace_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(e.tenant_id.as_str())
     .bind(e.entity_key)
@@ -127,7 +131,58 @@ where
     .bind(entry.label())
     .bind(detail)
     .bind(now_millis())
+    .bind(current_trace_id().unwrap_or_default())
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// The most history entries one entity answers with (its newest).
+const MAX_HISTORY: i64 = 500;
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    event_id: String,
+    source: String,
+    event_type: String,
+    attempt: i64,
+    outcome: String,
+    detail: String,
+    handle_time: i64,
+    trace_id: String,
+}
+
+/// Every event logged for the entity, oldest first (its newest [`MAX_HISTORY`]).
+pub(crate) async fn history(
+    db: &Database,
+    tenant: &TenantId,
+    entity_key: &str,
+) -> Result<Vec<RecordHistoryEntry>, ServiceError> {
+    let rows: Vec<HistoryRow> = sqlx::query_as(
+        "SELECT event_id, source, event_type, attempt, outcome, detail, handle_time, trace_id FROM event_log \
+         WHERE tenant_id = $1 AND entity_key = $2 ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(tenant.as_str())
+    .bind(entity_key)
+    .bind(MAX_HISTORY)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(|r| RecordHistoryEntry {
+            time: Some(to_timestamp(r.handle_time)),
+            component: "catalog-sync".into(),
+            action: if r.attempt > 1 {
+                format!("handled {} {} (attempt {})", r.source, r.event_type, r.attempt)
+            } else {
+                format!("handled {} {}", r.source, r.event_type)
+            },
+            outcome: r.outcome,
+            detail: r.detail,
+            event_id: r.event_id,
+            trace_id: r.trace_id,
+            trace_url: String::new(),
+        })
+        .collect())
 }

@@ -27,15 +27,22 @@ use serde_json::json;
 const SPECS: &[&ponte_core::service::ServiceSpec] =
     &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_catalog_sync::SPEC];
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+/// A full catalog backfill against the sandboxes at their rate limits, sped up; prints one JSON line.
+#[derive(clap::Parser, Debug)]
+#[command(name = "backfill-bench")]
+struct Args {
+    /// Items in the Bling catalog (30% of them variations).
+    #[arg(long, default_value_t = 10_000)]
+    products: u64,
+    /// How many times faster than real time the rate limits run.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let items: u64 = arg(&args, "--products", "10000").parse()?;
-    let scale: f64 = arg(&args, "--scale", "1").parse()?;
+    let Args { products: items, scale } = clap::Parser::parse();
+    anyhow::ensure!(items > 0 && scale > 0.0, "--products and --scale must be greater than 0");
 
     let w = BlingWorld::start_with(
         SPECS,

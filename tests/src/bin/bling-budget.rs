@@ -22,35 +22,58 @@ use ponte_core::{
 };
 use ponte_sandbox::bling::{Bling, Config};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+/// One Bling account's budget saturated from two processes sharing it through Redis.
+#[derive(clap::Parser, Debug)]
+#[command(name = "bling-budget")]
+enum Cmd {
+    /// Starts the sandbox and two workers; prints one JSON line.
+    Run {
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// How many times faster than real time the sandbox's limits run.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Concurrent callers per worker.
+        #[arg(long, default_value_t = 20)]
+        callers: usize,
+    },
+    /// One of the two processes `run` starts.
+    Worker(WorkerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct WorkerArgs {
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    #[arg(long, default_value_t = 20)]
+    callers: usize,
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The Bling sandbox's base URL.
+    #[arg(long, default_value = "")]
+    bling: String,
+    #[arg(long, default_value = "")]
+    token: String,
+    #[arg(long, default_value = "")]
+    account: String,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    #[arg(long, default_value = "ponte-bench:")]
+    prefix: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("worker") => worker(&args).await,
-        Some("run") => run(&args).await,
-        _ => {
-            eprintln!("usage: bling-budget run [--seconds S] [--scale F] [--callers N]");
-            std::process::exit(2);
-        }
+    match <Cmd as clap::Parser>::parse() {
+        Cmd::Worker(args) => worker(args).await,
+        Cmd::Run { seconds, scale, callers } => run(seconds, scale, callers.to_string()).await,
     }
 }
 
-async fn worker(args: &[String]) -> anyhow::Result<()> {
-    let scale: f64 = arg(args, "--scale", "1").parse()?;
-    let callers: usize = arg(args, "--callers", "20").parse()?;
-    let seconds: f64 = arg(args, "--seconds", "10").parse()?;
-    let (bling, token, account) = (arg(args, "--bling", ""), arg(args, "--token", ""), arg(args, "--account", ""));
-    let redis = connect_redis(
-        &arg(args, "--redis", "redis://127.0.0.1:6379"),
-        RedisTimeouts::default(),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let limiter = Arc::new(RedisRateLimiter::new(redis, arg(args, "--prefix", "ponte-bench:")));
+async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let WorkerArgs { scale, callers, seconds, bling, token, account, redis, prefix } = args;
+    let redis = connect_redis(&redis, RedisTimeouts::default(), Duration::from_secs(5)).await?;
+    let limiter = Arc::new(RedisRateLimiter::new(redis, prefix));
     let api = BlingApi::new(ponte_connectors::http::client(), &bling, limiter, Quota::bling().scaled(scale));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let epoch_ms = || {
@@ -95,10 +118,7 @@ async fn worker(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: &[String]) -> anyhow::Result<()> {
-    let seconds: f64 = arg(args, "--seconds", "20").parse()?;
-    let scale: f64 = arg(args, "--scale", "1").parse()?;
-    let callers = arg(args, "--callers", "20");
+async fn run(seconds: f64, scale: f64, callers: String) -> anyhow::Result<()> {
     let cfg = Config { time_scale: scale, ..Config::default() };
     let handle = Bling::new(cfg.clone()).spawn(None).await?;
     let url = format!("{}/oauth/authorize?response_type=code&client_id={}&state=bench", handle.base_url, cfg.client_id);

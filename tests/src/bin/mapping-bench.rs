@@ -28,8 +28,22 @@ use ponte_tests::Mesh;
 use serde_json::json;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+/// `TranslateProduct` calls per second beside an empty call to the same server.
+#[derive(clap::Parser, Debug)]
+#[command(name = "mapping-bench")]
+struct Args {
+    /// Seconds per measurement, in (0, 60].
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Rounds of the empty call and TranslateProduct.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// gRPC connections the callers share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -100,15 +114,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        eprintln!("usage: mapping-bench [--seconds S] [--rounds R] [--concurrency N] [--connections C]");
-        return Ok(());
-    }
-    let seconds: f64 = arg(&args, "--seconds", "5").parse()?;
-    let rounds: usize = arg(&args, "--rounds", "3").parse()?;
-    let concurrency: usize = arg(&args, "--concurrency", "64").parse()?;
-    let connections: usize = arg(&args, "--connections", "4").parse()?;
+    let Args { seconds, rounds, concurrency, connections } = clap::Parser::parse();
     anyhow::ensure!(seconds > 0.0 && seconds <= 60.0, "--seconds must be in (0, 60]");
     anyhow::ensure!((1..=10).contains(&rounds), "--rounds must be 1..=10");
     anyhow::ensure!(

@@ -74,8 +74,40 @@ const SPECS: &[&ponte_core::service::ServiceSpec] =
 /// Issue 7's target for the p99 through the mesh.
 const TARGET_P99_MS: f64 = 50.0;
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+/// Webhook-to-target sync latency under a steady webhook rate, beside a baseline run.
+#[derive(clap::Parser, Debug)]
+#[command(name = "sync-latency-bench")]
+struct Args {
+    /// Webhooks per second.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Products in the Bling catalog.
+    #[arg(long, default_value_t = 2000)]
+    products: u64,
+    /// How many times faster than real time the rate limits run.
+    #[arg(long, default_value_t = 1000.0)]
+    scale: f64,
+    /// Webhooks sent before measuring.
+    #[arg(long, default_value_t = 20)]
+    warmup: u64,
+    /// Seconds of the baseline run (default: --seconds).
+    #[arg(long)]
+    baseline_seconds: Option<f64>,
+    /// The Bling sandbox's per-second limit as a multiple of Bling's 3/s.
+    #[arg(long, default_value_t = 10)]
+    bling_headroom: usize,
+    /// Gateway replicas.
+    #[arg(long, default_value_t = 1)]
+    gateways: usize,
+    /// Export the spans and report where the time goes.
+    #[arg(long)]
+    trace: bool,
+    /// A setting of ponte's, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    envs: Vec<String>,
 }
 
 /// Writes the portal applied, by Bling id: the `#seq` of the name written, and when.
@@ -448,16 +480,12 @@ mod trace {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let rate: f64 = arg(&args, "--rate", "200").parse()?;
-    let seconds: f64 = arg(&args, "--seconds", "20").parse()?;
-    let n_products: u64 = arg(&args, "--products", "2000").parse()?;
-    let scale: f64 = arg(&args, "--scale", "1000").parse()?;
-    let warmup: u64 = arg(&args, "--warmup", "20").parse()?;
-    let baseline_seconds: f64 = arg(&args, "--baseline-seconds", &seconds.to_string()).parse()?;
-    let headroom: usize = arg(&args, "--bling-headroom", "10").parse()?;
-    let n_gateways: usize = arg(&args, "--gateways", "1").parse()?;
-    let tracing_on = args.iter().any(|a| a == "--trace");
+    let args: Args = clap::Parser::parse();
+    let Args {
+        rate, seconds, products: n_products, scale, warmup, bling_headroom: headroom, gateways: n_gateways, ..
+    } = args;
+    let baseline_seconds = args.baseline_seconds.unwrap_or(seconds);
+    let tracing_on = args.trace;
     anyhow::ensure!(rate > 0.0 && seconds > 0.0 && n_products > 0 && scale > 0.0, "bad arguments");
     let spans = tracing_on.then(trace::install);
     let (base_instant, base_wall) = (Instant::now(), SystemTime::now());
@@ -465,11 +493,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The mesh with ponte's quotas scaled like the sandboxes'.
     let mut env = ponte_core::config::Env::default().with("PONTE_RATE_LIMIT_SCALE", &scale.to_string());
-    for (i, a) in args.iter().enumerate() {
-        if a == "--env" {
-            let (k, v) = args.get(i + 1).and_then(|kv| kv.split_once('=')).context("--env NAME=VALUE")?;
-            env = env.with(k, v);
-        }
+    for kv in &args.envs {
+        let (k, v) = kv.split_once('=').context("--env NAME=VALUE")?;
+        env = env.with(k, v);
     }
     let w = BlingWorld::start_with_env(
         SPECS,
