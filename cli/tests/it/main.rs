@@ -1,6 +1,7 @@
 //! Black-box tests of the `ponte` binary: its commands, and its services running as separate
 //! processes (`ponte serve`) against real PostgreSQL and Redis. One module per area.
 
+mod chaos;
 mod cli;
 mod dlq;
 mod ops_alerts;

@@ -66,6 +66,15 @@ async fn count(mesh: &ProcessMesh, schema: &str, sql: &str) -> i64 {
     }
 }
 
+async fn rows(mesh: &ProcessMesh, schema: &str, sql: &str) -> Vec<String> {
+    match ponte_core::db::Database::connect(&mesh.database_url, schema, 1, Duration::from_secs(5)).await {
+        Ok(db) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(db.pool()).await.unwrap_or_default()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Waits (at most `within`) until the inbox and the sales are settled and the sandboxes hold
 /// what the workload implies; how long that took.
 pub async fn drain(mesh: &ProcessMesh, w: &Workload, within: Duration) -> Option<Duration> {
@@ -102,6 +111,31 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
     .await;
     r.unsettled_sales =
         count(mesh, "sales_ingest", "SELECT COUNT(*) FROM sales WHERE state NOT IN ('posted', 'cancelled')").await;
+    if r.unsettled_sales > 0 {
+        for line in rows(
+            mesh,
+            "sales_ingest",
+            "SELECT sale_id || ': ' || state || ' (attempts ' || attempts || ', lease ' || lease_owner || ' until ' || \
+             lease_until || ', next ' || next_attempt_time || ', cancel ' || cancel_requested || ') ' || reason || ' ' || \
+             last_error FROM sales WHERE state NOT IN ('posted', 'cancelled') ORDER BY sale_id LIMIT 10",
+        )
+        .await
+        {
+            r.differ(format!("unsettled sale {line}"));
+        }
+    }
+    if r.undelivered > 0 {
+        for line in rows(
+            mesh,
+            "gateway",
+            "SELECT source || ' ' || event_type || ' ' || source_event_id || ': ' || state FROM inbox_events \
+             WHERE state NOT IN ('delivered', 'coalesced') LIMIT 10",
+        )
+        .await
+        {
+            r.differ(format!("undelivered {line}"));
+        }
+    }
 
     // Bitrix24: one product per Bling product, named as its last change.
     let mut crm: BTreeMap<usize, Vec<String>> = BTreeMap::new();
@@ -116,6 +150,13 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         }
     }
     for (i, expected) in w.names.iter().enumerate() {
+        let Some(expected) = expected else {
+            if let Some(names) = crm.get(&i) {
+                r.wrong += names.len();
+                r.differ(format!("product {i}: never changed, yet in Bitrix24 as {names:?}"));
+            }
+            continue;
+        };
         match crm.get(&i).map(Vec::as_slice).unwrap_or_default() {
             [] => {
                 r.lost += 1;

@@ -112,6 +112,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         ("PONTE_DISPATCH_POLL_MS", "100"),
         ("PONTE_DISPATCH_BACKOFF_MS", "50"),
         ("PONTE_SHUTDOWN_GRACE_SECONDS", "5"),
+        // Work a killed process held is taken over after this long (a rolling restart hands
+        // it back at once; SIGKILL cannot).
+        ("PONTE_SALES_LEASE_SECONDS", "10"),
+        ("PONTE_DISPATCH_LEASE_SECONDS", "15"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -32,8 +32,9 @@ pub struct SaleMade {
 pub struct Workload {
     /// Bling ids of the products, by index.
     pub products: Vec<i64>,
-    /// Each product's name after its last change.
-    pub names: Vec<String>,
+    /// Each product's name after its last change; `None` while it has not changed (nothing
+    /// goes to Bitrix24 then).
+    pub names: Vec<Option<String>>,
     /// Sales by id.
     pub sales: BTreeMap<String, SaleMade>,
     pub changes: usize,
@@ -73,7 +74,7 @@ impl Workload {
             let id = b.seed_product(json!({"nome": name, "codigo": format!("SKU-{i}"), "preco": 10.0}));
             b.set_stock(id, DEPOSITO, Decimal::from(STOCK));
             products.push(id);
-            names.push(name);
+            names.push(None);
         }
         let mapping = MappingServiceClient::new(mesh.channel("mapping").await);
         let store = StoreMap {
@@ -119,7 +120,7 @@ impl Workload {
             let i = rng.below(self.products.len());
             let name = product_name(i, n + 1);
             assert!(mesh.bling.bling.edit_product_in_ui(self.products[i], json!({"nome": name})));
-            self.names[i] = name;
+            self.names[i] = Some(name);
             self.changes += 1;
         } else if roll < 85 || open.is_empty() {
             let id = format!("CH-{n:06}");
