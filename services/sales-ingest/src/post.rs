@@ -72,7 +72,11 @@ pub(crate) async fn drive(ctx: &Context, key: &Key, token: &str) -> Result<Optio
     for _ in 0..8 {
         let cancel = row.cancel_requested == 1;
         let next = match row.state() {
-            State::Received | State::OrderCreated | State::Moving if cancel => cancel_step(ctx, &row, token).await,
+            // A cancellation that came while the last step ran (its row says posted) is
+            // reversed now, not forgotten.
+            State::Received | State::OrderCreated | State::Moving | State::Posted if cancel => {
+                cancel_step(ctx, &row, token).await
+            }
             State::Received => post_order(ctx, &row, token).await,
             State::OrderCreated => write_off(ctx, &row, token).await,
             State::Cancelling => cancel_step(ctx, &row, token).await,

@@ -288,9 +288,12 @@ pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: 
     let active: Vec<String> = State::ACTIVE.iter().map(|s| format!("'{}'", s.label())).collect();
     let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE sales SET lease_owner = $1, lease_until = $2 WHERE lease_until < $3 AND (tenant_id, sale_id) IN \
-         (SELECT tenant_id, sale_id FROM sales WHERE state IN ({}) AND next_attempt_time <= $3 \
-          AND lease_until < $3 ORDER BY next_attempt_time LIMIT $4) RETURNING tenant_id, sale_id",
-        active.join(", ")
+         (SELECT tenant_id, sale_id FROM sales WHERE (state IN ({}) OR (state = '{}' AND cancel_requested = 1)) \
+          AND next_attempt_time <= $3 AND lease_until < $3 ORDER BY next_attempt_time LIMIT $4) \
+          RETURNING tenant_id, sale_id",
+        active.join(", "),
+        // Posted with a cancellation pending: its worker stopped before reversing it.
+        State::Posted.label()
     )))
     .bind(token)
     .bind(now + lease_ms)

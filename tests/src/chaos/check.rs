@@ -229,6 +229,34 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
             }
         }
     }
+    // What ponte knows of the sales that differ.
+    let suspects: Vec<&String> = w
+        .sales
+        .keys()
+        .filter(|id| r.differences.iter().any(|d| d.starts_with(&format!("sale {id}:"))))
+        .take(5)
+        .collect();
+    for id in suspects {
+        let sale = rows(
+            mesh,
+            "sales_ingest",
+            &format!(
+                "SELECT state || ' order ' || bling_order_id || ' cancel ' || cancel_requested || ' attempts ' || \
+                 attempts || ' ' || reason FROM sales WHERE sale_id = '{id}'"
+            ),
+        )
+        .await;
+        let events = rows(
+            mesh,
+            "gateway",
+            &format!(
+                "SELECT event_type || ' ' || state FROM inbox_events WHERE source = 'cplug' AND entity_key LIKE \
+                 '%{id}%' ORDER BY receive_time"
+            ),
+        )
+        .await;
+        r.differ(format!("  ponte's record of sale {id}: {sale:?}; inbox: {events:?}"));
+    }
     for (numero, extra) in orders {
         r.wrong += extra.len();
         r.differ(format!("Bling order(s) {extra:?} with numeroLoja {numero:?} come from no sale"));

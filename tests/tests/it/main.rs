@@ -23,6 +23,7 @@ mod mapping;
 mod ops_gateway;
 mod ops_migrations;
 mod ratelimit;
+mod sales_cancel_race;
 mod sales_faults;
 mod sales_flow;
 mod sales_parking;
