@@ -7,6 +7,7 @@
 //! starts them when none is running.
 
 pub mod chaos;
+pub mod otlp;
 pub mod procs;
 pub mod shipping;
 pub mod webhooks;

@@ -113,8 +113,19 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `<bin> serve <service>` with `env` (and nothing else of this process's
-    /// environment but `PATH`) and waits until it is ready.
+    /// environment but `PATH`) and waits until it is ready. Its logs are dropped.
     pub async fn start(bin: &Path, service: &'static str, env: &[(String, String)]) -> Self {
+        Self::start_logging(bin, service, env, false).await
+    }
+
+    /// As [`Proc::start`]; with `logs`, its log lines (stdout) go to this process's stderr.
+    pub async fn start_logging(bin: &Path, service: &'static str, env: &[(String, String)], logs: bool) -> Self {
+        let stdout = if logs {
+            use std::os::fd::AsFd;
+            std::io::stderr().as_fd().try_clone_to_owned().map_or_else(|_| Stdio::null(), Stdio::from)
+        } else {
+            Stdio::null()
+        };
         let (grpc, http) = (free_addr(), free_addr());
         let port_var = if service == "gateway" { "PONTE_HTTP_ADDR" } else { "PONTE_METRICS_ADDR" };
         let child = Command::new(bin)
@@ -124,7 +135,7 @@ impl Proc {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PONTE_GRPC_ADDR", grpc.to_string())
             .env(port_var, http.to_string())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
@@ -192,6 +203,8 @@ pub struct MeshOptions {
     pub pos: cplug::Config,
     /// The Bling and CPLUG sandboxes send their webhooks to the gateways.
     pub webhooks: bool,
+    /// The processes' log lines go to this process's stderr (else they are dropped).
+    pub logs: bool,
 }
 
 impl MeshOptions {
@@ -209,6 +222,7 @@ impl MeshOptions {
             portal: bitrix24::Config { per_second: 5000.0, burst: 5000.0, ..bitrix24::Config::for_tests() },
             pos: cplug::Config::default(),
             webhooks: false,
+            logs: false,
         }
     }
 }
@@ -222,6 +236,7 @@ pub struct ProcessMesh {
     pub pos: cplug::Handle,
     bin: PathBuf,
     env: Vec<(String, String)>,
+    logs: bool,
     /// One per service (gRPC), and `gateway-http` for webhooks.
     balancers: Vec<(&'static str, Balancer)>,
     pub procs: Vec<Proc>,
@@ -292,8 +307,18 @@ impl ProcessMesh {
             env.retain(|(key, _)| *key != k);
             env.push((k, v));
         }
-        let mut mesh =
-            Self { database, database_url, bling, portal, pos, bin: opts.bin, env, balancers, procs: Vec::new() };
+        let mut mesh = Self {
+            database,
+            database_url,
+            bling,
+            portal,
+            pos,
+            bin: opts.bin,
+            env,
+            logs: opts.logs,
+            balancers,
+            procs: Vec::new(),
+        };
         for service in opts.services {
             mesh.spawn(service).await;
         }
@@ -318,7 +343,7 @@ impl ProcessMesh {
 
     /// Starts one more process of `service` and puts it behind its balancers.
     pub async fn spawn(&mut self, service: &'static str) {
-        let p = Proc::start(&self.bin, service, &self.env).await;
+        let p = Proc::start_logging(&self.bin, service, &self.env, self.logs).await;
         self.balancer(service).add(p.grpc);
         if service == "gateway" {
             self.balancer("gateway-http").add(p.http);

@@ -18,6 +18,8 @@ async fn a_short_chaos_run_loses_duplicates_and_gets_wrong_nothing() {
         rate: 40.0,
         products: 20,
         drain_timeout: Duration::from_secs(90),
+        env: Vec::new(),
+        secrets_out: None,
     })
     .await
     .expect("the chaos run");

@@ -36,6 +36,16 @@ struct Args {
     /// The `ponte` binary (default: next to this one).
     #[arg(long)]
     ponte: Option<PathBuf>,
+    /// The processes' log filter (`PONTE_LOG`), e.g. `trace`; their logs go to this stderr.
+    #[arg(long, default_value = "warn")]
+    log: String,
+    /// Export the processes' spans to a receiver in this process and write each span (name,
+    /// attributes, events) as a line of this file.
+    #[arg(long)]
+    spans_out: Option<PathBuf>,
+    /// Write every secret the run used or was issued to this file, one a line.
+    #[arg(long)]
+    secrets_out: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -46,6 +56,16 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("ponte"),
     };
     anyhow::ensure!(bin.exists(), "no ponte binary at {} (cargo build -p ponte, or --ponte)", bin.display());
+    let mut env = vec![("PONTE_LOG".to_owned(), args.log.clone())];
+    let receiver = match &args.spans_out {
+        Some(_) => {
+            let (receiver, addr) = ponte_tests::otlp::Receiver::start().await?;
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), format!("http://{addr}")));
+            env.push(("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned()));
+            Some(receiver)
+        }
+        None => None,
+    };
     let report = ponte_tests::chaos::run(ponte_tests::chaos::Config {
         bin,
         events: args.events,
@@ -54,8 +74,14 @@ async fn main() -> anyhow::Result<()> {
         rate: args.rate.max(0.1),
         products: args.products.max(1),
         drain_timeout: Duration::from_secs(args.timeout_secs),
+        env,
+        secrets_out: args.secrets_out.clone(),
     })
     .await?;
+    if let (Some(receiver), Some(path)) = (receiver, &args.spans_out) {
+        // The processes are gone; what they exported before is all there is.
+        std::fs::write(path, receiver.lines().await.join("\n") + "\n")?;
+    }
     println!("{}", serde_json::to_string(&report)?);
     eprintln!(
         "chaos seed {}: {} events, {} kills ({}); lost {}, duplicated {}, wrong {}, undelivered {}, unsettled sales {}; \

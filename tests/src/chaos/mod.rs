@@ -37,6 +37,11 @@ pub struct Config {
     /// Gives up waiting for the mesh to drain after this long (the whole run is bounded by
     /// the events at `rate`, the restarts and this).
     pub drain_timeout: Duration,
+    /// More settings for every process (e.g. `PONTE_LOG=trace`).
+    pub env: Vec<(String, String)>,
+    /// Where to write every secret the run used or was issued, one a line (for the secret
+    /// scan).
+    pub secrets_out: Option<PathBuf>,
 }
 
 /// A small, seedable generator (SplitMix64): the same seed draws the same run.
@@ -81,6 +86,39 @@ fn faults(seed: u64, storm: u64) -> FaultSettings {
     }
 }
 
+/// Every secret of the run: the app's and the stores' credentials, the sealing keys, the
+/// Bitrix24 tokens and every token Bling issued.
+fn secrets(mesh: &ProcessMesh) -> Vec<String> {
+    let mut out: Vec<String> = mesh
+        .env()
+        .iter()
+        .filter(|(k, _)| k.contains("SECRET") || k.contains("KEYS") || k.contains("PASSWORD") || k.contains("TOKEN"))
+        .filter(|(k, _)| !k.ends_with("_URL"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    // The key itself, without its id.
+    out.extend(
+        mesh.env()
+            .iter()
+            .filter(|(k, _)| k == "PONTE_SEALING_KEYS")
+            .filter_map(|(_, v)| v.split_once('=').map(|(_, key)| key.to_owned())),
+    );
+    let pos = mesh.pos.cplug.config();
+    out.extend([pos.client_secret.clone(), pos.password.clone(), pos.webhook_secret.clone()]);
+    let portal = mesh.portal.portal.config();
+    out.extend([portal.application_token.clone(), portal.webhook_code.clone()]);
+    // The incoming webhook's secret path segment (`/rest/<user>/<secret>/`).
+    if let Some(secret) = mesh.portal.webhook_url.trim_end_matches('/').rsplit('/').next() {
+        out.push(secret.to_owned());
+    }
+    out.push(mesh.bling.bling.config().client_secret.clone());
+    out.extend(mesh.bling.bling.issued_secrets());
+    out.retain(|s| s.len() >= 8);
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Runs the chaos and compares; the report (with `ok()` false on any difference).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let pg = PrivatePostgres::start().context("private PostgreSQL")?;
@@ -92,6 +130,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     opts.database_url = Some(database_url);
     opts.redis_url = Some(redis.url());
     opts.webhooks = true;
+    opts.logs = cfg.secrets_out.is_some() || cfg.env.iter().any(|(k, v)| k == "PONTE_LOG" && v != "warn");
     // Senders retry for minutes with doubling waits, as the real ones do for days.
     opts.bling = bling::Config {
         per_second: 5000,
@@ -119,6 +158,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(cfg.env.iter().cloned())
     .collect();
     let mut mesh = ProcessMesh::start(opts).await;
     mesh.settings(SyncSettings {
@@ -168,6 +208,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     report.drain_secs = drained.map(|d| d.as_secs_f64());
     for f in [mesh.bling.bling.faults(), mesh.portal.portal.faults(), mesh.pos.cplug.faults()] {
         f.set(FaultSettings::default());
+    }
+    if let Some(path) = &cfg.secrets_out {
+        std::fs::write(path, secrets(&mesh).join("\n") + "\n").context("write the secrets")?;
     }
     Ok(report)
 }
