@@ -255,7 +255,16 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
             ),
         )
         .await;
-        r.differ(format!("  ponte's record of sale {id}: {sale:?}; inbox: {events:?}"));
+        // What the till's sender saw: each attempt's answer, per event.
+        let sent: Vec<String> = mesh
+            .pos
+            .cplug
+            .deliveries()
+            .into_iter()
+            .filter(|d| &d.sale_id == id)
+            .map(|d| format!("{} #{} {:?}", d.event, d.attempt, d.status))
+            .collect();
+        r.differ(format!("  ponte's record of sale {id}: {sale:?}; inbox: {events:?}; sent: {sent:?}"));
     }
     for (numero, extra) in orders {
         r.wrong += extra.len();
