@@ -255,6 +255,15 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
             ),
         )
         .await;
+        let history = rows(
+            mesh,
+            "sales_ingest",
+            &format!(
+                "SELECT action || ' ' || outcome || ' ' || detail FROM sale_history WHERE sale_id = '{id}' ORDER BY seq"
+            ),
+        )
+        .await;
+        r.differ(format!("  history of sale {id}: {history:?}"));
         // What the till's sender saw: each attempt's answer, per event.
         let sent: Vec<String> = mesh
             .pos
