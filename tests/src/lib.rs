@@ -6,6 +6,9 @@
 //! `PONTE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) name the servers; `scripts/test.sh`
 //! starts them when none is running.
 
+pub mod chaos;
+pub mod otlp;
+pub mod procs;
 pub mod shipping;
 pub mod webhooks;
 

@@ -2,6 +2,7 @@
 //! processes (`ponte serve`) against real PostgreSQL and Redis. One module per area.
 
 mod backfill;
+mod chaos;
 mod cli;
 mod dlq;
 mod help;

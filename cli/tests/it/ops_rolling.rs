@@ -28,7 +28,7 @@ use ponte_tests::{
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::ops_mesh::ProcessMesh;
+use crate::ops_mesh;
 
 fn setting(var: &str, default: u64) -> u64 {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -53,7 +53,7 @@ async fn a_rolling_restart_of_every_process_under_load_loses_and_duplicates_noth
     let rate = setting("PONTE_ROLLING_RATE", 20).clamp(1, 500);
     let baseline = Duration::from_secs(setting("PONTE_ROLLING_BASELINE_SECONDS", 3).clamp(1, 600));
     let products = 30_i64;
-    let mut mesh = ProcessMesh::start(2, &[("PONTE_SHUTDOWN_GRACE_SECONDS", "10".to_owned())]).await;
+    let mut mesh = ops_mesh::start(2, &[("PONTE_SHUTDOWN_GRACE_SECONDS", "10".to_owned())]).await;
     mesh.settings(SyncSettings {
         bling_create_creates_in_bitrix24: true,
         bling_update_updates_bitrix24: true,

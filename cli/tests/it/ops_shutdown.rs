@@ -25,7 +25,7 @@ async fn get(mesh: &ProcessMesh, id: &str) -> Backfill {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_catalog_sync_finishes_its_backfill_page_and_hands_the_lease_back_at_once() {
-    let mut mesh = ProcessMesh::start(0, &[]).await;
+    let mut mesh = crate::ops_mesh::start(0, &[]).await;
     for i in 0..PRODUCTS {
         mesh.bling.bling.seed_product(json!({"nome": format!("Produto {i}"), "codigo": format!("P-{i}"), "preco": 10}));
     }

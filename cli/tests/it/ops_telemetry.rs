@@ -14,7 +14,7 @@ use ponte_tests::{
 };
 use serde_json::json;
 
-use crate::{ops_mesh::ProcessMesh, support::Collector};
+use crate::{ops_mesh, support::Collector};
 
 /// A trace id of our own per flow, sent in the webhook's `traceparent`.
 fn trace(n: u8) -> String {
@@ -50,7 +50,7 @@ fn count(text: &str, flow: &str) -> u64 {
 #[tokio::test]
 async fn every_catalog_flow_records_its_sync_latency_with_the_webhooks_trace_as_exemplar() {
     let (collector, otlp) = Collector::start().await;
-    let mesh = ProcessMesh::start(
+    let mesh = ops_mesh::start(
         1,
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")), ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned())],
     )

@@ -6,7 +6,7 @@
 //! refresh, never the rotated-out refresh token again, and every caller ends up with the same
 //! new token, which Bling accepts.
 
-use crate::ops_mesh::Proc;
+use crate::ops_mesh::{self, Proc};
 use std::{sync::Arc, time::Duration};
 
 use ponte_connectors::{ConnectorError, bling::BlingApi};
@@ -36,7 +36,7 @@ impl Replica {
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .chain([("PONTE_LOG".to_owned(), "warn".to_owned())])
             .collect();
-        Self(Proc::start("auth-token", &env).await)
+        Self(ops_mesh::start_proc("auth-token", &env).await)
     }
 
     fn url(&self) -> String {

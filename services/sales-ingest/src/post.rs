@@ -360,11 +360,18 @@ async fn cancel_step(ctx: &Context, row: &Row, token: &str) -> Step {
         .await;
     }
     let order = order_id(row)?;
-    if row.stock_deposito_id != 0 {
+    // A write-off whose answer never came (the process died, the call timed out) may be in
+    // Bling all the same: returning what was not written off is a no-op there.
+    let may_be_written_off = matches!(row.state(), State::OrderCreated | State::Moving);
+    if row.stock_deposito_id != 0 || may_be_written_off {
         hold(ctx, row, token).await?;
         ctx.return_stock(&tenant, order).await?;
         let set = vec![("stock_deposito_id", 0.into()), ("state", State::Cancelling.label().into())];
-        let detail = format!("estoque do pedido {order} estornado ao depósito {}", row.stock_deposito_id);
+        let detail = if row.stock_deposito_id != 0 {
+            format!("estoque do pedido {order} estornado ao depósito {}", row.stock_deposito_id)
+        } else {
+            format!("estoque do pedido {order} estornado (a baixa pode ter chegado ao Bling sem resposta)")
+        };
         return record(ctx, row, token, set, Entry::new("stock returned", "ok", detail)).await;
     }
     let settings = ctx.settings.get(&ctx.db, &tenant).await?;

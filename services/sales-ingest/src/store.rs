@@ -292,6 +292,7 @@ pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: 
           AND next_attempt_time <= $3 AND lease_until < $3 ORDER BY next_attempt_time LIMIT $4) \
           RETURNING tenant_id, sale_id",
         active.join(", "),
+        // Posted with a cancellation pending: its worker stopped before reversing it.
         State::Posted.label()
     )))
     .bind(token)

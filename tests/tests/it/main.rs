@@ -31,6 +31,7 @@ mod ops_migrations;
 mod ratelimit;
 mod record_history;
 mod retention;
+mod sales_cancel_race;
 mod sales_faults;
 mod sales_flow;
 mod sales_parking;

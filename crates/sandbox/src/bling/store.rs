@@ -152,6 +152,20 @@ impl Bling {
     pub fn stats(&self) -> Stats {
         self.inner.lock().stats.clone()
     }
+
+    /// Every access, refresh and authorization code the account has issued (for checks that
+    /// none of them leaks into logs or traces).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let inner = self.inner.lock();
+        let a = &inner.auth;
+        a.access
+            .keys()
+            .chain(a.codes.keys())
+            .chain(a.retired_refresh.keys())
+            .cloned()
+            .chain(a.grants.iter().map(|g| g.refresh_token.clone()))
+            .collect()
+    }
 }
 
 /// A stored record without its bookkeeping fields (`_…`), as the API shows it.
