@@ -8,6 +8,7 @@ use std::{io::IsTerminal, time::Duration};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ponte_core::grpc::TracedChannel as Channel;
 use ponte_core::time::{from_timestamp, now_millis};
 use ponte_proto::v1::{
     Backfill, BackfillScope, BackfillState, CancelBackfillRequest, StartBackfillRequest, SyncTarget,
@@ -15,7 +16,6 @@ use ponte_proto::v1::{
 };
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use crate::output::{Output, table, when};
 
@@ -88,7 +88,7 @@ async fn client(addr: &CatalogSyncAddr) -> anyhow::Result<CatalogSyncServiceClie
         .connect()
         .await
         .with_context(|| format!("cannot reach catalog-sync at {url} (start it, or pass --catalog-sync-url)"))?;
-    Ok(CatalogSyncServiceClient::new(channel))
+    Ok(CatalogSyncServiceClient::new(crate::with_token(channel)?))
 }
 
 fn status(s: tonic::Status) -> anyhow::Error {

@@ -31,7 +31,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("cannot reach the gateway at {url} (start it, or pass --gateway-url)"))?;
-    let entries = InboxServiceClient::new(channel)
+    let entries = InboxServiceClient::new(crate::with_token(channel)?)
         .get_record_history(GetRecordHistoryRequest { tenant_id: args.tenant.clone(), entity: args.entity.clone() })
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?

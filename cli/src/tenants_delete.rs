@@ -41,7 +41,7 @@ pub async fn delete(tenant: String, by: Option<String>, yes: bool, auth_token_ur
         .connect()
         .await
         .with_context(|| format!("cannot reach auth-token at {auth_token_url}"))?;
-    let deletion = AuthTokenServiceClient::new(channel)
+    let deletion = AuthTokenServiceClient::new(crate::with_token(channel)?)
         .delete_tenant(DeleteTenantRequest { tenant_id: tenant.clone(), requested_by })
         .await
         .map_err(|e| anyhow::anyhow!("{:?}: {}", e.code(), e.message()))?

@@ -36,7 +36,8 @@ async fn run(url: &str, args: &[&str]) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_started_watched_and_cancelled_from_the_command_line() {
     let config = bling::Config { time_scale: SCALE, ..bling::Config::default() };
-    let w = BlingWorld::start_with_env(SPECS, config, &ponte_tests::redis_url(), Default::default()).await;
+    let api = ponte_core::config::Env::from_pairs(crate::support::api_env());
+    let w = BlingWorld::start_with_env(SPECS, config, &ponte_tests::redis_url(), api).await;
     let portal = Bitrix24::new(bitrix24::Config::for_tests()).spawn(None).await.unwrap();
     w.connect_portal(&portal).await;
     // The same deployment again with ponte's quotas scaled like the sandbox's.
@@ -99,6 +100,7 @@ async fn a_backfill_started_watched_and_cancelled_from_the_command_line() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TERM", "xterm")
+            .envs(crate::support::api_env())
             .env("PONTE_CATALOG_SYNC_URL", url2)
             .output()
             .unwrap()

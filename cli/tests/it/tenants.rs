@@ -27,14 +27,18 @@ fn deleting_a_tenant_without_a_terminal_is_refused_unless_confirmed_with_yes() {
 // of their own meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmed_deletion_offboards_the_tenant_across_the_mesh() {
-    let mesh = Mesh::start(&[
-        &ponte_auth_token::SPEC,
-        &ponte_mapping::SPEC,
-        &ponte_catalog_sync::SPEC,
-        &ponte_sales_ingest::SPEC,
-        &ponte_shipping_status::SPEC,
-        &ponte_gateway::SPEC,
-    ])
+    let mesh = Mesh::start_with(
+        &[
+            &ponte_auth_token::SPEC,
+            &ponte_mapping::SPEC,
+            &ponte_catalog_sync::SPEC,
+            &ponte_sales_ingest::SPEC,
+            &ponte_shipping_status::SPEC,
+            &ponte_gateway::SPEC,
+        ],
+        &ponte_tests::redis_url(),
+        ponte_core::config::Env::from_pairs(crate::support::api_env()),
+    )
     .await;
     let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
     auth.create_tenant(CreateTenantRequest { tenant_id: "loja".into(), display_name: "Loja".into() }).await.unwrap();
