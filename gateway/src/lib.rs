@@ -12,7 +12,7 @@ mod ingest;
 mod install;
 mod lookups;
 mod metrics;
-mod oauth;
+pub mod oauth;
 mod problem;
 pub mod retention;
 mod routing;

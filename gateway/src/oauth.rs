@@ -26,27 +26,40 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
     (status, Html(body)).into_response()
 }
 
-pub(crate) async fn callback(
-    State(mut auth): State<AuthTokenServiceClient<TracedChannel>>,
-    Path(provider): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let provider = match provider.as_str() {
+/// Why a callback cannot be completed, as the page that tells the merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+/// What a callback's path and query ask auth-token to complete, or why they cannot: a pure
+/// reading of what the browser sent (fuzzed in `fuzz/fuzz_targets/oauth_callback.rs`).
+pub fn callback_request(
+    provider: &str,
+    query: &HashMap<String, String>,
+) -> Result<CompleteAuthorizationRequest, Refusal> {
+    let provider = match provider {
         "bling" => Provider::Bling,
         "bitrix24" => Provider::Bitrix24,
         other => {
-            return page(
-                StatusCode::NOT_FOUND,
-                "Unknown provider",
-                &format!("ponte has no OAuth connection for '{other}'."),
-            );
+            return Err(Refusal {
+                status: StatusCode::NOT_FOUND,
+                title: "Unknown provider",
+                detail: format!("ponte has no OAuth connection for {}.", ponte_core::error::quote(other)),
+            });
         }
     };
-    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let get = |k: &str| query.get(k).cloned().unwrap_or_default();
     if get("state").is_empty() {
-        return page(StatusCode::BAD_REQUEST, "Missing state", "The link is incomplete: start the connection again.");
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            title: "Missing state",
+            detail: "The link is incomplete: start the connection again.".into(),
+        });
     }
-    let req = CompleteAuthorizationRequest {
+    Ok(CompleteAuthorizationRequest {
         provider: provider as i32,
         code: get("code"),
         state: get("state"),
@@ -54,6 +67,17 @@ pub(crate) async fn callback(
         bitrix24_application_token: String::new(),
         bitrix24_domain: get("domain"),
         bitrix24_member_id: get("member_id"),
+    })
+}
+
+pub(crate) async fn callback(
+    State(mut auth): State<AuthTokenServiceClient<TracedChannel>>,
+    Path(provider): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let req = match callback_request(&provider, &q) {
+        Ok(req) => req,
+        Err(r) => return page(r.status, r.title, &r.detail),
     };
     match auth.complete_authorization(req).await {
         Ok(resp) => {
@@ -78,5 +102,29 @@ pub(crate) async fn callback(
             };
             page(problem.status, title, &problem.detail)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use axum::http::StatusCode;
+
+    use super::callback_request;
+
+    #[test]
+    fn a_callback_is_read_into_the_request_or_a_short_refusal() {
+        let q: HashMap<String, String> =
+            [("code", "c1"), ("state", "s1")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let req = callback_request("bling", &q).unwrap();
+        assert_eq!((req.code.as_str(), req.state.as_str()), ("c1", "s1"));
+
+        let unknown = callback_request(&"x".repeat(20_000), &q).unwrap_err();
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        assert!(unknown.detail.len() < 100, "{}", unknown.detail);
+
+        let no_state = callback_request("bitrix24", &HashMap::new()).unwrap_err();
+        assert_eq!(no_state.status, StatusCode::BAD_REQUEST);
     }
 }

@@ -35,6 +35,7 @@ use ponte_core::{
 use ponte_proto::{service_names, v1::auth_token_service_server::AuthTokenServiceServer};
 use tonic::service::Routes;
 
+pub use oauth::portal_domain;
 pub use offboard::tenant_hash;
 pub use tenants::validate_tenant_id;
 

@@ -130,7 +130,11 @@ pub fn portal_domain(field: &str, raw: &str) -> Result<String, ServiceError> {
         && d.split(':').next().is_some_and(|host| {
             host.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         });
-    if ok { Ok(d) } else { Err(ServiceError::invalid(field, format!("'{raw}' is not a portal domain"))) }
+    if ok {
+        Ok(d)
+    } else {
+        Err(ServiceError::invalid(field, format!("{} is not a portal domain", ponte_core::error::quote(raw))))
+    }
 }
 
 impl AuthToken {
@@ -168,5 +172,19 @@ impl AuthToken {
         let stored = connections::upsert(&self.db, &row).await?;
         tracing::info!(tenant_id = %tenant, portal = %stored.external_account_id, "Bitrix24 connected");
         Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::portal_domain;
+
+    #[test]
+    fn a_portal_domain_is_read_and_a_bad_one_quoted_short() {
+        assert_eq!(portal_domain("domain", " https://Loja.Bitrix24.com.br/ ").unwrap(), "loja.bitrix24.com.br");
+        let long = format!("{}..x", "a".repeat(20_000));
+        let e = portal_domain("domain", &long).unwrap_err().to_string();
+        assert!(e.starts_with("domain: 'aaaa"), "{e}");
+        assert!(e.len() < 120, "{} chars", e.len());
     }
 }
