@@ -9,6 +9,7 @@
 pub mod chaos;
 pub mod otlp;
 pub mod procs;
+pub mod scan;
 pub mod shipping;
 pub mod webhooks;
 
@@ -102,6 +103,7 @@ impl Drop for TestDatabase {
 
 /// Creates an empty database for one test; it is dropped with the last handle.
 pub async fn fresh_database() -> Arc<TestDatabase> {
+    scan::init();
     let admin = admin_database_url();
     let name = format!("ponte_t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for tests (see scripts/test.sh)");
@@ -187,6 +189,9 @@ impl Mesh {
             env.with("PONTE_SEALING_KEYS", &ponte_core::crypto::generate_key_entry("test"))
         };
         let env = with_api_tokens(env);
+        let settings: Vec<(String, String)> =
+            env.names().map(|k| (k.to_owned(), env.get(k).unwrap_or_default().to_owned())).collect();
+        scan::record_settings(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut listeners = Vec::new();
         for spec in specs {
             let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -315,6 +320,7 @@ pub fn with_token(env: &Env, channel: tonic::transport::Channel) -> Channel {
 /// Writes a tokens file of `(name, token, scope)` entries (scope `service`, `operator` or
 /// `tenant:<id>`) in the temporary directory; its path, for `PONTE_API_TOKENS_FILE`.
 pub fn api_tokens_file(entries: &[(&str, &str, &str)]) -> String {
+    scan::record(entries.iter().map(|(_, token, _)| *token));
     let mut text = String::new();
     for (name, token, scope) in entries {
         text.push_str(&format!(

@@ -60,28 +60,38 @@ impl Receiver {
     /// A receiver on a free port of 127.0.0.1; its address (for
     /// `OTEL_EXPORTER_OTLP_ENDPOINT=http://…`).
     pub async fn start() -> std::io::Result<(Self, SocketAddr)> {
-        let receiver = Self::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        Ok((Self::serve_on(listener), addr))
+    }
+
+    /// A receiver on `addr`.
+    pub async fn serve(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self::serve_on(tokio::net::TcpListener::bind(addr).await?))
+    }
+
+    fn serve_on(listener: tokio::net::TcpListener) -> Self {
+        let receiver = Self::default();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(receiver.clone()))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        Ok((receiver, addr))
+        receiver
     }
 
     /// One line per span: service, name, attributes, then each event's name and attributes.
     pub async fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .await
-            .iter()
-            .map(|(service, s)| {
-                let events: Vec<String> =
-                    s.events.iter().map(|e| format!("[{} {}]", e.name, pairs(&e.attributes))).collect();
-                format!("{service} {} {} {}", s.name, pairs(&s.attributes), events.join(" "))
-            })
-            .collect()
+        self.0.lock().await.iter().map(|(service, s)| line(service, s)).collect()
     }
+
+    /// [`Receiver::lines`] of the spans received so far, which are forgotten.
+    pub async fn take_lines(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().await).iter().map(|(service, s)| line(service, s)).collect()
+    }
+}
+
+fn line(service: &str, s: &Span) -> String {
+    let events: Vec<String> = s.events.iter().map(|e| format!("[{} {}]", e.name, pairs(&e.attributes))).collect();
+    format!("{service} {} {} {}", s.name, pairs(&s.attributes), events.join(" "))
 }

@@ -120,7 +120,11 @@ impl Proc {
 
     /// As [`Proc::start`]; with `logs`, its log lines (stdout) go to this process's stderr.
     pub async fn start_logging(bin: &Path, service: &'static str, env: &[(String, String)], logs: bool) -> Self {
-        let stdout = if logs {
+        let mut env = env.to_vec();
+        crate::scan::process_env(&mut env);
+        let stdout = if let Some(file) = crate::scan::process_log(service) {
+            Stdio::from(file)
+        } else if logs {
             use std::os::fd::AsFd;
             std::io::stderr().as_fd().try_clone_to_owned().map_or_else(|_| Stdio::null(), Stdio::from)
         } else {

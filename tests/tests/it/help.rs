@@ -6,8 +6,10 @@ use std::process::Command;
 const PROGRAMS: &[(&str, &str)] = &[
     ("backfill-bench", env!("CARGO_BIN_EXE_backfill-bench")),
     ("bling-budget", env!("CARGO_BIN_EXE_bling-budget")),
+    ("chaos", env!("CARGO_BIN_EXE_chaos")),
     ("gateway-bench", env!("CARGO_BIN_EXE_gateway-bench")),
     ("mapping-bench", env!("CARGO_BIN_EXE_mapping-bench")),
+    ("otlp-sink", env!("CARGO_BIN_EXE_otlp-sink")),
     ("sales-bench", env!("CARGO_BIN_EXE_sales-bench")),
     ("shipping-bench", env!("CARGO_BIN_EXE_shipping-bench")),
     ("sync-latency-bench", env!("CARGO_BIN_EXE_sync-latency-bench")),

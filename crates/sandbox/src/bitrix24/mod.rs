@@ -60,6 +60,7 @@ impl Bitrix24 {
         let addr = listener.local_addr()?;
         // Tokens and events name the portal's REST base, known once it listens.
         self.inner.lock().client_endpoint = format!("http://{addr}/rest/");
+        common::scan::record([&self.config.client_secret, &self.config.application_token, &self.config.webhook_code]);
         let served = common::server::serve(self.router(), Some(listener)).await?;
         let webhook_url = format!("http://{addr}/rest/{}/{}/", self.config.webhook_user, self.config.webhook_code);
         Ok(Handle {

@@ -68,7 +68,9 @@ pub struct Tokens {
 }
 
 fn random_token() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+    let token = hex::encode(rand::random::<[u8; 16]>());
+    crate::common::scan::record([&token]);
+    token
 }
 
 impl Tokens {

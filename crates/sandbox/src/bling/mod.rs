@@ -91,6 +91,7 @@ impl Bling {
 
     /// Serves the fake on `listener` (or 127.0.0.1:0) until the handle is dropped.
     pub async fn spawn(self, listener: Option<TcpListener>) -> std::io::Result<Handle> {
+        common::scan::record([&self.config.client_secret]);
         let served = common::server::serve(self.router(), listener).await?;
         let addr = served.addr;
         Ok(Handle { addr, base_url: format!("http://{addr}/Api/v3"), bling: self, _served: served })

@@ -61,6 +61,7 @@ pub async fn authorize(State(b): State<Bling>, Query(q): Query<AuthorizeQuery>) 
     auth.grants.push(Grant { refresh_token: String::new(), revoked: false });
     let grant = auth.grants.len() - 1;
     let code = hex::encode(rand::random::<[u8; 20]>());
+    crate::common::scan::record([&code]);
     auth.codes.insert(code.clone(), Code { grant, issued, used: false });
     url.query_pairs_mut().append_pair("code", &code).append_pair("state", &q.state);
     Redirect::to(url.as_str()).into_response()
@@ -99,6 +100,11 @@ fn issue(b: &Bling, auth: &mut Auth, grant: usize, now: DateTime<Utc>, as_jwt: b
     } else {
         (opaque(), opaque())
     };
+    // The whole token, and a JWT's signature alone (its header is the same in every token).
+    let signatures = [&access, &refresh].map(|t| t.rsplit('.').next().unwrap_or_default().to_owned());
+    crate::common::scan::record(
+        [access.as_str(), refresh.as_str()].into_iter().chain(signatures.iter().map(String::as_str)),
+    );
     auth.access.insert(access.clone(), Access { grant, expires: now + ttl });
     let old = std::mem::replace(&mut auth.grants[grant].refresh_token, refresh.clone());
     if !old.is_empty() {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod faults;
 pub mod limits;
 pub mod reorder;
+pub mod scan;
 pub mod server;
 pub mod values;
 pub mod webhooks;

@@ -82,6 +82,7 @@ pub async fn token(State(c): State<Cplug>, headers: HeaderMap, body: Bytes) -> A
         return Err(plain(StatusCode::UNAUTHORIZED, "The user credentials were incorrect."));
     }
     let access = hex::encode(rand::random::<[u8; 20]>());
+    crate::common::scan::record([&access]);
     let ttl = chrono::Duration::from_std(cfg.token_ttl).unwrap_or(chrono::Duration::MAX);
     inner.tokens.insert(access.clone(), (username, now + ttl));
     Ok(Json(json!({"token_type": "Bearer", "expires_in": cfg.token_ttl.as_secs(), "access_token": access}))

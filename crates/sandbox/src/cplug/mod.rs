@@ -43,6 +43,8 @@ impl Cplug {
 
     /// Serves the PDV on `listener` (or 127.0.0.1 on a free port) until the handle drops.
     pub async fn spawn(self, listener: Option<TcpListener>) -> std::io::Result<Handle> {
+        let c = self.config();
+        common::scan::record([&c.client_secret, &c.password, &c.webhook_secret]);
         let served = common::server::serve(self.router(), listener).await?;
         let addr = served.addr;
         Ok(Handle {

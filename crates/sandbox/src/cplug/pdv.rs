@@ -173,6 +173,7 @@ impl Cplug {
 
     /// Another account (another merchant's PDV), with its own user, catalog and webhook.
     pub fn add_account(&self, username: &str, password: &str, webhook_url: Option<String>, webhook_secret: &str) {
+        crate::common::scan::record([password, webhook_secret]);
         self.inner.lock().accounts.insert(
             username.to_owned(),
             Account {

@@ -149,6 +149,7 @@ impl Envios360 {
 
     /// Another merchant: its own token, products, orders, rate limit and webhook.
     pub fn add_merchant(&self, token: &str, webhook_url: Option<String>, webhook_secret: &str) {
+        crate::common::scan::record([token, webhook_secret]);
         self.inner.lock().merchants.insert(
             token.to_owned(),
             Merchant {

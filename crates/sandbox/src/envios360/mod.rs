@@ -45,6 +45,7 @@ impl Envios360 {
 
     /// Serves the hub on `listener` (or 127.0.0.1 on a free port) until the handle drops.
     pub async fn spawn(self, listener: Option<TcpListener>) -> std::io::Result<Handle> {
+        common::scan::record([&self.config.api_token, &self.config.webhook_secret]);
         let served = common::server::serve(self.router(), listener).await?;
         let addr = served.addr;
         Ok(Handle {
