@@ -6,11 +6,14 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
-use ponte_core::grpc::TracedChannel;
+use ponte_core::{error::quote, grpc::TracedChannel};
 use ponte_proto::v1::{CompleteAuthorizationRequest, Provider, auth_token_service_client::AuthTokenServiceClient};
 
 use crate::problem::Problem;
@@ -28,9 +31,11 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
 
 pub(crate) async fn callback(
     State(mut auth): State<AuthTokenServiceClient<TracedChannel>>,
-    Path(provider): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    provider: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    // A path or query that does not decode (not UTF-8) is a link ponte never made.
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
     let provider = match provider.as_str() {
         "bling" => Provider::Bling,
         "bitrix24" => Provider::Bitrix24,
@@ -38,10 +43,11 @@ pub(crate) async fn callback(
             return page(
                 StatusCode::NOT_FOUND,
                 "Unknown provider",
-                &format!("ponte has no OAuth connection for '{other}'."),
+                &format!("ponte has no OAuth connection for {}.", quote(other)),
             );
         }
     };
+    let q = query.map(|Query(q)| q).unwrap_or_default();
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     if get("state").is_empty() {
         return page(StatusCode::BAD_REQUEST, "Missing state", "The link is incomplete: start the connection again.");
