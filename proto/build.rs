@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // An RPC nobody wrote must not compile into an UNIMPLEMENTED answer behind a SERVING
         // health status: every service implements each of its RPCs explicitly.
         .generate_default_stubs(false)
+        // A request that does not decode is the caller's mistake, not INTERNAL.
+        .codec_path("crate::codec::PonteCodec")
         .compile_protos(&protos, &[PathBuf::from("."), include])?;
     println!("cargo:rerun-if-changed=ponte");
     Ok(())

@@ -5,7 +5,7 @@
 use ponte_core::{
     TenantId,
     db::{Backend, Database, page},
-    error::ServiceError,
+    error::{ServiceError, quote},
     identity::{Caller, Scope},
     time::{from_timestamp, now_millis, to_timestamp},
 };
@@ -183,10 +183,10 @@ impl Inbox {
         .bind(id)
         .fetch_optional(self.db.pool())
         .await?
-        .ok_or_else(|| ServiceError::NotFound(format!("the inbox has no event '{id}'")))?;
+        .ok_or_else(|| ServiceError::NotFound(format!("event_id: the inbox has no event {}", quote(id))))?;
         let mut event = InboxEvent::from(row.event);
         if !Caller::may_see(caller, &event.tenant_id) {
-            return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'")));
+            return Err(ServiceError::NotFound(format!("event_id: the inbox has no event {}", quote(id))));
         }
         event.payload = row.payload;
         event.deliveries = self.deliveries(id).await?;
@@ -237,11 +237,14 @@ impl Inbox {
                         .await?;
                 let st = st.filter(|(_, tenant)| Caller::may_see(caller, tenant)).map(|(s, _)| s);
                 match st.as_deref().map(|s| (s, EventState::from_label(s))) {
-                    None => return Err(ServiceError::NotFound(format!("the inbox has no event '{id}'"))),
+                    None => {
+                        return Err(ServiceError::NotFound(format!("event_id: the inbox has no event {}", quote(&id))));
+                    }
                     Some((_, Some(EventState::Dead))) => vec![id],
                     Some((other, _)) => {
                         return Err(ServiceError::FailedPrecondition(format!(
-                            "event '{id}' is {other}, not dead: only dead letters are replayed"
+                            "event_id: event {} is {other}, not dead: only dead letters are replayed",
+                            quote(&id)
                         )));
                     }
                 }

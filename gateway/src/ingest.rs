@@ -21,7 +21,7 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -114,31 +114,36 @@ pub async fn bling(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: 
     receive::<Bling>(&ingest, None, headers, body).await
 }
 
+/// The URL's tenant segment; empty (no tenant, refused as unsigned) when it does not decode.
+fn path_tenant(tenant: Result<Path<String>, PathRejection>) -> String {
+    tenant.map(|Path(t)| t).unwrap_or_default()
+}
+
 pub async fn envios360(
     State(ingest): State<Arc<Ingest>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Envios360>(&ingest, Some(&tenant), headers, body).await
+    receive::<Envios360>(&ingest, Some(&path_tenant(tenant)), headers, body).await
 }
 
 pub async fn cplug(
     State(ingest): State<Arc<Ingest>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Cplug>(&ingest, Some(&tenant), headers, body).await
+    receive::<Cplug>(&ingest, Some(&path_tenant(tenant)), headers, body).await
 }
 
 pub async fn bitrix24(
     State(ingest): State<Arc<Ingest>>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive::<Bitrix24>(&ingest, Some(&tenant), headers, body).await
+    receive::<Bitrix24>(&ingest, Some(&path_tenant(tenant)), headers, body).await
 }
 
 /// `tenant` is the URL's tenant segment (path sources).

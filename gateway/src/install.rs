@@ -20,7 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use ponte_connectors::bitrix24::events::{APP_INSTALL, EventForm};
-use ponte_core::{TenantId, grpc::TracedChannel};
+use ponte_core::{TenantId, error::quote, grpc::TracedChannel};
 use ponte_proto::v1::{InstallBitrix24AppRequest, Provider, auth_token_service_client::AuthTokenServiceClient};
 use tonic::Code;
 use tracing::Instrument;
@@ -81,7 +81,8 @@ async fn install(
         && !event.eq_ignore_ascii_case(APP_INSTALL)
     {
         return Err(bad_request(format!(
-            "event '{event}' is not an installation ({APP_INSTALL}): a portal's events go to /webhooks/bitrix24/<tenant>"
+            "event {} is not an installation ({APP_INSTALL}): a portal's events go to /webhooks/bitrix24/<tenant>",
+            quote(event)
         )));
     }
     let field = |name: &str| {

@@ -6,11 +6,14 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::StatusCode,
     response::{Html, IntoResponse, Response},
 };
-use ponte_core::grpc::TracedChannel;
+use ponte_core::{error::quote, grpc::TracedChannel};
 use ponte_proto::v1::{CompleteAuthorizationRequest, Provider, auth_token_service_client::AuthTokenServiceClient};
 
 use crate::problem::Problem;
@@ -47,7 +50,7 @@ pub fn callback_request(
             return Err(Refusal {
                 status: StatusCode::NOT_FOUND,
                 title: "Unknown provider",
-                detail: format!("ponte has no OAuth connection for {}.", ponte_core::error::quote(other)),
+                detail: format!("ponte has no OAuth connection for {}.", quote(other)),
             });
         }
     };
@@ -72,9 +75,12 @@ pub fn callback_request(
 
 pub(crate) async fn callback(
     State(mut auth): State<AuthTokenServiceClient<TracedChannel>>,
-    Path(provider): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    provider: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    // A path or query that does not decode (not UTF-8) is a link ponte never made.
+    let provider = provider.map(|Path(p)| p).unwrap_or_default();
+    let q = query.map(|Query(q)| q).unwrap_or_default();
     let req = match callback_request(&provider, &q) {
         Ok(req) => req,
         Err(r) => return page(r.status, r.title, &r.detail),

@@ -9,7 +9,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use ponte_core::error::retry_after;
+use ponte_core::error::{quote, retry_after};
 use serde_json::json;
 use tonic::Code;
 
@@ -92,7 +92,7 @@ impl IntoResponse for Problem {
 
 /// The router's fallback: an unknown path.
 pub async fn no_route(uri: axum::http::Uri) -> Problem {
-    Problem::not_found(format!("the gateway has no route {}", uri.path()))
+    Problem::not_found(format!("the gateway has no route {}", quote(uri.path())))
 }
 
 /// A known path called with the wrong method.
@@ -101,7 +101,7 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> P
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
         "Method not allowed",
-        format!("{} does not accept {method}", uri.path()),
+        format!("{} does not accept {method}", quote(uri.path())),
     )
 }
 

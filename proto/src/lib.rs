@@ -1,6 +1,8 @@
 //! ponte's gRPC contracts: the generated `ponte.v1` messages, clients and servers,
 //! and the encoded descriptor set that server reflection serves.
 
+pub mod codec;
+
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("ponte.v1");

@@ -96,6 +96,11 @@ impl From<sqlx::Error> for ServiceError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::unavailable("the database is unavailable", Some(Duration::from_secs(1)))
             }
+            // PostgreSQL stores no NUL character in text: only a caller's value can hold one
+            // (22021 character_not_in_repertoire, 22P05 untranslatable_character).
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::invalid("request", "a text field holds a NUL character, which ponte cannot store")
+            }
             _ => Self::Internal(e.into()),
         }
     }

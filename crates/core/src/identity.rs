@@ -296,7 +296,7 @@ fn fields_at(mut msg: &[u8], path: &[u32], found: &mut Vec<Bytes>) -> Result<(),
 
 /// The tenant ids of a buffered gRPC request body (its first, uncompressed message).
 fn tenants_of(body: &[u8], path: &[u32]) -> Result<Vec<String>, Status> {
-    let bad = || Status::invalid_argument("the request is not a gRPC message ponte can read");
+    let bad = || Status::invalid_argument("request: not a gRPC message ponte can read");
     if body.len() < 5 || body[0] != 0 {
         return Err(bad());
     }
@@ -410,8 +410,9 @@ where
                     // Bounded as tonic bounds a message it decodes (4 MiB).
                     let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
                         Ok(c) => c.to_bytes(),
+                        // As tonic answers a message over its limit: a caller's mistake, for good.
                         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                            return Ok(Status::resource_exhausted("the request is over 4 MiB").into_http());
+                            return Ok(Status::out_of_range("request: over the 4 MiB a message may have").into_http());
                         }
                         Err(_) => return Ok(Status::cancelled("the request body ended early").into_http()),
                     };

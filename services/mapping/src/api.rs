@@ -1,7 +1,10 @@
 //! The gRPC surface of mapping: each call's tenant checked and parsed once, here, then handed to
 //! the module that owns the table it touches.
 
-use ponte_core::{TenantId, error::ServiceError};
+use ponte_core::{
+    TenantId,
+    error::{ServiceError, quote},
+};
 use ponte_proto::v1::{
     BatchLinkRequest, BatchLinkResponse, BatchResolveRequest, BatchResolveResponse, CreateFieldMappingRequest,
     CreateFieldMappingResponse, CreatePaymentMethodMapRequest, CreatePaymentMethodMapResponse,
@@ -260,7 +263,7 @@ impl MappingService for Mapping {
         match links::resolve(&self.db, &tenant, r.kind, r.from_system, &r.from_id, r.to_system).await? {
             Some(id) => Ok(Response::new(ResolveResponse { id })),
             None => {
-                Err(ServiceError::NotFound(format!("'{}' is not linked to an id in the other system", r.from_id))
+                Err(ServiceError::NotFound(format!("{} is not linked to an id in the other system", quote(&r.from_id)))
                     .into())
             }
         }

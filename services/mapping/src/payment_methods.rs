@@ -1,7 +1,12 @@
 //! Payment-method DE-PARA: which Bling forma de pagamento a CPLUG payment method posts as, and
 //! the tenant's default for methods it has not mapped.
 
-use ponte_core::{BlingId, TenantId, db::Database, error::ServiceError, time::to_timestamp};
+use ponte_core::{
+    BlingId, TenantId,
+    db::Database,
+    error::{ServiceError, quote},
+    time::to_timestamp,
+};
 use ponte_proto::v1::PaymentMethodMap;
 use serde::Serialize;
 
@@ -79,7 +84,7 @@ impl Depara for Method {
     }
 
     fn noun(key: Key<'_>) -> String {
-        format!("payment method '{key}'")
+        format!("payment method {}", quote(&key.to_string()))
     }
 
     fn bling_ids(&self) -> Vec<(List, &'static str, BlingId)> {
@@ -108,9 +113,10 @@ pub async fn translate(
     match depara::find::<Method, _, _>(db.pool(), tenant, "is_default", true).await? {
         Some(default) => Ok((default.map.bling_forma_pagamento_id, true)),
         None => {
-            let of_store = if store.is_empty() { String::new() } else { format!(" of store '{store}'") };
+            let of_store = if store.is_empty() { String::new() } else { format!(" of store {}", quote(store)) };
             Err(ServiceError::NotFound(format!(
-                "payment method '{method}'{of_store} has no Bling mapping and tenant '{tenant}' has no default"
+                "payment method {}{of_store} has no Bling mapping and tenant '{tenant}' has no default",
+                quote(method)
             )))
         }
     }

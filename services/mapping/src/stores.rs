@@ -1,6 +1,11 @@
 //! Store DE-PARA: which Bling loja (sales channel) and depósito a CPLUG store's sales go to.
 
-use ponte_core::{BlingId, TenantId, db::Database, error::ServiceError, time::to_timestamp};
+use ponte_core::{
+    BlingId, TenantId,
+    db::Database,
+    error::{ServiceError, quote},
+    time::to_timestamp,
+};
 use ponte_proto::v1::StoreMap;
 use serde::Serialize;
 
@@ -75,7 +80,7 @@ impl Depara for Store {
     }
 
     fn noun(key: Key<'_>) -> String {
-        format!("store '{key}'")
+        format!("store {}", quote(&key.to_string()))
     }
 
     fn bling_ids(&self) -> Vec<(List, &'static str, BlingId)> {
@@ -93,6 +98,9 @@ impl Depara for Store {
 /// The Bling loja and depósito of a CPLUG store; NOT_FOUND names the store.
 pub async fn resolve(db: &Database, tenant: &TenantId, store: &str) -> Result<Stored<Store>, ServiceError> {
     depara::get(db.pool(), tenant, Key::Text(store)).await?.ok_or_else(|| {
-        ServiceError::NotFound(format!("store '{store}' of tenant '{tenant}' has no Bling loja and depósito mapped"))
+        ServiceError::NotFound(format!(
+            "store {} of tenant '{tenant}' has no Bling loja and depósito mapped",
+            quote(store)
+        ))
     })
 }

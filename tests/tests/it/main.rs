@@ -25,6 +25,7 @@ mod identity;
 mod ignored_events;
 mod ingest_crash;
 mod long_input;
+mod malformed;
 mod mapping;
 mod ops_gateway;
 mod ops_migrations;

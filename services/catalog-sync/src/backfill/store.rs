@@ -5,7 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use ponte_core::{TenantId, db::Database, error::ServiceError, time::now_millis, time::to_timestamp};
+use ponte_core::{
+    TenantId,
+    db::Database,
+    error::{ServiceError, quote},
+    time::now_millis,
+    time::to_timestamp,
+};
 use ponte_proto::v1::{Backfill, BackfillFailure, BackfillScope, BackfillState, CatalogCounts, Provider, SyncTarget};
 use serde::{Deserialize, Serialize};
 
@@ -315,7 +321,7 @@ impl Store {
                 .bind(id)
                 .fetch_optional(self.db.pool())
                 .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("backfill '{id}' not found")))?;
+                .ok_or_else(|| ServiceError::NotFound(format!("backfill {} not found", quote(id))))?;
         row.try_into()
     }
 

@@ -2,7 +2,12 @@
 //! delete, each audited in the transaction that makes it. The builtins are not rows: they live in
 //! code, are listed first and cannot be deleted.
 
-use ponte_core::{TenantId, db::Database, error::ServiceError, time::now_millis};
+use ponte_core::{
+    TenantId,
+    db::Database,
+    error::{ServiceError, quote},
+    time::now_millis,
+};
 use ponte_proto::v1::FieldMapping;
 use sqlx::{Any, Executor};
 
@@ -167,7 +172,8 @@ pub(super) async fn delete(
     let mut tx = db.pool().begin().await?;
     let Some(previous) = select(&mut *tx, tenant, Some(mapping_id)).await?.pop() else {
         return Err(ServiceError::NotFound(format!(
-            "field mapping '{mapping_id}' of tenant '{tenant}' does not exist"
+            "field mapping {} of tenant '{tenant}' does not exist",
+            quote(mapping_id)
         )));
     };
     sqlx::query("DELETE FROM field_mappings WHERE tenant_id = $1 AND mapping_id = $2")
