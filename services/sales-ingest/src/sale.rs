@@ -105,7 +105,9 @@ pub(crate) fn valid_document(digits: &str) -> bool {
 /// A line's amount in cents as the point of sale rounds it: quantity × unit price, less the
 /// line's discount, to the cent.
 pub(crate) fn line_cents(quantity: Decimal, unit_price_cents: i64, discount_cents: i64) -> Option<i64> {
-    let gross = quantity.checked_mul(Decimal::from(unit_price_cents))?.round_dp(0);
+    let gross = quantity
+        .checked_mul(Decimal::from(unit_price_cents))?
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     i64::try_from(gross).ok()?.checked_sub(discount_cents)
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Days, FixedOffset, NaiveDate};
 use ponte_connectors::bling::resources::{Desconto, IdRef, ItemPedido, NovoPedidoVenda, Parcela};
 use ponte_core::BlingId;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::sale::Sale;
 
@@ -89,11 +89,17 @@ pub(crate) fn parcelas(sale: &Sale, formas: &[BlingId], date: NaiveDate) -> Vec<
     out
 }
 
+/// Money to the cent as Bling rounds it: half a cent away from zero (PHP's `round`), not to
+/// even; with banker's rounding a sum ending in half a cent could never reach an odd-cent total.
+pub(crate) fn to_cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
 /// The order total Bling computes: the items (quantity × unit price), less the discount, plus
 /// other expenses, to the cent.
 pub(crate) fn bling_total(itens: &[ItemPedido], desconto: Option<Decimal>, outras: Option<Decimal>) -> Decimal {
     let produtos: Decimal = itens.iter().map(|i| i.quantidade * i.valor).sum();
-    (produtos - desconto.unwrap_or_default() + outras.unwrap_or_default()).round_dp(2)
+    to_cents(produtos - desconto.unwrap_or_default() + outras.unwrap_or_default())
 }
 
 /// The order discount (or, when the point of sale rounded its lines up past Bling's sum, the
@@ -101,7 +107,7 @@ pub(crate) fn bling_total(itens: &[ItemPedido], desconto: Option<Decimal>, outra
 pub(crate) fn adjustment(itens: &[ItemPedido], total_cents: i64) -> (Option<Decimal>, Option<Decimal>) {
     let target = reais(total_cents);
     let produtos: Decimal = itens.iter().map(|i| i.quantidade * i.valor).sum();
-    let first = produtos.round_dp(2) - target;
+    let first = to_cents(produtos) - target;
     // Bling rounds the sum once where the point of sale rounded each line: a cent either way
     // settles it.
     for d in [first, first - Decimal::new(1, 2), first + Decimal::new(1, 2)] {

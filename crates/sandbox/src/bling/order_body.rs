@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use super::{errors::field_in, seed, store::Inner};
@@ -184,7 +184,8 @@ pub fn build(inner: &Inner, body: &Map<String, Value>, previous: Option<&Value>)
             _ => fields.push(f(50, "loja", &format!("A loja {v} não é um canal de venda da conta"))),
         },
     }
-    let total = total.round_dp(2);
+    // Bling rounds money as PHP's `round` does: half a cent away from zero.
+    let total = total.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
 
     let formas: HashSet<i64> = inner.formas.iter().filter_map(|f| f["id"].as_i64()).collect();
     let parcelas = match body.get("parcelas") {
@@ -218,13 +219,16 @@ pub fn build(inner: &Inner, body: &Map<String, Value>, previous: Option<&Value>)
         let mut v = f(49, "parcelas", "Uma ou mais parcelas da venda possuem erros de validação");
         v["collection"] = Value::Array(bad);
         fields.push(v);
-    } else if !parcelas.is_empty() && sum.round_dp(2) != total {
+    } else if !parcelas.is_empty() && sum.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero) != total {
         fields.push(f(22, "parcelas", "O somatório do valor das parcelas difere do total da venda"));
     }
     if !fields.is_empty() {
         return Err(fields);
     }
-    order.insert("totalProdutos".into(), to_number(total_produtos.round_dp(2)));
+    order.insert(
+        "totalProdutos".into(),
+        to_number(total_produtos.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)),
+    );
     order.insert("total".into(), to_number(total));
     Ok(Value::Object(order))
 }

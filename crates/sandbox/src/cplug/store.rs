@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use crate::common::values::decimal;
@@ -258,7 +258,12 @@ pub fn sale(body: &Value, names: impl Fn(&str) -> Option<String>) -> Result<Sale
     }
     let discount = amount(body.get("discount").unwrap_or(&json!(0)), "discount", &mut errors, false);
     let gross = items.iter().try_fold(Decimal::ZERO, |sum, i| {
-        let line = i.quantity.checked_mul(i.unit_price)?.checked_sub(i.discount)?.round_dp(2);
+        // The point of sale rounds each line half a cent away from zero, as a till does.
+        let line = i
+            .quantity
+            .checked_mul(i.unit_price)?
+            .checked_sub(i.discount)?
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
         sum.checked_add(line)
     });
     let Some(total) = gross.and_then(|g| g.checked_sub(discount)).map(|t| t.round_dp(2)) else {

@@ -123,3 +123,16 @@ proptest! {
         prop_assert!(o.desconto.as_ref().is_none_or(|d| d.valor > Decimal::ZERO));
     }
 }
+
+#[test]
+fn a_sum_ending_in_half_a_cent_still_reaches_an_odd_cent_total() {
+    // 7.333 × R$ 305,00 = R$ 2.236,565: the line rounds up, and Bling's total with it.
+    let quantity = Decimal::new(7333, 3);
+    let line = crate::sale::line_cents(quantity, 30_500, 3_438).unwrap();
+    assert_eq!(line, 220_219);
+    let total = line - 337;
+    let s = sale(vec![(quantity, 30_500, 3_438)], vec![(total, 1)], 337, total);
+    let o = order(&s, &resolved(&s));
+    assert_eq!(bling_total(&o.itens, o.desconto.as_ref().map(|d| d.valor), o.outras_despesas), Decimal::new(total, 2));
+    assert_eq!(to_cents(Decimal::new(2_198_815, 3)), Decimal::new(219_882, 2), "half a cent goes up, not to even");
+}
