@@ -67,6 +67,15 @@ impl TraceUrl {
     }
 }
 
+/// A stable sort by time. Within one millisecond a delivery's outcome, which the gateway
+/// records when the subscriber answers, comes after what the subscriber did; other entries of
+/// one time keep the order their source gave them.
+fn oldest_first(entries: &mut [RecordHistoryEntry]) {
+    let is_delivery_outcome =
+        |e: &RecordHistoryEntry| e.component == "gateway" && e.action.starts_with("delivered to ");
+    entries.sort_by_key(|e| (e.time.map(|t| (t.seconds, t.nanos)), is_delivery_outcome(e)));
+}
+
 /// The trace id in a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), if it has one.
 pub fn trace_id_of(traceparent: &str) -> String {
     let mut parts = traceparent.split('-');
@@ -115,8 +124,7 @@ impl Histories {
                 .map_err(|_| ServiceError::invalid("entity", format!("{} is not a Bling order id", quote(id))))?;
             entries.extend(self.shipment(&tenant, order).await);
         }
-        // A stable sort: entries of one time keep the order their source gave them.
-        entries.sort_by_key(|e| e.time.map(|t| (t.seconds, t.nanos)));
+        oldest_first(&mut entries);
         if let Some(t) = &self.trace_url {
             for e in entries.iter_mut().filter(|e| !e.trace_id.is_empty()) {
                 e.trace_url = t.render(&e.trace_id);
@@ -285,6 +293,33 @@ async fn inbox(db: &Database, tenant: &TenantId, entity: &str) -> Result<Vec<Rec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_outcome_follows_what_the_subscriber_did_in_the_same_millisecond() {
+        let at = |ms: i64, component: &str, action: &str| RecordHistoryEntry {
+            time: Some(to_timestamp(ms)),
+            component: component.into(),
+            action: action.into(),
+            ..Default::default()
+        };
+        let mut entries = vec![
+            at(10, "gateway", "received bling product.updated"),
+            at(20, "gateway", "delivered to catalog-sync"),
+            at(20, "catalog-sync", "handled bling product.updated"),
+            at(15, "catalog-sync", "read the product"),
+        ];
+        oldest_first(&mut entries);
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "received bling product.updated",
+                "read the product",
+                "handled bling product.updated",
+                "delivered to catalog-sync"
+            ]
+        );
+    }
 
     #[test]
     fn the_trace_id_comes_out_of_a_traceparent() {

@@ -28,7 +28,7 @@ macro_rules! inbox_rule {
                 $state,
                 "' RETURNING event_id"
             ),
-            dependents: Some("DELETE FROM inbox_deliveries WHERE event_id IN ({keys})"),
+            dependents: &["DELETE FROM inbox_deliveries WHERE event_id IN ({keys})"],
             oldest: concat!("SELECT MIN(receive_time) FROM inbox_events WHERE state = '", $state, "'"),
         }
     };

@@ -12,6 +12,11 @@
 //!   inbox's unique `(source, source_event_id)` key still recognises any event Bling may resend.
 //! - Metrics: `ponte_retention_rows_deleted_total{table}` and
 //!   `ponte_retention_oldest_row_age_seconds{table}` (the oldest row a rule could delete, kept).
+//! - **Settled records go too**: a sale posted or cancelled, a shipment delivered or cancelled,
+//!   holds a customer's name, document and address; after `PONTE_RETENTION_SALES_DAYS` and
+//!   `PONTE_RETENTION_SHIPMENTS_DAYS` (default 90, at least 30: far past any resend of the point
+//!   of sale or late change in Bling) the row goes with what hangs off it. Records still on
+//!   their way, parked or failed never go: they wait for someone.
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -45,9 +50,17 @@ pub struct RetentionConfig {
     pub dead_letters_days: u64,
     /// `PONTE_RETENTION_HISTORY_DAYS` (default 90, at least 1): event logs and record history.
     pub history_days: u64,
+    /// `PONTE_RETENTION_SALES_DAYS` (default 90, at least 30): sales posted or cancelled.
+    pub sales_days: u64,
+    /// `PONTE_RETENTION_SHIPMENTS_DAYS` (default 90, at least 30): shipments delivered or
+    /// cancelled.
+    pub shipments_days: u64,
     /// `PONTE_RETENTION_INTERVAL_SECONDS` (default 600, at least 1).
     pub interval: Duration,
 }
+
+/// A settled sale or shipment is kept at least this long.
+pub const MIN_SETTLED_RECORD_DAYS: u64 = 30;
 
 impl RetentionConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -62,6 +75,8 @@ impl RetentionConfig {
             settled_events_days: days("PONTE_RETENTION_SETTLED_EVENTS_DAYS", 14, MIN_SETTLED_DAYS)?,
             dead_letters_days: days("PONTE_RETENTION_DEAD_LETTERS_DAYS", 90, MIN_SETTLED_DAYS)?,
             history_days: days("PONTE_RETENTION_HISTORY_DAYS", 90, 1)?,
+            sales_days: days("PONTE_RETENTION_SALES_DAYS", 90, MIN_SETTLED_RECORD_DAYS)?,
+            shipments_days: days("PONTE_RETENTION_SHIPMENTS_DAYS", 90, MIN_SETTLED_RECORD_DAYS)?,
             interval: env.seconds_or("PONTE_RETENTION_INTERVAL_SECONDS", 600, 1)?,
         })
     }
@@ -71,6 +86,8 @@ impl RetentionConfig {
             Kind::SettledEvents => self.settled_events_days,
             Kind::DeadLetters => self.dead_letters_days,
             Kind::History => self.history_days,
+            Kind::SettledSales => self.sales_days,
+            Kind::SettledShipments => self.shipments_days,
         }
     }
 }
@@ -81,6 +98,8 @@ pub enum Kind {
     SettledEvents,
     DeadLetters,
     History,
+    SettledSales,
+    SettledShipments,
 }
 
 /// How a table's key is bound.
@@ -88,6 +107,11 @@ pub enum Kind {
 pub enum KeyType {
     Text,
     Int,
+    /// `(tenant_id, text id)`: `pick` selects both columns; `{keys}` becomes a `VALUES` list
+    /// of pairs, for `(a, b) IN ({keys})` (PostgreSQL and SQLite alike).
+    TenantText,
+    /// `(tenant_id, integer id)`, as [`KeyType::TenantText`].
+    TenantInt,
 }
 
 /// One kind of record of one table and how it goes.
@@ -103,8 +127,9 @@ pub struct Rule {
     /// Deletes the rows whose keys are in `{keys}` (still matching the rule: a row that changed
     /// since it was picked stays), returning their keys.
     pub delete: &'static str,
-    /// Then deletes what belonged to the deleted rows (keys in `{keys}`), in the same transaction.
-    pub dependents: Option<&'static str>,
+    /// Then deletes what belonged to the deleted rows (keys in `{keys}`), one statement each,
+    /// in the same transaction.
+    pub dependents: &'static [&'static str],
     /// The oldest time (epoch milliseconds) among the rows the rule could delete, by an index.
     pub oldest: &'static str,
 }
@@ -139,6 +164,8 @@ pub fn register_metrics() {
 enum Keys {
     Text(Vec<String>),
     Int(Vec<i64>),
+    TenantText(Vec<(String, String)>),
+    TenantInt(Vec<(String, i64)>),
 }
 
 impl Keys {
@@ -146,6 +173,26 @@ impl Keys {
         match self {
             Keys::Text(k) => k.len(),
             Keys::Int(k) => k.len(),
+            Keys::TenantText(k) => k.len(),
+            Keys::TenantInt(k) => k.len(),
+        }
+    }
+
+    async fn pick(rule: &Rule, cutoff: i64, conn: &mut sqlx::AnyConnection) -> Result<Self, sqlx::Error> {
+        let q = sqlx::query(rule.pick).bind(cutoff).bind(BATCH);
+        let rows = q.fetch_all(conn).await?;
+        Ok(Self::of_rows(rule.key, &rows))
+    }
+
+    fn of_rows(key: KeyType, rows: &[sqlx::any::AnyRow]) -> Self {
+        use sqlx::Row;
+        let text = |r: &sqlx::any::AnyRow, i: usize| r.try_get::<String, _>(i).unwrap_or_default();
+        let int = |r: &sqlx::any::AnyRow, i: usize| r.try_get::<i64, _>(i).unwrap_or_default();
+        match key {
+            KeyType::Text => Keys::Text(rows.iter().map(|r| text(r, 0)).collect()),
+            KeyType::Int => Keys::Int(rows.iter().map(|r| int(r, 0)).collect()),
+            KeyType::TenantText => Keys::TenantText(rows.iter().map(|r| (text(r, 0), text(r, 1))).collect()),
+            KeyType::TenantInt => Keys::TenantInt(rows.iter().map(|r| (text(r, 0), int(r, 1))).collect()),
         }
     }
 
@@ -155,7 +202,13 @@ impl Keys {
 
     /// `sql` with `{keys}` replaced by one placeholder per key, and the keys bound.
     fn bind<'q>(&'q self, sql: &'q str) -> Query<'q, sqlx::Any, AnyArguments> {
-        let list: Vec<String> = (1..=self.len()).map(|i| format!("${i}")).collect();
+        let list: Vec<String> = match self {
+            Keys::Text(_) | Keys::Int(_) => (1..=self.len()).map(|i| format!("${i}")).collect(),
+            Keys::TenantText(_) | Keys::TenantInt(_) => {
+                let pairs: Vec<String> = (0..self.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                vec![format!("VALUES {}", pairs.join(", "))]
+            }
+        };
         let text = sql.replace("{keys}", &list.join(", "));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
         match self {
@@ -167,6 +220,16 @@ impl Keys {
             Keys::Int(keys) => {
                 for k in keys {
                     q = q.bind(*k);
+                }
+            }
+            Keys::TenantText(keys) => {
+                for (t, k) in keys {
+                    q = q.bind(t.as_str()).bind(k.as_str());
+                }
+            }
+            Keys::TenantInt(keys) => {
+                for (t, k) in keys {
+                    q = q.bind(t.as_str()).bind(*k);
                 }
             }
         }
@@ -216,34 +279,16 @@ async fn pass(
         let cutoff = now - cfg.days(rule.kind) as i64 * DAY_MS;
         let mut deleted = 0u64;
         for _ in 0..MAX_BATCHES {
-            let picked = match rule.key {
-                KeyType::Text => {
-                    Keys::Text(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
-                }
-                KeyType::Int => {
-                    Keys::Int(sqlx::query_scalar(rule.pick).bind(cutoff).bind(BATCH).fetch_all(&mut *conn).await?)
-                }
-            };
+            let picked = Keys::pick(rule, cutoff, &mut *conn).await?;
             if picked.is_empty() {
                 break;
             }
             let mut tx = conn.begin().await?;
-            let gone = match rule.key {
-                KeyType::Text => {
-                    let rows: Vec<String> =
-                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(text_of).collect();
-                    Keys::Text(rows)
+            let gone = Keys::of_rows(rule.key, &picked.bind(rule.delete).fetch_all(&mut *tx).await?);
+            if !gone.is_empty() {
+                for dependent in rule.dependents {
+                    gone.bind(dependent).execute(&mut *tx).await?;
                 }
-                KeyType::Int => {
-                    let rows: Vec<i64> =
-                        picked.bind(rule.delete).fetch_all(&mut *tx).await?.iter().map(int_of).collect();
-                    Keys::Int(rows)
-                }
-            };
-            if let Some(dependents) = rule.dependents
-                && !gone.is_empty()
-            {
-                gone.bind(dependents).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             deleted += gone.len() as u64;
@@ -276,16 +321,6 @@ async fn pass(
         METRICS.oldest_age.get_or_create(&TableLabels { table }).set(age);
     }
     Ok(out)
-}
-
-fn text_of(row: &sqlx::any::AnyRow) -> String {
-    use sqlx::Row;
-    row.try_get::<String, _>(0).unwrap_or_default()
-}
-
-fn int_of(row: &sqlx::any::AnyRow) -> i64 {
-    use sqlx::Row;
-    row.try_get::<i64, _>(0).unwrap_or_default()
 }
 
 /// Runs [`run_once`] every `cfg.interval` until the process ends (the first pass after one
@@ -335,7 +370,7 @@ macro_rules! history_rule {
                 " < $1"
             ),
             delete: concat!("DELETE FROM ", $table, " WHERE ", $key, " IN ({keys}) RETURNING ", $key),
-            dependents: None,
+            dependents: &[],
             oldest: concat!("SELECT ", $time, " FROM ", $table, " ORDER BY ", $key, " LIMIT 1"),
         }
     };
@@ -354,6 +389,8 @@ mod tests {
                 settled_events_days: 14,
                 dead_letters_days: 90,
                 history_days: 90,
+                sales_days: 90,
+                shipments_days: 90,
                 interval: Duration::from_secs(600)
             }
         );
@@ -363,6 +400,9 @@ mod tests {
         let bad = Env::default().with("PONTE_RETENTION_HISTORY_DAYS", "soon");
         let e = RetentionConfig::from_env(&bad).unwrap_err().to_string();
         assert!(e.contains("PONTE_RETENTION_HISTORY_DAYS"), "{e}");
+        let sales = Env::default().with("PONTE_RETENTION_SALES_DAYS", "7");
+        let e = RetentionConfig::from_env(&sales).unwrap_err().to_string();
+        assert!(e.contains("PONTE_RETENTION_SALES_DAYS") && e.contains("minimum of 30"), "{e}");
         let zero = Env::default().with("PONTE_RETENTION_INTERVAL_SECONDS", "0");
         assert!(RetentionConfig::from_env(&zero).unwrap_err().to_string().contains("PONTE_RETENTION_INTERVAL_SECONDS"));
     }

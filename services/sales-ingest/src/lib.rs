@@ -40,9 +40,24 @@ ponte_core::service_spec! {
     pub static SPEC = { name: "sales-ingest", schema: "sales_ingest", grpc_services: &[service_names::SALES_INGEST, service_names::TENANT_DATA], routes: routes };
 }
 
-/// What retention deletes: the sale_history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
-pub static RETENTION: [ponte_core::retention::Rule; 1] =
-    [ponte_core::history_rule!("sale_history", "seq", "event_time")];
+/// What retention deletes: the sale_history rows older than `PONTE_RETENTION_HISTORY_DAYS`,
+/// and the sales posted or cancelled (no cancel pending) unchanged for
+/// `PONTE_RETENTION_SALES_DAYS`, with their history. Received, parked, failed and moving sales
+/// never go.
+pub static RETENTION: [ponte_core::retention::Rule; 2] = [
+    ponte_core::history_rule!("sale_history", "seq", "event_time"),
+    ponte_core::retention::Rule {
+        table: "sales",
+        kind: ponte_core::retention::Kind::SettledSales,
+        key: ponte_core::retention::KeyType::TenantText,
+        pick: "SELECT tenant_id, sale_id FROM sales WHERE state IN ('posted', 'cancelled') AND cancel_requested = 0 \
+               AND update_time < $1 ORDER BY update_time LIMIT $2",
+        delete: "DELETE FROM sales WHERE (tenant_id, sale_id) IN ({keys}) AND state IN ('posted', 'cancelled') \
+                 AND cancel_requested = 0 RETURNING tenant_id, sale_id",
+        dependents: &["DELETE FROM sale_history WHERE (tenant_id, sale_id) IN ({keys})"],
+        oldest: "SELECT MIN(update_time) FROM sales WHERE state IN ('posted', 'cancelled') AND cancel_requested = 0",
+    },
+];
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     ponte_core::retention::spawn(

@@ -48,8 +48,29 @@ ponte_core::service_spec! {
     pub static SPEC = { name: "shipping-status", schema: "shipping_status", grpc_services: &[service_names::SHIPPING_STATUS, service_names::TENANT_DATA], routes: routes };
 }
 
-/// What retention deletes: the history rows older than `PONTE_RETENTION_HISTORY_DAYS`.
-pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("history", "id", "at")];
+/// What retention deletes: the history rows older than `PONTE_RETENTION_HISTORY_DAYS`, and the
+/// shipments delivered or cancelled, unchanged for `PONTE_RETENTION_SHIPMENTS_DAYS`, with their
+/// products and history. Shipments on their way never go.
+pub static RETENTION: [ponte_core::retention::Rule; 2] = [
+    ponte_core::history_rule!("history", "id", "at"),
+    ponte_core::retention::Rule {
+        table: "shipments",
+        kind: ponte_core::retention::Kind::SettledShipments,
+        key: ponte_core::retention::KeyType::TenantInt,
+        pick: "SELECT tenant_id, bling_order_id FROM shipments \
+               WHERE status IN ('SHIPPING_STATUS_DELIVERED', 'SHIPPING_STATUS_CANCELLED') \
+               AND update_time < $1 ORDER BY update_time LIMIT $2",
+        delete: "DELETE FROM shipments WHERE (tenant_id, bling_order_id) IN ({keys}) \
+                 AND status IN ('SHIPPING_STATUS_DELIVERED', 'SHIPPING_STATUS_CANCELLED') \
+                 RETURNING tenant_id, bling_order_id",
+        dependents: &[
+            "DELETE FROM shipment_products WHERE (tenant_id, bling_order_id) IN ({keys})",
+            "DELETE FROM history WHERE (tenant_id, bling_order_id) IN ({keys})",
+        ],
+        oldest: "SELECT MIN(update_time) FROM shipments \
+                 WHERE status IN ('SHIPPING_STATUS_DELIVERED', 'SHIPPING_STATUS_CANCELLED')",
+    },
+];
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
     ponte_core::retention::spawn(
