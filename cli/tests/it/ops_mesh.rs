@@ -19,3 +19,11 @@ pub async fn start_proc(service: &'static str, env: &[(String, String)]) -> Proc
     env.extend(crate::support::api_env());
     Proc::start(std::path::Path::new(env!("CARGO_BIN_EXE_ponte")), service, &env).await
 }
+
+/// As [`start`], with every service: sales-ingest and shipping-status too.
+pub async fn start_all(gateways: usize, extra: &[(&str, String)]) -> ProcessMesh {
+    let mut opts = MeshOptions::new(env!("CARGO_BIN_EXE_ponte"), gateways);
+    opts.services = ponte_tests::procs::ALL_SERVICES.to_vec();
+    opts.extra = extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    ProcessMesh::start(opts).await
+}

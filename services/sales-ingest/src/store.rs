@@ -4,7 +4,12 @@
 //! history entry in one transaction, and the reads the API and the worker need.
 
 use ponte_core::{
-    TenantId, db::Database, error::ServiceError, sql::Statement, telemetry::current_trace_id, time::now_millis,
+    TenantId,
+    db::Database,
+    error::ServiceError,
+    sql::Statement,
+    telemetry::{current_trace_id, current_traceparent},
+    time::now_millis,
 };
 
 use crate::{
@@ -170,11 +175,12 @@ pub(crate) async fn receive(
     received: i64,
 ) -> Result<Stored, ServiceError> {
     let now = received;
+    let traceparent = current_traceparent().unwrap_or_default();
     let json = serde_json::to_string(sale).map_err(|e| ServiceError::Internal(e.into()))?;
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO sales (tenant_id, sale_id, store_id, state, sale_json, total_cents, next_attempt_time, \
-         receive_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) \
+         receive_time, update_time, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8) \
          ON CONFLICT (tenant_id, sale_id) DO NOTHING",
     )
     .bind(key.tenant.as_str())
@@ -184,6 +190,7 @@ pub(crate) async fn receive(
     .bind(&json)
     .bind(sale.total_cents)
     .bind(now)
+    .bind(&traceparent)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -196,7 +203,7 @@ pub(crate) async fn receive(
         let arrived_late = sqlx::query(
             "UPDATE sales SET sale_json = $3, store_id = $4, total_cents = $5, update_time = $6, \
              state = CASE WHEN state = $7 THEN $8 ELSE state END, \
-             reason = CASE WHEN state = $7 THEN '' ELSE reason END, next_attempt_time = $6 \
+             reason = CASE WHEN state = $7 THEN '' ELSE reason END, next_attempt_time = $6, traceparent = $9 \
              WHERE tenant_id = $1 AND sale_id = $2 AND sale_json = ''",
         )
         .bind(key.tenant.as_str())
@@ -207,6 +214,7 @@ pub(crate) async fn receive(
         .bind(now)
         .bind(State::Failed.label())
         .bind(State::Received.label())
+        .bind(&traceparent)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -282,15 +290,21 @@ pub(crate) async fn claim(db: &Database, key: &Key, token: &str, lease_ms: i64) 
     Ok(row)
 }
 
-/// Takes the leases of up to `limit` sales due for work (oldest due first) with `token`.
-pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: i64) -> Result<Vec<Key>, ServiceError> {
+/// Takes the leases of up to `limit` sales due for work (oldest due first) with `token`; each
+/// with the trace context of the request that brought it in (empty when there was none).
+pub(crate) async fn claim_due(
+    db: &Database,
+    token: &str,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<(Key, String)>, ServiceError> {
     let now = now_millis();
     let active: Vec<String> = State::ACTIVE.iter().map(|s| format!("'{}'", s.label())).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE sales SET lease_owner = $1, lease_until = $2 WHERE lease_until < $3 AND (tenant_id, sale_id) IN \
          (SELECT tenant_id, sale_id FROM sales WHERE (state IN ({}) OR (state = '{}' AND cancel_requested = 1)) \
           AND next_attempt_time <= $3 AND lease_until < $3 ORDER BY next_attempt_time LIMIT $4) \
-          RETURNING tenant_id, sale_id",
+          RETURNING tenant_id, sale_id, traceparent",
         active.join(", "),
         // Posted with a cancellation pending: its worker stopped before reversing it.
         State::Posted.label()
@@ -301,7 +315,7 @@ pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: 
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.into_iter().map(|(t, s)| Key { tenant: TenantId::from_stored(t), sale_id: s }).collect())
+    Ok(rows.into_iter().map(|(t, s, tp)| (Key { tenant: TenantId::from_stored(t), sale_id: s }, tp)).collect())
 }
 
 /// Extends the lease; false when another worker took the sale over.
