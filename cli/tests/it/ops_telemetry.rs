@@ -277,3 +277,111 @@ async fn pos_sales_record_their_sync_latency_under_the_webhooks_trace_even_when_
     .await;
     assert!(exported, "sales-ingest exported {:?}", collector.traces_of("ponte-sales-ingest").await);
 }
+
+/// The trace id in a `traceparent` value.
+fn trace_of(traceparent: &str) -> String {
+    traceparent.split('-').nth(1).unwrap_or_default().to_owned()
+}
+
+/// The two shipping flows, each from a webhook's receipt at the gateway to its write: a Bling
+/// order released to shipping (its `order.updated` webhook sent with a trace context of our
+/// own) becomes a 360Envios order, and the hub's status webhook moves the Bling order on. Each
+/// records its `ponte_sync_latency_seconds` with its webhook's trace as exemplar (for the hub's
+/// webhook, the trace the gateway gave it when it stored it), which shipping-status exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_flows_record_their_sync_latency_with_the_webhooks_trace_as_exemplar() {
+    use ponte_proto::v1::{SetUpShippingRequest, shipping_status_service_client::ShippingStatusServiceClient};
+    let (collector, otlp) = Collector::start().await;
+    let mesh = ops_mesh::start_all(
+        1,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")), ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned())],
+    )
+    .await;
+    // The tenant's situações for shipping, made in Bling and mapped (setup, again while Bling
+    // asks to wait).
+    let mut shipping = ShippingStatusServiceClient::new(mesh.channel("shipping-status").await);
+    let req = SetUpShippingRequest { tenant_id: TENANT.into(), dry_run: false, ..Default::default() };
+    let mut set_up = false;
+    for _ in 0..20 {
+        match shipping.set_up_shipping(req.clone()).await {
+            Ok(_) => {
+                set_up = true;
+                break;
+            }
+            Err(s) if ponte_core::error::is_retriable(&s) => {
+                tokio::time::sleep(ponte_core::error::retry_after(&s).unwrap_or(Duration::from_millis(500))).await;
+            }
+            Err(s) => panic!("set up shipping: {s:?}"),
+        }
+    }
+    assert!(set_up, "shipping was never set up");
+
+    let b = &mesh.bling.bling;
+    let contato = b.seed_contact(json!({"nome": "Maria Souza", "numeroDocumento": "123.456.789-09", "tipo": "F"}));
+    let product = b.seed_product(json!({"nome": "Camiseta", "codigo": "CAM-1", "preco": 59.9, "pesoBruto": 0.4}));
+    let auth = mesh.channel("auth-token").await;
+    let etiqueta = json!({"nome": "Maria Souza", "endereco": "Rua Augusta", "numero": "1500", "complemento": "ap 12",
+        "municipio": "São Paulo", "uf": "SP", "cep": "01304-001", "bairro": "Consolação"});
+    let body = json!({"contato": {"id": contato}, "data": "2026-03-02", "dataSaida": "2026-03-02",
+        "dataPrevista": "2026-03-05", "transporte": {"fretePorConta": 0, "frete": 15, "etiqueta": etiqueta},
+        "itens": [{"produto": {"id": product}, "quantidade": 1, "valor": 59.9, "codigo": "CAM-1", "descricao": "Camiseta"}]});
+    let order = bling_api_at(auth.clone(), reqwest::Method::POST, "/pedidos/vendas", Some(body)).await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    // Em andamento releases the order to shipping.
+    let em_andamento = 15;
+    bling_api_at(auth, reqwest::Method::PATCH, &format!("/pedidos/vendas/{order}/situacoes/{em_andamento}"), None)
+        .await;
+    let cfg = mesh.bling.bling.config().clone();
+    let data = json!({"id": order, "situacao": {"id": em_andamento}});
+    let body = bling_body("ops-ship-order", "order.updated", &cfg.company_id, &date(0), data);
+    let sig = sign(&cfg.client_secret, body.as_bytes());
+    post(mesh.gateway_url("/webhooks/bling"), "application/json", body, trace(6), Some(sig)).await;
+    let hub = &mesh.hub.hub;
+    assert!(eventually(Duration::from_secs(30), || async { hub.orders().len() == 1 }).await, "no 360 order");
+
+    // The hub moves it on: its webhook (signed by the hub, straight to the gateway) moves the
+    // Bling order to the mapped situação.
+    let hub_id = hub.orders()[0]["id"].as_str().unwrap().to_owned();
+    hub.set_status(&hub_id, "in_packing_list").unwrap();
+    let situacao = || b.order(order).and_then(|o| o.pointer("/situacao/id").and_then(serde_json::Value::as_i64));
+    let moved = eventually(Duration::from_secs(30), || async { situacao() != Some(em_andamento) }).await;
+    assert!(moved, "the Bling order never moved: {:?}", b.order(order));
+
+    let shipping_status = mesh.proc("shipping-status");
+    let counted = eventually(Duration::from_secs(10), || async {
+        let text = shipping_status.metrics(true).await;
+        count(&text, "bling_to_envios360_orders") == 1 && count(&text, "envios360_to_bling_status") == 1
+    })
+    .await;
+    let text = shipping_status.metrics(true).await;
+    assert!(counted, "{text}");
+    assert_eq!(exemplars(&text, "bling_to_envios360_orders"), vec![trace(6)], "the release's exemplar");
+    // The hub's webhook came without a trace context: the gateway began its trace and kept it
+    // with the stored event.
+    let gateway = mesh.db("gateway").await;
+    let hub_traces: Vec<String> =
+        sqlx::query_scalar("SELECT traceparent FROM inbox_events WHERE source = 'envios360' AND traceparent <> ''")
+            .fetch_all(gateway.pool())
+            .await
+            .unwrap();
+    let hub_traces: Vec<String> = hub_traces.iter().map(|t| trace_of(t)).collect();
+    let status = exemplars(&text, "envios360_to_bling_status");
+    assert_eq!(status.len(), 1, "{text}");
+    assert!(
+        hub_traces.contains(&status[0]),
+        "the status exemplar {status:?} is no hub webhook's trace: {hub_traces:?}"
+    );
+
+    let wanted = [trace(6), status[0].clone()];
+    let exported = eventually(Duration::from_secs(10), || async {
+        let seen = collector.traces_of("ponte-shipping-status").await;
+        wanted.iter().all(|t| seen.contains(t))
+    })
+    .await;
+    assert!(
+        exported,
+        "shipping-status exported {:?}, not {wanted:?}",
+        collector.traces_of("ponte-shipping-status").await
+    );
+}
