@@ -161,31 +161,12 @@ async fn every_catalog_flow_records_its_sync_latency_with_the_webhooks_trace_as_
     assert!(gateway.contains(r#"ponte_inbox_oldest_pending_age_seconds{subscriber="catalog-sync"} 0"#), "{gateway}");
 }
 
-/// Maps CPLUG store `store` to Bling's PDV channel and first depósito.
-async fn map_store(mesh: &ops_mesh::ProcessMesh, store: &str) {
-    use ponte_proto::v1::{CreateStoreMapRequest, StoreMap, mapping_service_client::MappingServiceClient};
-    let map = StoreMap {
-        tenant_id: TENANT.into(),
-        cplug_store_id: store.into(),
-        bling_loja_id: ponte_sandbox::bling::CANAL_PDV,
-        bling_deposito_id: ponte_sandbox::bling::DEPOSITOS[0].0,
-        create_time: None,
-    };
-    MappingServiceClient::new(mesh.channel("mapping").await)
-        .create_store_map(CreateStoreMapRequest { map: Some(map), validate_only: false })
-        .await
-        .unwrap();
-}
-
 /// A POS sale becomes a Bling order under the trace of the webhook that brought it, whether it
 /// is posted at once or waits (parked: its store had no map) and is taken up later by the
 /// scanner: both record `cplug_sales_to_bling` with their webhook's trace as exemplar, and
 /// sales-ingest exports its spans under those traces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pos_sales_record_their_sync_latency_under_the_webhooks_trace_even_when_resumed_later() {
-    use ponte_proto::v1::{
-        CreatePaymentMethodMapRequest, PaymentMethodMap, mapping_service_client::MappingServiceClient,
-    };
     let (collector, otlp) = Collector::start().await;
     let mesh = ops_mesh::start_all(
         1,
@@ -197,38 +178,13 @@ async fn pos_sales_record_their_sync_latency_under_the_webhooks_trace_even_when_
         ],
     )
     .await;
+    ops_mesh::set_up_till(&mesh).await;
     let b = &mesh.bling.bling;
-    let id = b.seed_product(json!({"nome": "Copo", "codigo": "COPO-1", "preco": 10.0}));
-    b.set_stock(id, ponte_sandbox::bling::DEPOSITOS[0].0, rust_decimal::Decimal::from(100));
-    map_store(&mesh, "loja-centro").await;
-    let map = PaymentMethodMap {
-        tenant_id: TENANT.into(),
-        cplug_method: "DINHEIRO".into(),
-        bling_forma_pagamento_id: 11_010_299,
-        ..Default::default()
+    let push = |event_id: &'static str, sale: serde_json::Value, trace_id: String| {
+        let mesh = &mesh;
+        async move { ops_mesh::push_sale(mesh, event_id, sale, Some(&trace_id)).await }
     };
-    MappingServiceClient::new(mesh.channel("mapping").await)
-        .create_payment_method_map(CreatePaymentMethodMapRequest { map: Some(map), validate_only: false })
-        .await
-        .unwrap();
-
-    let sale = |id: &str, store: &str| {
-        json!({"id": id, "store_id": store, "items": [{"sku": "COPO-1", "quantity": 1, "unit_price": 10.0}],
-            "total": 10.0, "payments": [{"method": "DINHEIRO", "amount": 10.0}]})
-    };
-    let push = |event_id: &str, sale: serde_json::Value, trace_id: String| {
-        let (headers, body) = mesh.pos.cplug.sale_webhook(event_id, "sale.completed", sale);
-        let mut req = reqwest::Client::new()
-            .post(mesh.gateway_url(&format!("/webhooks/cplug/{TENANT}")))
-            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"));
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        async move {
-            let resp = req.body(body).send().await.unwrap();
-            assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
-        }
-    };
+    let sale = ops_mesh::sale;
     let orders =
         |numero_loja: &str| b.orders().into_iter().filter(|o| o["numeroLoja"].as_str() == Some(numero_loja)).count();
     let sales_ingest = mesh.proc("sales-ingest");
@@ -261,7 +217,7 @@ async fn pos_sales_record_their_sync_latency_under_the_webhooks_trace_even_when_
     })
     .await;
     assert!(parked, "V-2 never parked: {}", where_sales().await);
-    map_store(&mesh, "loja-nova").await;
+    ops_mesh::map_store(&mesh, "loja-nova").await;
     let resumed = eventually(Duration::from_secs(30), || async { orders("V-2") == 1 }).await;
     assert!(resumed, "V-2 never posted: {}", where_sales().await);
     assert!(eventually(Duration::from_secs(10), || async { posted().await == 2 }).await, "V-2's sync not recorded");
