@@ -89,3 +89,52 @@ pub async fn push_sale(mesh: &ProcessMesh, event_id: &str, sale: serde_json::Val
     let resp = req.body(body).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
 }
+
+/// Bling's Em andamento: an order moved there is released to 360Envios.
+pub const EM_ANDAMENTO: i64 = 15;
+
+/// Runs shipping setup for the tenant (its situações made in Bling and mapped), again while
+/// Bling asks to wait.
+pub async fn set_up_shipping(mesh: &ProcessMesh) {
+    use ponte_proto::v1::{SetUpShippingRequest, shipping_status_service_client::ShippingStatusServiceClient};
+    let mut shipping = ShippingStatusServiceClient::new(mesh.channel("shipping-status").await);
+    let req =
+        SetUpShippingRequest { tenant_id: ponte_tests::webhooks::TENANT.into(), dry_run: false, ..Default::default() };
+    for _ in 0..20 {
+        match shipping.set_up_shipping(req.clone()).await {
+            Ok(_) => return,
+            Err(s) if ponte_core::error::is_retriable(&s) => {
+                let wait = ponte_core::error::retry_after(&s).unwrap_or(std::time::Duration::from_millis(500));
+                tokio::time::sleep(wait).await;
+            }
+            Err(s) => panic!("set up shipping: {s:?}"),
+        }
+    }
+    panic!("shipping was never set up");
+}
+
+/// A customer with a CPF, added in Bling's UI.
+pub fn shipping_customer(mesh: &ProcessMesh) -> i64 {
+    mesh.bling
+        .bling
+        .seed_contact(serde_json::json!({"nome": "Maria Souza", "numeroDocumento": "123.456.789-09", "tipo": "F"}))
+}
+
+/// A Bling sales order of one `product` (code `codigo`) for `contato`, with a delivery address, made through
+/// Bling's API and moved to Em andamento (no webhook sent); its id.
+pub async fn released_order(auth: ponte_tests::Channel, contato: i64, product: i64, codigo: &str) -> i64 {
+    use ponte_tests::webhooks::bling_api_at;
+    use serde_json::json;
+    let etiqueta = json!({"nome": "Maria Souza", "endereco": "Rua Augusta", "numero": "1500", "complemento": "ap 12",
+        "municipio": "São Paulo", "uf": "SP", "cep": "01304-001", "bairro": "Consolação"});
+    let body = json!({"contato": {"id": contato}, "data": "2026-03-02", "dataSaida": "2026-03-02",
+        "dataPrevista": "2026-03-05", "transporte": {"fretePorConta": 0, "frete": 15, "etiqueta": etiqueta},
+        "itens": [{"produto": {"id": product}, "quantidade": 1, "valor": 59.9, "codigo": codigo,
+            "descricao": "Camiseta"}]});
+    let order = bling_api_at(auth.clone(), reqwest::Method::POST, "/pedidos/vendas", Some(body)).await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    bling_api_at(auth, reqwest::Method::PATCH, &format!("/pedidos/vendas/{order}/situacoes/{EM_ANDAMENTO}"), None)
+        .await;
+    order
+}

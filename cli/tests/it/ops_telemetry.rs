@@ -246,48 +246,19 @@ fn trace_of(traceparent: &str) -> String {
 /// webhook, the trace the gateway gave it when it stored it), which shipping-status exported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipping_flows_record_their_sync_latency_with_the_webhooks_trace_as_exemplar() {
-    use ponte_proto::v1::{SetUpShippingRequest, shipping_status_service_client::ShippingStatusServiceClient};
     let (collector, otlp) = Collector::start().await;
     let mesh = ops_mesh::start_all(
         1,
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")), ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned())],
     )
     .await;
-    // The tenant's situações for shipping, made in Bling and mapped (setup, again while Bling
-    // asks to wait).
-    let mut shipping = ShippingStatusServiceClient::new(mesh.channel("shipping-status").await);
-    let req = SetUpShippingRequest { tenant_id: TENANT.into(), dry_run: false, ..Default::default() };
-    let mut set_up = false;
-    for _ in 0..20 {
-        match shipping.set_up_shipping(req.clone()).await {
-            Ok(_) => {
-                set_up = true;
-                break;
-            }
-            Err(s) if ponte_core::error::is_retriable(&s) => {
-                tokio::time::sleep(ponte_core::error::retry_after(&s).unwrap_or(Duration::from_millis(500))).await;
-            }
-            Err(s) => panic!("set up shipping: {s:?}"),
-        }
-    }
-    assert!(set_up, "shipping was never set up");
-
+    ops_mesh::set_up_shipping(&mesh).await;
     let b = &mesh.bling.bling;
-    let contato = b.seed_contact(json!({"nome": "Maria Souza", "numeroDocumento": "123.456.789-09", "tipo": "F"}));
+    let contato = ops_mesh::shipping_customer(&mesh);
     let product = b.seed_product(json!({"nome": "Camiseta", "codigo": "CAM-1", "preco": 59.9, "pesoBruto": 0.4}));
     let auth = mesh.channel("auth-token").await;
-    let etiqueta = json!({"nome": "Maria Souza", "endereco": "Rua Augusta", "numero": "1500", "complemento": "ap 12",
-        "municipio": "São Paulo", "uf": "SP", "cep": "01304-001", "bairro": "Consolação"});
-    let body = json!({"contato": {"id": contato}, "data": "2026-03-02", "dataSaida": "2026-03-02",
-        "dataPrevista": "2026-03-05", "transporte": {"fretePorConta": 0, "frete": 15, "etiqueta": etiqueta},
-        "itens": [{"produto": {"id": product}, "quantidade": 1, "valor": 59.9, "codigo": "CAM-1", "descricao": "Camiseta"}]});
-    let order = bling_api_at(auth.clone(), reqwest::Method::POST, "/pedidos/vendas", Some(body)).await["data"]["id"]
-        .as_i64()
-        .unwrap();
-    // Em andamento releases the order to shipping.
-    let em_andamento = 15;
-    bling_api_at(auth, reqwest::Method::PATCH, &format!("/pedidos/vendas/{order}/situacoes/{em_andamento}"), None)
-        .await;
+    let order = ops_mesh::released_order(auth, contato, product, "CAM-1").await;
+    let em_andamento = ops_mesh::EM_ANDAMENTO;
     let cfg = mesh.bling.bling.config().clone();
     let data = json!({"id": order, "situacao": {"id": em_andamento}});
     let body = bling_body("ops-ship-order", "order.updated", &cfg.company_id, &date(0), data);
