@@ -49,6 +49,14 @@ impl Row {
         Park::from_label(&self.park_reason)
     }
 
+    /// The state the API and the counts show: a parked sale being re-checked (taken up again
+    /// with its park reason kept until a step succeeds) is still parked, for the reason it
+    /// waits on, until the re-check posts it or parks it again; it never blinks out of the
+    /// parked list.
+    pub fn shown_state(&self) -> State {
+        shown(self.state(), self.park())
+    }
+
     /// The stored sale; `None` for a cancellation that arrived before its sale.
     pub fn sale(&self) -> Result<Option<Sale>, ServiceError> {
         if self.sale_json.is_empty() {
@@ -60,6 +68,24 @@ impl Row {
     pub fn key(&self) -> Key {
         Key { tenant: TenantId::from_stored(self.tenant_id.clone()), sale_id: self.sale_id.clone() }
     }
+}
+
+/// See [`Row::shown_state`].
+pub(crate) fn shown(state: State, park: Option<Park>) -> State {
+    match (state, park) {
+        (State::Received | State::OrderCreated, Some(_)) => State::Parked,
+        (state, _) => state,
+    }
+}
+
+/// [`shown`] in SQL, over a row of `sales`.
+fn shown_sql() -> String {
+    format!(
+        "(CASE WHEN state IN ('{}', '{}') AND park_reason <> '' THEN '{}' ELSE state END)",
+        State::Received.label(),
+        State::OrderCreated.label(),
+        State::Parked.label()
+    )
 }
 
 /// Which sale.
@@ -453,7 +479,7 @@ pub(crate) async fn list(
 ) -> Result<Vec<Row>, ServiceError> {
     let mut s = Statement::new(format!("SELECT {COLUMNS} FROM sales WHERE tenant_id = "));
     s.bind(tenant.as_str().to_owned());
-    s.push(" AND state IN (");
+    s.push(&format!(" AND {} IN (", shown_sql()));
     for (i, st) in states.iter().enumerate() {
         if i > 0 {
             s.push(", ");
@@ -520,4 +546,20 @@ pub(crate) async fn parked_tenants(db: &Database) -> Result<Vec<TenantId>, Servi
         .fetch_all(db.pool())
         .await?;
     Ok(rows.into_iter().map(TenantId::from_stored).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_sale_being_rechecked_is_shown_parked_until_a_step_succeeds() {
+        let park = Some(Park::UnmappedPaymentMethod);
+        assert_eq!(shown(State::Received, park), State::Parked);
+        assert_eq!(shown(State::OrderCreated, park), State::Parked);
+        assert_eq!(shown(State::Received, None), State::Received);
+        assert_eq!(shown(State::OrderCreated, None), State::OrderCreated);
+        assert_eq!(shown(State::Posted, None), State::Posted);
+        assert_eq!(shown(State::Cancelled, park), State::Cancelled);
+    }
 }
