@@ -134,10 +134,17 @@ async fn a_stopping_sales_ingest_turns_not_serving_finishes_its_step_and_hands_t
     let mut health =
         HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     assert_eq!(health.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    // When readiness turns NOT_SERVING, the sale is still in hand: it turns first.
+    let watch_db = mesh.db("sales_ingest").await;
     let watched = tokio::spawn(async move {
         while let Ok(Some(m)) = health.message().await {
             if m.status() == ServingStatus::NotServing {
-                return Some(Instant::now());
+                let then: (String, String) =
+                    sqlx::query_as("SELECT state, lease_owner FROM sales WHERE sale_id = 'V-STOP'")
+                        .fetch_one(watch_db.pool())
+                        .await
+                        .unwrap();
+                return Some((Instant::now(), then));
             }
         }
         None
@@ -147,8 +154,9 @@ async fn a_stopping_sales_ingest_turns_not_serving_finishes_its_step_and_hands_t
     let took = sigterm.elapsed();
     assert!(exit.success(), "sales-ingest exited with {exit}");
     assert!(took < Duration::from_secs(GRACE), "stopping took {took:?}, beyond the grace of {GRACE} s");
-    let not_serving = watched.await.unwrap().expect("readiness never turned NOT_SERVING");
+    let (not_serving, then) = watched.await.unwrap().expect("readiness never turned NOT_SERVING");
     assert!(not_serving.duration_since(sigterm) < took, "NOT_SERVING came after the process ended");
+    assert!(then.0 == "received" && !then.1.is_empty(), "the sale was no longer in hand at NOT_SERVING: {then:?}");
 
     // The step in hand (the order) was finished and recorded before the process went.
     let after = state().await.unwrap();
