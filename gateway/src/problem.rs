@@ -64,7 +64,7 @@ impl From<tonic::Status> for Problem {
             Code::Unimplemented => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not available in this build", detail)
             }
-            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+            Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
                 Self::unavailable(detail, retry_after(&s))
             }
             _ => Self::new(StatusCode::BAD_GATEWAY, "service-failed", "A ponte service failed", detail),

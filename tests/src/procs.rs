@@ -1,8 +1,8 @@
 //! A mesh of `ponte serve` processes, as Kubernetes runs it: one process per service replica
 //! against one PostgreSQL database and one Redis, each service behind a [`Balancer`] (a port
 //! spreading new connections over the service's live processes, as a Service does), the
-//! sandboxes of Bling, Bitrix24 and CPLUG in the caller's process, and tenant `loja` connected
-//! to all three. [`ProcessMesh::roll`] replaces one process as a rolling update does;
+//! sandboxes of Bling, Bitrix24, CPLUG and 360Envios in the caller's process, and tenant `loja`
+//! connected to all four (360Envios sends its webhooks to the gateways). [`ProcessMesh::roll`] replaces one process as a rolling update does;
 //! [`ProcessMesh::kill`] kills one with SIGKILL and starts its replacement, as a crashed pod is
 //! restarted. [`PrivatePostgres`] and [`PrivateRedis`] are servers of the caller's own (on free
 //! ports, in a temporary directory) that can be restarted without touching anyone else's.
@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use ponte_sandbox::{bitrix24, bling, cplug};
+use ponte_sandbox::{bitrix24, bling, cplug, envios360};
 use tokio::net::{TcpListener, TcpStream};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -238,6 +238,7 @@ pub struct ProcessMesh {
     pub bling: bling::Handle,
     pub portal: bitrix24::Handle,
     pub pos: cplug::Handle,
+    pub hub: envios360::Handle,
     bin: PathBuf,
     env: Vec<(String, String)>,
     logs: bool,
@@ -265,6 +266,11 @@ impl ProcessMesh {
         let bling = bling::Bling::new(bling_config).spawn(None).await.unwrap();
         let portal = bitrix24::Bitrix24::new(opts.portal).spawn(None).await.unwrap();
         let pos = cplug::Cplug::new(pos_config).spawn(None).await.unwrap();
+        let hub_config = envios360::Config {
+            webhook_url: Some(format!("{gateway_http}/webhooks/envios360/{}", webhooks::TENANT)),
+            ..envios360::Config::for_tests()
+        };
+        let hub = envios360::Envios360::new(hub_config).spawn(None).await.unwrap();
         let (database, database_url) = match opts.database_url {
             Some(url) => (None, url),
             None => {
@@ -285,6 +291,7 @@ impl ProcessMesh {
             ("PONTE_BLING_AUTHORIZE_URL", format!("{}/oauth/authorize", bling.base_url)),
             ("PONTE_BLING_TOKEN_URL", format!("{}/oauth/token", bling.base_url)),
             ("PONTE_CPLUG_API_URL", pos.base_url.clone()),
+            ("PONTE_ENVIOS360_API_URL", hub.base_url.clone()),
             ("PONTE_RATE_LIMIT_SCALE", "1000".to_owned()),
             ("PONTE_DISPATCH_BACKOFF_MS", "100".to_owned()),
             ("PONTE_DISPATCH_MAX_BACKOFF_SECONDS", "1".to_owned()),
@@ -321,6 +328,7 @@ impl ProcessMesh {
             bling,
             portal,
             pos,
+            hub,
             bin: opts.bin,
             env,
             logs: opts.logs,
@@ -336,7 +344,8 @@ impl ProcessMesh {
         let auth = mesh.channel("auth-token").await;
         webhooks::create_tenant_with_bling(auth.clone(), &mesh.bling).await;
         webhooks::connect_portal_at(auth.clone(), &mesh.portal).await;
-        webhooks::connect_cplug_at(auth, &mesh.pos).await;
+        webhooks::connect_cplug_at(auth.clone(), &mesh.pos).await;
+        webhooks::connect_envios360_at(auth, &mesh.hub).await;
         mesh
     }
 

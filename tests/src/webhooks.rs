@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ponte_proto::v1::{
     Bitrix24WebhookCredentials, CompleteAuthorizationRequest, CplugCredentials, CreateTenantRequest,
-    GetAccessTokenRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
+    Envios360Credentials, GetAccessTokenRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
 use ponte_sandbox::bling::{Bling, Config, Handle};
@@ -148,6 +148,21 @@ pub async fn connect_cplug_at(auth_token: crate::Channel, pos: &ponte_sandbox::c
         })
         .await
         .expect("connect CPLUG");
+}
+
+/// Connects [`TENANT`] to a 360Envios sandbox hub through the auth-token service at `auth_token`.
+pub async fn connect_envios360_at(auth_token: crate::Channel, hub: &ponte_sandbox::envios360::Handle) {
+    let cfg = hub.hub.config().clone();
+    AuthTokenServiceClient::new(auth_token)
+        .set_api_credentials(SetApiCredentialsRequest {
+            tenant_id: TENANT.into(),
+            credentials: Some(Credentials::Envios360(Envios360Credentials {
+                api_token: cfg.api_token,
+                webhook_secret: cfg.webhook_secret,
+            })),
+        })
+        .await
+        .expect("connect 360Envios");
 }
 
 /// Creates tenant [`TENANT`] and connects it to the Bling sandbox `bling` (the merchant's OAuth

@@ -142,11 +142,18 @@ pub fn retry_after(status: &Status) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// Whether a failed gRPC call may succeed when tried again.
+/// Whether a failed gRPC call may succeed when tried again. CANCELLED is what a caller sees
+/// when the peer process goes away mid-call (killed, or its connection cut): the peer never
+/// refused the request, so it is tried again like UNAVAILABLE.
 pub fn is_retriable(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Unknown
+            | Code::Cancelled
     )
 }
 
@@ -167,6 +174,16 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(retry_after(&s), Some(Duration::from_millis(340)));
         assert!(is_retriable(&s));
+    }
+
+    #[test]
+    fn a_call_cut_off_with_its_peer_is_retried_and_refusals_are_not() {
+        for code in [Code::Cancelled, Code::Unavailable, Code::DeadlineExceeded, Code::Aborted] {
+            assert!(is_retriable(&Status::new(code, "x")), "{code:?} must be retried");
+        }
+        for code in [Code::InvalidArgument, Code::NotFound, Code::FailedPrecondition, Code::PermissionDenied] {
+            assert!(!is_retriable(&Status::new(code, "x")), "{code:?} is permanent");
+        }
     }
 
     #[test]

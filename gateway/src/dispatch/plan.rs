@@ -49,9 +49,8 @@ pub fn plan(
     };
     let error = format!("{:?}: {}", status.code(), status.message());
     // A call cut off with its connection comes back CANCELLED from the client; the service
-    // never refused it.
-    let retriable = is_retriable(&status) || status.code() == tonic::Code::Cancelled;
-    if !retriable {
+    // never refused it, and `is_retriable` retries it.
+    if !is_retriable(&status) {
         Completion::Dead { error: format!("{error} (not retriable)"), exhausted: false }
     } else if attempt >= cfg.max_attempts {
         Completion::Dead { error: format!("{error} (gave up after {attempt} attempts)"), exhausted: true }

@@ -79,7 +79,7 @@ impl SalesIngest {
 
 /// A stored sale as the API shows it.
 pub(crate) fn record(row: Row, history: Vec<SaleHistoryEntry>) -> SaleRecord {
-    let state = row.state();
+    let state = row.shown_state();
     let sale = row.sale().ok().flatten().map(|s| s.to_proto());
     SaleRecord {
         tenant_id: row.tenant_id.clone(),

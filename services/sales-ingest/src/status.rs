@@ -31,7 +31,8 @@ pub(crate) async fn sync_status(db: &Database, tenant: &TenantId) -> Result<Flow
     let mut c = SalesCounts::default();
     for row in counts {
         let n = u64::try_from(row.n).unwrap_or_default();
-        match (State::from_label(&row.state), Park::from_label(&row.park_reason)) {
+        let park = Park::from_label(&row.park_reason);
+        match (crate::store::shown(State::from_label(&row.state), park), park) {
             (State::Received | State::OrderCreated, _) => c.received += n,
             (State::Posted | State::Moving, _) => c.posted += n,
             (State::Failed, _) => c.failed += n,

@@ -4,7 +4,12 @@
 //! history entry in one transaction, and the reads the API and the worker need.
 
 use ponte_core::{
-    TenantId, db::Database, error::ServiceError, sql::Statement, telemetry::current_trace_id, time::now_millis,
+    TenantId,
+    db::Database,
+    error::ServiceError,
+    sql::Statement,
+    telemetry::{current_trace_id, current_traceparent},
+    time::now_millis,
 };
 
 use crate::{
@@ -44,6 +49,14 @@ impl Row {
         Park::from_label(&self.park_reason)
     }
 
+    /// The state the API and the counts show: a parked sale being re-checked (taken up again
+    /// with its park reason kept until a step succeeds) is still parked, for the reason it
+    /// waits on, until the re-check posts it or parks it again; it never blinks out of the
+    /// parked list.
+    pub fn shown_state(&self) -> State {
+        shown(self.state(), self.park())
+    }
+
     /// The stored sale; `None` for a cancellation that arrived before its sale.
     pub fn sale(&self) -> Result<Option<Sale>, ServiceError> {
         if self.sale_json.is_empty() {
@@ -55,6 +68,24 @@ impl Row {
     pub fn key(&self) -> Key {
         Key { tenant: TenantId::from_stored(self.tenant_id.clone()), sale_id: self.sale_id.clone() }
     }
+}
+
+/// See [`Row::shown_state`].
+pub(crate) fn shown(state: State, park: Option<Park>) -> State {
+    match (state, park) {
+        (State::Received | State::OrderCreated, Some(_)) => State::Parked,
+        (state, _) => state,
+    }
+}
+
+/// [`shown`] in SQL, over a row of `sales`.
+fn shown_sql() -> String {
+    format!(
+        "(CASE WHEN state IN ('{}', '{}') AND park_reason <> '' THEN '{}' ELSE state END)",
+        State::Received.label(),
+        State::OrderCreated.label(),
+        State::Parked.label()
+    )
 }
 
 /// Which sale.
@@ -170,11 +201,12 @@ pub(crate) async fn receive(
     received: i64,
 ) -> Result<Stored, ServiceError> {
     let now = received;
+    let traceparent = current_traceparent().unwrap_or_default();
     let json = serde_json::to_string(sale).map_err(|e| ServiceError::Internal(e.into()))?;
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO sales (tenant_id, sale_id, store_id, state, sale_json, total_cents, next_attempt_time, \
-         receive_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) \
+         receive_time, update_time, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8) \
          ON CONFLICT (tenant_id, sale_id) DO NOTHING",
     )
     .bind(key.tenant.as_str())
@@ -184,6 +216,7 @@ pub(crate) async fn receive(
     .bind(&json)
     .bind(sale.total_cents)
     .bind(now)
+    .bind(&traceparent)
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -196,7 +229,7 @@ pub(crate) async fn receive(
         let arrived_late = sqlx::query(
             "UPDATE sales SET sale_json = $3, store_id = $4, total_cents = $5, update_time = $6, \
              state = CASE WHEN state = $7 THEN $8 ELSE state END, \
-             reason = CASE WHEN state = $7 THEN '' ELSE reason END, next_attempt_time = $6 \
+             reason = CASE WHEN state = $7 THEN '' ELSE reason END, next_attempt_time = $6, traceparent = $9 \
              WHERE tenant_id = $1 AND sale_id = $2 AND sale_json = ''",
         )
         .bind(key.tenant.as_str())
@@ -207,6 +240,7 @@ pub(crate) async fn receive(
         .bind(now)
         .bind(State::Failed.label())
         .bind(State::Received.label())
+        .bind(&traceparent)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -282,15 +316,21 @@ pub(crate) async fn claim(db: &Database, key: &Key, token: &str, lease_ms: i64) 
     Ok(row)
 }
 
-/// Takes the leases of up to `limit` sales due for work (oldest due first) with `token`.
-pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: i64) -> Result<Vec<Key>, ServiceError> {
+/// Takes the leases of up to `limit` sales due for work (oldest due first) with `token`; each
+/// with the trace context of the request that brought it in (empty when there was none).
+pub(crate) async fn claim_due(
+    db: &Database,
+    token: &str,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<(Key, String)>, ServiceError> {
     let now = now_millis();
     let active: Vec<String> = State::ACTIVE.iter().map(|s| format!("'{}'", s.label())).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE sales SET lease_owner = $1, lease_until = $2 WHERE lease_until < $3 AND (tenant_id, sale_id) IN \
          (SELECT tenant_id, sale_id FROM sales WHERE (state IN ({}) OR (state = '{}' AND cancel_requested = 1)) \
           AND next_attempt_time <= $3 AND lease_until < $3 ORDER BY next_attempt_time LIMIT $4) \
-          RETURNING tenant_id, sale_id",
+          RETURNING tenant_id, sale_id, traceparent",
         active.join(", "),
         // Posted with a cancellation pending: its worker stopped before reversing it.
         State::Posted.label()
@@ -301,7 +341,7 @@ pub(crate) async fn claim_due(db: &Database, token: &str, lease_ms: i64, limit: 
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows.into_iter().map(|(t, s)| Key { tenant: TenantId::from_stored(t), sale_id: s }).collect())
+    Ok(rows.into_iter().map(|(t, s, tp)| (Key { tenant: TenantId::from_stored(t), sale_id: s }, tp)).collect())
 }
 
 /// Extends the lease; false when another worker took the sale over.
@@ -439,7 +479,7 @@ pub(crate) async fn list(
 ) -> Result<Vec<Row>, ServiceError> {
     let mut s = Statement::new(format!("SELECT {COLUMNS} FROM sales WHERE tenant_id = "));
     s.bind(tenant.as_str().to_owned());
-    s.push(" AND state IN (");
+    s.push(&format!(" AND {} IN (", shown_sql()));
     for (i, st) in states.iter().enumerate() {
         if i > 0 {
             s.push(", ");
@@ -506,4 +546,20 @@ pub(crate) async fn parked_tenants(db: &Database) -> Result<Vec<TenantId>, Servi
         .fetch_all(db.pool())
         .await?;
     Ok(rows.into_iter().map(TenantId::from_stored).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_sale_being_rechecked_is_shown_parked_until_a_step_succeeds() {
+        let park = Some(Park::UnmappedPaymentMethod);
+        assert_eq!(shown(State::Received, park), State::Parked);
+        assert_eq!(shown(State::OrderCreated, park), State::Parked);
+        assert_eq!(shown(State::Received, None), State::Received);
+        assert_eq!(shown(State::OrderCreated, None), State::OrderCreated);
+        assert_eq!(shown(State::Posted, None), State::Posted);
+        assert_eq!(shown(State::Cancelled, park), State::Cancelled);
+    }
 }

@@ -97,14 +97,27 @@ impl Worker {
             return store::require(&self.ctx.db, key).await;
         }
         let (done, finished) = oneshot::channel();
-        self.spawn_drive(key.clone(), token, permit, Some(done));
+        self.spawn_drive(key.clone(), token, permit, Some(done), None);
         let _ = tokio::time::timeout(self.ctx.tuning.inline_wait, finished).await;
         store::require(&self.ctx.db, key).await
     }
 
-    fn spawn_drive(&self, key: Key, token: String, permit: OwnedSemaphorePermit, done: Option<oneshot::Sender<()>>) {
+    /// Drives `key` in a task of its own. A sale driven at once belongs to the current trace
+    /// (the request that brought it); one the scanner took (`traceparent`: what was stored with
+    /// it) goes on under the trace of the request that brought it in, not a trace of its own.
+    fn spawn_drive(
+        &self,
+        key: Key,
+        token: String,
+        permit: OwnedSemaphorePermit,
+        done: Option<oneshot::Sender<()>>,
+        traceparent: Option<String>,
+    ) {
         let ctx = self.ctx.clone();
         let span = tracing::info_span!("sale.drive", sale_id = %key.sale_id);
+        if let Some(tp) = traceparent.filter(|tp| !tp.is_empty()) {
+            ponte_core::telemetry::set_parent_from_traceparent(&span, &tp);
+        }
         self.spawn(
             async move {
                 if let Err(e) = post::drive(&ctx, &key, &token).await {
@@ -143,9 +156,9 @@ impl Worker {
         let token = token();
         let due = store::claim_due(&self.ctx.db, &token, self.ctx.tuning.lease_ms(), free as i64).await?;
         let full = due.len() == free;
-        for key in due {
+        for (key, traceparent) in due {
             match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => self.spawn_drive(key, token.clone(), permit, None),
+                Ok(permit) => self.spawn_drive(key, token.clone(), permit, None, Some(traceparent)),
                 // A sale that came in took the worker meanwhile: the lease lapses, it is taken next time.
                 Err(_) => store::release(&self.ctx.db, &key, &token).await?,
             }

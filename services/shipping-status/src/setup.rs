@@ -203,7 +203,7 @@ async fn map(
             Err(s) if s.code() == Code::AlreadyExists => {
                 steps.push(step(subject, SetUpAction::Kept, t.id, s.message()))
             }
-            Err(s) if s.code() == Code::Unavailable => {
+            Err(s) if ponte_core::error::is_retriable(&s) => {
                 return Err(ServiceError::unavailable(format!("mapping: {}", s.message()), None));
             }
             Err(s) => {
