@@ -8,8 +8,10 @@ mod dlq_cmd;
 mod history_cmd;
 mod mapping_cmd;
 mod output;
+mod demo;
 mod run;
 mod sales_cmd;
+mod sandbox_cmd;
 mod shipping_cmd;
 mod status_cmd;
 mod tenants_delete;
@@ -80,8 +82,14 @@ enum Command {
         /// The first sandbox port (with --sandbox): Bling, Bitrix24, 360Envios, CPLUG in turn.
         #[arg(long, default_value_t = 9101)]
         bling_port: u16,
+        /// With --sandbox: a demo merchant (tenant `demo`) connected to all four sandboxes, a
+        /// small catalog in Bling synced to Bitrix24 and CPLUG, payments, store and shipping set
+        /// up; then prints what to try. Safe to run again on the same data directory.
+        #[arg(long, requires = "sandbox")]
+        demo: bool,
     },
-    /// Runs the fake of one outside system, standalone, for trying ponte or a client against it.
+    /// Runs the fake of one outside system, standalone, for trying ponte or a client against it;
+    /// with an action, acts on a running one as a person in that system's UI would.
     Sandbox {
         #[command(subcommand)]
         system: SandboxCommand,
@@ -159,7 +167,10 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum SandboxCommand {
     /// Bling v3: OAuth, the account limits, products, orders, stock (under /Api/v3).
+    #[command(args_conflicts_with_subcommands = true)]
     Bling {
+        #[command(subcommand)]
+        action: Option<sandbox_cmd::BlingAction>,
         #[arg(long, default_value_t = 9101)]
         port: u16,
         #[arg(long, default_value = "127.0.0.1")]
@@ -169,21 +180,30 @@ enum SandboxCommand {
         redirect_uri: String,
     },
     /// Bitrix24: a portal with an incoming webhook and an OAuth app.
+    #[command(args_conflicts_with_subcommands = true)]
     Bitrix24 {
+        #[command(subcommand)]
+        action: Option<sandbox_cmd::Bitrix24Action>,
         #[arg(long, default_value_t = 9102)]
         port: u16,
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
     },
     /// 360Envios: products, orders and the shipping life cycle.
+    #[command(args_conflicts_with_subcommands = true)]
     Envios360 {
+        #[command(subcommand)]
+        action: Option<sandbox_cmd::Envios360Action>,
         #[arg(long, default_value_t = 9103)]
         port: u16,
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
     },
-    /// CPLUG: the point of sale's token and product API.
+    /// CPLUG: the point of sale's token and product API, and its till.
+    #[command(args_conflicts_with_subcommands = true)]
     Cplug {
+        #[command(subcommand)]
+        action: Option<sandbox_cmd::CplugAction>,
         #[arg(long, default_value_t = 9104)]
         port: u16,
         #[arg(long, default_value = "127.0.0.1")]
@@ -242,27 +262,40 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { service } => run::serve(service).await,
-            Command::Dev { data_dir, grpc_port, http_port, host, sandbox, bling_port } => {
+            Command::Dev { data_dir, grpc_port, http_port, host, sandbox, bling_port, demo } => {
                 run::dev(run::DevOptions {
                     data_dir,
                     grpc: SocketAddr::new(host, grpc_port),
                     http: SocketAddr::new(host, http_port),
                     bling_sandbox: sandbox.then(|| SocketAddr::new(host, bling_port)),
+                    demo,
                 })
                 .await
             }
             Command::Migrate { service } => run::migrate(service).await,
             Command::CheckConfig { service } => config_check::check(service).await,
-            Command::Sandbox { system: SandboxCommand::Bling { port, host, redirect_uri } } => {
+            Command::Sandbox { system: SandboxCommand::Bling { action: Some(action), .. } } => {
+                sandbox_cmd::bling(action).await
+            }
+            Command::Sandbox { system: SandboxCommand::Bitrix24 { action: Some(action), .. } } => {
+                sandbox_cmd::bitrix24(action).await
+            }
+            Command::Sandbox { system: SandboxCommand::Envios360 { action: Some(action), .. } } => {
+                sandbox_cmd::envios360(action).await
+            }
+            Command::Sandbox { system: SandboxCommand::Cplug { action: Some(action), .. } } => {
+                sandbox_cmd::cplug(action).await
+            }
+            Command::Sandbox { system: SandboxCommand::Bling { action: None, port, host, redirect_uri } } => {
                 run::sandbox_bling(SocketAddr::new(host, port), redirect_uri).await
             }
-            Command::Sandbox { system: SandboxCommand::Bitrix24 { port, host } } => {
+            Command::Sandbox { system: SandboxCommand::Bitrix24 { action: None, port, host } } => {
                 run::sandbox_other(run::Other::Bitrix24, SocketAddr::new(host, port)).await
             }
-            Command::Sandbox { system: SandboxCommand::Envios360 { port, host } } => {
+            Command::Sandbox { system: SandboxCommand::Envios360 { action: None, port, host } } => {
                 run::sandbox_other(run::Other::Envios360, SocketAddr::new(host, port)).await
             }
-            Command::Sandbox { system: SandboxCommand::Cplug { port, host } } => {
+            Command::Sandbox { system: SandboxCommand::Cplug { action: None, port, host } } => {
                 run::sandbox_other(run::Other::Cplug, SocketAddr::new(host, port)).await
             }
             Command::Tenants { command } => admin_cmd::tenants(command).await,

@@ -227,15 +227,22 @@ pub struct DevOptions {
     pub http: SocketAddr,
     /// Where to run the Bling sandbox, when asked for.
     pub bling_sandbox: Option<SocketAddr>,
+    /// Set up the demo merchant against the sandboxes ([`crate::demo`]).
+    pub demo: bool,
 }
 
 /// Starts the Bling sandbox on `addr`; the environment the mesh needs to use it.
 async fn start_bling_sandbox(
     addr: SocketAddr,
     redirect_uri: String,
+    webhook_url: Option<String>,
 ) -> anyhow::Result<(ponte_sandbox::bling::Handle, Vec<(String, String)>)> {
     let listener = bind(addr, "--bling-port").await?;
-    let config = ponte_sandbox::bling::Config { redirect_uri, ..Default::default() };
+    let mut config = ponte_sandbox::bling::Config { redirect_uri, ..Default::default() };
+    if webhook_url.is_some() {
+        config.webhook_url = webhook_url;
+        config.webhook_backoff = Duration::from_secs(1);
+    }
     let handle = ponte_sandbox::bling::Bling::new(config.clone()).spawn(Some(listener)).await?;
     let env = vec![
         ("PONTE_BLING_CLIENT_ID".to_owned(), config.client_id.clone()),
@@ -255,23 +262,49 @@ pub enum Other {
     Cplug,
 }
 
+impl Other {
+    /// Its name on the command line and in the data directory's `sandboxes.json`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Other::Bitrix24 => "bitrix24",
+            Other::Envios360 => "envios360",
+            Other::Cplug => "cplug",
+        }
+    }
+}
+
+/// How `ponte dev` wires a sandbox to the mesh.
+#[derive(Default)]
+struct Wiring {
+    /// The mesh's HTTP address: the Bitrix24 app's installation path is the gateway's.
+    gateway: Option<SocketAddr>,
+    /// CPLUG and 360Envios send their webhooks to the gateway for this tenant (the demo's).
+    demo_tenant: Option<&'static str>,
+    /// Ids handed out start after this.
+    first_id: Option<u64>,
+}
+
 /// A running sandbox: it serves until its handle is dropped.
 type Running = Box<dyn std::any::Any + Send>;
 
 /// Starts one sandbox; its handle and the lines that tell a person how to use it, and the
-/// environment the mesh needs to reach it. With `gateway` (the mesh's HTTP address), the
-/// Bitrix24 app's installation path is the gateway's.
+/// environment the mesh needs to reach it, wired as `wiring` says.
 async fn start_other(
     which: Other,
     addr: SocketAddr,
-    gateway: Option<SocketAddr>,
+    wiring: Wiring,
 ) -> anyhow::Result<(Running, Vec<String>, Vec<(String, String)>)> {
     let listener = bind(addr, "--bling-port").await?;
+    let gateway = wiring.gateway;
+    let hook = |source: &str| Some(format!("http://{}/webhooks/{source}/{}", gateway?, wiring.demo_tenant?));
     Ok(match which {
         Other::Bitrix24 => {
             let install_url = gateway.map(|g| format!("http://{g}/install/bitrix24"));
             let config = ponte_sandbox::bitrix24::Config { install_url, ..Default::default() };
             let h = ponte_sandbox::bitrix24::Bitrix24::new(config).spawn(Some(listener)).await?;
+            if let Some(first) = wiring.first_id {
+                h.portal.start_ids_at(first);
+            }
             let c = h.portal.config().clone();
             let mut lines = vec![
                 format!("  {:<16} {}  (sandbox; incoming webhook)", "bitrix24", h.webhook_url),
@@ -291,7 +324,15 @@ async fn start_other(
             (Box::new(h) as Running, lines, env)
         }
         Other::Envios360 => {
-            let h = ponte_sandbox::envios360::Envios360::new(Default::default()).spawn(Some(listener)).await?;
+            let mut config = ponte_sandbox::envios360::Config::default();
+            if let Some(url) = hook("envios360") {
+                config.webhook_url = Some(url);
+                config.webhook_backoff = Duration::from_secs(1);
+            }
+            let h = ponte_sandbox::envios360::Envios360::new(config).spawn(Some(listener)).await?;
+            if let Some(first) = wiring.first_id {
+                h.hub.start_ids_at(first);
+            }
             let c = h.hub.config().clone();
             let lines = vec![
                 format!("  {:<16} {}  (sandbox)", "envios360", h.base_url),
@@ -304,7 +345,15 @@ async fn start_other(
             (Box::new(h) as Running, lines, env)
         }
         Other::Cplug => {
-            let h = ponte_sandbox::cplug::Cplug::new(Default::default()).spawn(Some(listener)).await?;
+            let mut config = ponte_sandbox::cplug::Config::default();
+            if let Some(url) = hook("cplug") {
+                config.webhook_url = Some(url);
+                config.webhook_backoff = Duration::from_secs(1);
+            }
+            let h = ponte_sandbox::cplug::Cplug::new(config).spawn(Some(listener)).await?;
+            if let Some(first) = wiring.first_id {
+                h.cplug.start_ids_at(first);
+            }
             let lines = vec![format!("  {:<16} {}  (sandbox)", "cplug", h.base_url)];
             let env = vec![("PONTE_CPLUG_API_URL".to_owned(), h.base_url.clone())];
             (Box::new(h) as Running, lines, env)
@@ -314,7 +363,7 @@ async fn start_other(
 
 /// `ponte sandbox bitrix24|envios360|cplug`.
 pub async fn sandbox_other(which: Other, addr: SocketAddr) -> anyhow::Result<()> {
-    let (_handle, lines, env) = start_other(which, addr, None).await?;
+    let (_handle, lines, env) = start_other(which, addr, Wiring::default()).await?;
     for line in lines {
         println!("{line}");
     }
@@ -327,7 +376,7 @@ pub async fn sandbox_other(which: Other, addr: SocketAddr) -> anyhow::Result<()>
 
 /// `ponte sandbox bling`.
 pub async fn sandbox_bling(addr: SocketAddr, redirect_uri: String) -> anyhow::Result<()> {
-    let (handle, env) = start_bling_sandbox(addr, redirect_uri).await?;
+    let (handle, env) = start_bling_sandbox(addr, redirect_uri, None).await?;
     println!("Bling sandbox at {} (admin: http://{}/__admin/stats)", handle.base_url, handle.addr);
     for (k, v) in env {
         println!("  {k}={v}");
@@ -366,19 +415,29 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
     let mut others: Vec<Running> = Vec::new();
     let mut sandbox_lines = Vec::new();
     if let Some(addr) = opts.bling_sandbox {
+        // The sandboxes start empty each time, with ids after any an earlier start handed out
+        // (records kept in the data directory never meet a reused id).
+        let first_id = crate::demo::first_sandbox_id();
+        let demo = opts.demo.then_some(crate::demo::TENANT);
         let callback = format!("http://{}/oauth/bling/callback", opts.http);
-        let (handle, vars) = start_bling_sandbox(addr, callback).await?;
+        let webhook = demo.map(|_| format!("http://{}/webhooks/bling", opts.http));
+        let (handle, vars) = start_bling_sandbox(addr, callback, webhook).await?;
+        handle.bling.start_ids_at(17_000_000_000 + first_id as i64);
         sandbox_lines.push(format!("  {:<16} {}  (sandbox)", "bling", handle.base_url));
         for (k, v) in vars {
             if env.get(&k).is_none() {
                 env = env.with(&k, &v);
             }
         }
+        let mut addrs = vec![("bling", format!("http://{}", handle.addr))];
         sandboxes.push(handle);
         let mut port = addr.port();
         for which in [Other::Bitrix24, Other::Envios360, Other::Cplug] {
             port = port.checked_add(1).context("--bling-port is too high for four sandboxes")?;
-            let (handle, lines, vars) = start_other(which, SocketAddr::new(addr.ip(), port), Some(opts.http)).await?;
+            let at = SocketAddr::new(addr.ip(), port);
+            let wiring = Wiring { gateway: Some(opts.http), demo_tenant: demo, first_id: Some(first_id) };
+            let (handle, lines, vars) = start_other(which, at, wiring).await?;
+            addrs.push((which.key(), format!("http://{at}")));
             sandbox_lines.extend(lines);
             for (k, v) in vars {
                 if env.get(&k).is_none() {
@@ -387,6 +446,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
             }
             others.push(handle);
         }
+        crate::sandbox_cmd::write_addresses(&opts.data_dir, &addrs)?;
     }
     let (stop, stopped) = shutdown_channel();
     let mut tasks = tokio::task::JoinSet::new();
@@ -427,6 +487,27 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
     println!("ponte dev: every service in one process, data in {}", opts.data_dir.display());
     for line in lines.iter().chain(&sandbox_lines) {
         println!("{line}");
+    }
+    if opts.demo {
+        let handles = || -> Option<crate::demo::Sandboxes<'_>> {
+            Some(crate::demo::Sandboxes {
+                bling: sandboxes.first()?,
+                portal: others.first()?.downcast_ref()?,
+                hub: others.get(1)?.downcast_ref()?,
+                pos: others.get(2)?.downcast_ref()?,
+            })
+        };
+        let s = handles().context("--demo runs with the four sandboxes")?;
+        println!("ponte dev: setting up the demo (tenant '{}')…", crate::demo::TENANT);
+        let made = crate::demo::set_up(&peers, &s).await.context("setting up the demo")?;
+        let gateway_flag = if base == 50051 && opts.grpc.ip().is_loopback() {
+            String::new()
+        } else {
+            format!(" --gateway-url {}", peers.gateway)
+        };
+        for line in crate::demo::lines(&made, &crate::demo::command_prefix(&opts.data_dir), &gateway_flag) {
+            println!("{line}");
+        }
     }
     println!("ponte dev: ready (Ctrl-C stops)");
     let background = shared.background.clone();

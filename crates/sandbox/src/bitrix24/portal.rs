@@ -261,6 +261,12 @@ impl Bitrix24 {
     }
 
     /// Every product as `crm.product.get` shows it.
+    /// Product, deal and row ids from now on are greater than `first`: a portal started
+    /// again beside data kept from an earlier one hands out none of its ids.
+    pub fn start_ids_at(&self, first: u64) {
+        self.inner.lock().crm.start_ids_at(first);
+    }
+
     pub fn products(&self) -> Vec<Map<String, Value>> {
         self.inner.lock().crm.products()
     }

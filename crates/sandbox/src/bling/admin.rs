@@ -1,15 +1,157 @@
 //! The Bling sandbox's admin routes: `GET /__admin/stats` (what it answered) and
 //! `GET /__admin/state` (what the account holds: products, contacts, orders with what was
 //! posted from them, stock per depósito, every stock movement, situações), for tests and for
-//! people inspecting a run.
+//! people inspecting a run; and what a merchant does in Bling's UI: `POST /__admin/products`
+//! adds a product (`{nome, codigo, preco, estoque?}`, the stock a balance on the Depósito Geral)
+//! and `PATCH /__admin/products/{id}` changes one (`{nome?, preco?, situacao?, estoque?}`), each
+//! sending the `product.created` / `product.updated` webhook as Bling does.
 
-use axum::{Json, Router, extract::State, routing::get};
-use serde_json::{Value, json};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, patch, post},
+};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
 
-use super::store::{Bling, Stats, public};
+use super::{
+    errors::{data, field_in, not_found, validation},
+    seed::DEPOSITO_GERAL,
+    store::{Bling, Operacao, Stats, public},
+    webhooks,
+};
 
 pub fn routes() -> Router<Bling> {
-    Router::new().route("/__admin/stats", get(stats)).route("/__admin/state", get(state))
+    Router::new()
+        .route("/__admin/stats", get(stats))
+        .route("/__admin/state", get(state))
+        .route("/__admin/products", post(ui_create))
+        .route("/__admin/products/{id}", patch(ui_update))
+}
+
+/// What the UI's product form holds, checked as Bling checks it; `None` fields were left alone.
+struct Form {
+    nome: Option<String>,
+    codigo: Option<String>,
+    preco: Option<Decimal>,
+    situacao: Option<String>,
+    estoque: Option<Decimal>,
+}
+
+fn form(body: Option<Json<Value>>, creating: bool) -> Result<Form, Response> {
+    let Some(Json(Value::Object(b))) = body else {
+        return Err(validation(vec![field_in("PRODUTOS", 1, "body", "Envie o produto como um objeto JSON")]));
+    };
+    let mut fields = Vec::new();
+    let text = |k: &str, b: &Map<String, Value>| b.get(k).and_then(Value::as_str).map(|s| s.trim().to_owned());
+    let number = |k: &str, b: &Map<String, Value>, fields: &mut Vec<Value>| match b.get(k) {
+        None | Some(Value::Null) => None,
+        Some(v) => match crate::common::values::decimal(v) {
+            Some(d) if d >= Decimal::ZERO => Some(d),
+            _ => {
+                fields.push(field_in("PRODUTOS", 6, k, &format!("O campo {k} deve ser um número maior ou igual a 0")));
+                None
+            }
+        },
+    };
+    let nome = text("nome", &b);
+    match &nome {
+        Some(n) if n.is_empty() => fields.push(field_in("PRODUTOS", 4, "nome", "O nome do produto deve ser informado")),
+        Some(n) if n.chars().count() > 120 => {
+            fields.push(field_in("PRODUTOS", 5, "nome", "O nome do produto deve ter no máximo 120 caracteres"))
+        }
+        None if creating => fields.push(field_in("PRODUTOS", 4, "nome", "O nome do produto deve ser informado")),
+        _ => {}
+    }
+    let codigo = text("codigo", &b);
+    if creating && codigo.as_deref().is_none_or(str::is_empty) {
+        fields.push(field_in("PRODUTOS", 8, "codigo", "O código (SKU) do produto deve ser informado"));
+    }
+    let preco = number("preco", &b, &mut fields);
+    if creating && preco.is_none() && !b.contains_key("preco") {
+        fields.push(field_in("PRODUTOS", 6, "preco", "O preço do produto deve ser informado"));
+    }
+    let estoque = number("estoque", &b, &mut fields);
+    let situacao = text("situacao", &b);
+    if situacao.as_deref().is_some_and(|s| !["A", "I"].contains(&s)) {
+        fields.push(field_in("PRODUTOS", 7, "situacao", "Situação inválida: A (ativo) ou I (inativo)"));
+    }
+    if !fields.is_empty() {
+        return Err(validation(fields));
+    }
+    Ok(Form { nome, codigo, preco, situacao, estoque })
+}
+
+/// The product as the UI shows it: the API's record and its balance on the Depósito Geral.
+fn shown(b: &Bling, id: i64) -> Value {
+    let inner = b.inner.lock();
+    let mut p = inner.products.get(&id).map(public).unwrap_or(Value::Null);
+    p["estoque"] = json!(inner.balance(id, DEPOSITO_GERAL).to_string());
+    p
+}
+
+/// `POST /__admin/products`: a merchant adds a product in Bling's UI.
+async fn ui_create(State(b): State<Bling>, body: Option<Json<Value>>) -> Response {
+    let f = match form(body, true) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let codigo = f.codigo.unwrap_or_default();
+    let taken = b.inner.lock().products.values().any(|p| p["codigo"] == codigo.as_str() && p["situacao"] != "E");
+    if taken {
+        return validation(vec![field_in(
+            "PRODUTOS",
+            9,
+            "codigo",
+            &format!("Já existe um produto com o código '{codigo}'"),
+        )]);
+    }
+    let preco = f.preco.unwrap_or_default();
+    let id = b.seed_product(json!({"nome": f.nome, "codigo": codigo, "preco": decimal_json(preco),
+        "situacao": f.situacao.unwrap_or_else(|| "A".into()), "unidade": "UN"}));
+    if let Some(estoque) = f.estoque {
+        b.inner.lock().move_stock(id, DEPOSITO_GERAL, Operacao::Balanco, estoque, None);
+    }
+    if let Some(p) = b.product(id) {
+        b.emit("product", "created", webhooks::product(&public(&p)));
+    }
+    data(StatusCode::CREATED, shown(&b, id))
+}
+
+/// `PATCH /__admin/products/{id}`: a merchant changes a product in Bling's UI.
+async fn ui_update(State(b): State<Bling>, Path(id): Path<String>, body: Option<Json<Value>>) -> Response {
+    let Ok(id) = id.parse::<i64>() else { return not_found("O produto não foi encontrado.") };
+    let f = match form(body, false) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if b.product(id).is_none_or(|p| p["situacao"] == "E") {
+        return not_found("O produto não foi encontrado.");
+    }
+    let mut changes = Map::new();
+    if let Some(n) = f.nome {
+        changes.insert("nome".into(), json!(n));
+    }
+    if let Some(p) = f.preco {
+        changes.insert("preco".into(), decimal_json(p));
+    }
+    if let Some(s) = f.situacao {
+        changes.insert("situacao".into(), json!(s));
+    }
+    if let Some(estoque) = f.estoque {
+        b.inner.lock().move_stock(id, DEPOSITO_GERAL, Operacao::Balanco, estoque, None);
+    }
+    if !changes.is_empty() {
+        b.edit_product_in_ui(id, Value::Object(changes));
+    }
+    (StatusCode::OK, Json(json!({"data": shown(&b, id)}))).into_response()
+}
+
+/// A price as Bling writes it: a JSON number.
+fn decimal_json(d: Decimal) -> Value {
+    serde_json::Number::from_f64(rust_decimal::prelude::ToPrimitive::to_f64(&d.round_dp(2)).unwrap_or(0.0)).map_or(json!(0), Value::Number)
 }
 
 async fn stats(State(b): State<Bling>) -> Json<Stats> {

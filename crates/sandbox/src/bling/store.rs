@@ -139,6 +139,13 @@ impl Bling {
         self.rt.clock.advance(by);
     }
 
+    /// Ids from now on are greater than `first`: an account started again beside data kept from
+    /// an earlier one hands out none of its ids.
+    pub fn start_ids_at(&self, first: i64) {
+        let mut inner = self.inner.lock();
+        inner.next_id = inner.next_id.max(first);
+    }
+
     /// The next authorization is denied (`error=access_denied`).
     pub fn deny_next_authorization(&self) {
         self.inner.lock().auth.deny_next = true;

@@ -171,6 +171,16 @@ impl Cplug {
         self.inner.lock().stats.clone()
     }
 
+    /// Sale numbers (and so ids, `V-<number>`) and product ids from now on are greater than
+    /// `first`: a PDV started again beside data kept from an earlier one reuses none of its ids.
+    pub fn start_ids_at(&self, first: u64) {
+        let mut inner = self.inner.lock();
+        inner.next_product = inner.next_product.max(first);
+        for a in inner.accounts.values_mut() {
+            a.next_sale = a.next_sale.max(first);
+        }
+    }
+
     /// Another account (another merchant's PDV), with its own user, catalog and webhook.
     pub fn add_account(&self, username: &str, password: &str, webhook_url: Option<String>, webhook_secret: &str) {
         crate::common::scan::record([password, webhook_secret]);

@@ -147,6 +147,14 @@ impl Envios360 {
 
     crate::common::runtime_accessors!();
 
+    /// Product and order ids from now on are greater than `first`: a hub started again beside
+    /// data kept from an earlier one hands out none of its ids.
+    pub fn start_ids_at(&self, first: u64) {
+        let mut inner = self.inner.lock();
+        inner.next_product = inner.next_product.max(first);
+        inner.next_order = inner.next_order.max(first);
+    }
+
     /// Another merchant: its own token, products, orders, rate limit and webhook.
     pub fn add_merchant(&self, token: &str, webhook_url: Option<String>, webhook_secret: &str) {
         crate::common::scan::record([token, webhook_secret]);
