@@ -290,7 +290,8 @@ pub async fn set_up(peers: &ponte_core::config::Peers, s: &Sandboxes<'_>) -> any
     .await?
     .context("reading the Bling token")?;
     let (camiseta, preco) = (ids[0], 59.9);
-    let order = json!({"contato": {"id": contato}, "data": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let order = json!({"contato": {"id": contato}, "data": today, "dataSaida": today, "dataPrevista": today,
         "itens": [{"produto": {"id": camiseta}, "quantidade": 1, "valor": preco, "codigo": CATALOG[0].0,
                    "descricao": CATALOG[0].1}],
         "transporte": {"fretePorConta": 0, "frete": 15, "etiqueta": {"nome": "Maria Souza",

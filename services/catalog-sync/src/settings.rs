@@ -84,15 +84,16 @@ impl SettingsCache {
     }
 }
 
-/// A `sync_settings` row: the switches.
+/// A `sync_settings` row: the switches, read as integers (`CAST(… AS INTEGER)`): SQLite's
+/// BOOLEAN columns cannot be decoded as booleans through the Any driver, PostgreSQL's can be cast.
 #[derive(sqlx::FromRow)]
 struct Switches {
-    bling_create_creates_in_bitrix24: bool,
-    bling_update_updates_bitrix24: bool,
-    bitrix24_export_to_bling: bool,
-    orders_to_bitrix24: bool,
-    catalog_to_cplug: bool,
-    cplug_grid_enabled: bool,
+    bling_create_creates_in_bitrix24: i32,
+    bling_update_updates_bitrix24: i32,
+    bitrix24_export_to_bling: i32,
+    orders_to_bitrix24: i32,
+    catalog_to_cplug: i32,
+    cplug_grid_enabled: i32,
 }
 
 /// A `deal_stage_maps` row.
@@ -104,8 +105,12 @@ struct StageRow {
 
 pub(crate) async fn load(db: &Database, tenant_id: &TenantId) -> Result<SyncSettings, ServiceError> {
     let switches: Option<Switches> = sqlx::query_as(
-        "SELECT bling_create_creates_in_bitrix24, bling_update_updates_bitrix24, bitrix24_export_to_bling, \
-         orders_to_bitrix24, catalog_to_cplug, cplug_grid_enabled FROM sync_settings WHERE tenant_id = $1",
+        "SELECT CAST(bling_create_creates_in_bitrix24 AS INTEGER) AS bling_create_creates_in_bitrix24, \
+         CAST(bling_update_updates_bitrix24 AS INTEGER) AS bling_update_updates_bitrix24, \
+         CAST(bitrix24_export_to_bling AS INTEGER) AS bitrix24_export_to_bling, \
+         CAST(orders_to_bitrix24 AS INTEGER) AS orders_to_bitrix24, \
+         CAST(catalog_to_cplug AS INTEGER) AS catalog_to_cplug, \
+         CAST(cplug_grid_enabled AS INTEGER) AS cplug_grid_enabled FROM sync_settings WHERE tenant_id = $1",
     )
     .bind(tenant_id.as_str())
     .fetch_optional(db.pool())
@@ -123,12 +128,12 @@ pub(crate) async fn load(db: &Database, tenant_id: &TenantId) -> Result<SyncSett
     let Some(row) = switches else { return Ok(SyncSettings { deal_stages, ..defaults(tenant_id) }) };
     Ok(SyncSettings {
         tenant_id: tenant_id.to_string(),
-        bling_create_creates_in_bitrix24: row.bling_create_creates_in_bitrix24,
-        bling_update_updates_bitrix24: row.bling_update_updates_bitrix24,
-        bitrix24_export_to_bling: row.bitrix24_export_to_bling,
-        orders_to_bitrix24: row.orders_to_bitrix24,
-        catalog_to_cplug: row.catalog_to_cplug,
-        cplug_grid_enabled: row.cplug_grid_enabled,
+        bling_create_creates_in_bitrix24: row.bling_create_creates_in_bitrix24 != 0,
+        bling_update_updates_bitrix24: row.bling_update_updates_bitrix24 != 0,
+        bitrix24_export_to_bling: row.bitrix24_export_to_bling != 0,
+        orders_to_bitrix24: row.orders_to_bitrix24 != 0,
+        catalog_to_cplug: row.catalog_to_cplug != 0,
+        cplug_grid_enabled: row.cplug_grid_enabled != 0,
         deal_stages,
     })
 }
@@ -181,6 +186,39 @@ mod tests {
 
     fn refused(stages: &[(i64, &str)]) -> String {
         validate_deal_stages(&map(stages)).unwrap_err().to_string()
+    }
+
+    /// `ponte dev` keeps the switches in SQLite: each reads back as stored, on and off.
+    #[tokio::test]
+    async fn switches_read_back_as_stored_under_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::SPEC.sqlite_database(dir.path()).await.unwrap();
+        let tenant = TenantId::parse("loja").unwrap();
+        assert_eq!(load(&db, &tenant).await.unwrap(), defaults(&tenant));
+        let s = SyncSettings {
+            tenant_id: "loja".into(),
+            bling_create_creates_in_bitrix24: false,
+            bling_update_updates_bitrix24: true,
+            bitrix24_export_to_bling: false,
+            orders_to_bitrix24: true,
+            catalog_to_cplug: true,
+            cplug_grid_enabled: false,
+            deal_stages: map(&[(24, "PREPARATION")]),
+        };
+        store(&db, &s).await.unwrap();
+        assert_eq!(load(&db, &tenant).await.unwrap(), s);
+        let flipped = SyncSettings {
+            bling_create_creates_in_bitrix24: true,
+            bling_update_updates_bitrix24: false,
+            bitrix24_export_to_bling: true,
+            orders_to_bitrix24: false,
+            catalog_to_cplug: false,
+            cplug_grid_enabled: true,
+            deal_stages: vec![],
+            ..s
+        };
+        store(&db, &flipped).await.unwrap();
+        assert_eq!(load(&db, &tenant).await.unwrap(), flipped);
     }
 
     #[test]
