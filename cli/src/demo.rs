@@ -3,8 +3,10 @@
 //! Tenant [`TENANT`] is created (or found), Bling and Bitrix24 are connected through their OAuth
 //! flows, CPLUG and 360Envios by credentials, the catalog reaches Bitrix24 and CPLUG, the payment
 //! DE-PARA, the store and the shipping setup are in place, a small catalog is added in Bling's
-//! UI and one online order is released for shipping. Run again on the same data directory, every
-//! step finds what it made before (the sandboxes start empty each time, with ids of their own).
+//! UI and one online order is released for shipping. Run again on the same data directory, the
+//! demo begins afresh: the sandboxes live in memory, so the tenant left by the previous start
+//! (whose links, remembered SKUs and shipments name records they no longer hold) is erased
+//! through `DeleteTenant` and made again; the sandboxes' ids never repeat an earlier start's.
 
 use std::{path::Path, time::Duration};
 
@@ -12,7 +14,7 @@ use anyhow::Context;
 use ponte_core::grpc::MeshInterceptor;
 use ponte_proto::v1::{
     CompleteAuthorizationRequest, CplugCredentials, CreatePaymentMethodMapRequest,
-    CreateStoreMapRequest, CreateTenantRequest, Envios360Credentials, GetAccessTokenRequest, GetSyncSettingsRequest,
+    CreateStoreMapRequest, CreateTenantRequest, DeleteTenantRequest, Envios360Credentials, GetAccessTokenRequest, GetSyncSettingsRequest,
     PaymentMethodMap, Provider, SetApiCredentialsRequest, SetUpShippingRequest, StartAuthorizationRequest, StoreMap,
     UpdateSyncSettingsRequest, auth_token_service_client::AuthTokenServiceClient,
     catalog_sync_service_client::CatalogSyncServiceClient, mapping_service_client::MappingServiceClient,
@@ -100,12 +102,22 @@ where
 /// Sets the demo up; see the module's documentation.
 pub async fn set_up(peers: &ponte_core::config::Peers, s: &Sandboxes<'_>) -> anyhow::Result<Made> {
     let auth = AuthTokenServiceClient::new(channel(&peers.auth_token, &peers.token).await?);
-    call("creating the demo tenant", || {
+    let create = || {
         let mut c = auth.clone();
         let r = CreateTenantRequest { tenant_id: TENANT.into(), display_name: "Loja Demo".into() };
         async move { c.create_tenant(r).await }
-    })
-    .await?;
+    };
+    if call("creating the demo tenant", create).await?.is_none() {
+        // A start before this one left the tenant: what ponte kept of it names records the
+        // sandboxes (in memory) no longer hold, so the demo begins afresh.
+        call("erasing the previous demo", || {
+            let mut c = auth.clone();
+            let r = DeleteTenantRequest { tenant_id: TENANT.into(), requested_by: "ponte dev --demo".into() };
+            async move { c.delete_tenant(r).await }
+        })
+        .await?;
+        call("creating the demo tenant", create).await?.context("the demo tenant is still there after its erasure")?;
+    }
 
     // Bling: the merchant's consent, as the browser would give it.
     let url = call("starting Bling's authorization", || {

@@ -4,6 +4,7 @@
 mod backfill;
 mod chaos;
 mod cli;
+mod demo;
 mod dlq;
 mod help;
 mod ops_alerts;
