@@ -13,8 +13,8 @@ use std::{path::Path, time::Duration};
 use anyhow::Context;
 use ponte_core::grpc::MeshInterceptor;
 use ponte_proto::v1::{
-    CompleteAuthorizationRequest, CplugCredentials, CreatePaymentMethodMapRequest,
-    CreateStoreMapRequest, CreateTenantRequest, DeleteTenantRequest, Envios360Credentials, GetAccessTokenRequest, GetSyncSettingsRequest,
+    CompleteAuthorizationRequest, CplugCredentials, CreatePaymentMethodMapRequest, CreateStoreMapRequest,
+    CreateTenantRequest, DeleteTenantRequest, Envios360Credentials, GetAccessTokenRequest, GetSyncSettingsRequest,
     PaymentMethodMap, Provider, SetApiCredentialsRequest, SetUpShippingRequest, StartAuthorizationRequest, StoreMap,
     UpdateSyncSettingsRequest, auth_token_service_client::AuthTokenServiceClient,
     catalog_sync_service_client::CatalogSyncServiceClient, mapping_service_client::MappingServiceClient,
@@ -257,10 +257,7 @@ pub async fn set_up(peers: &ponte_core::config::Peers, s: &Sandboxes<'_>) -> any
         };
         call(&format!("mapping payment method {method}"), || {
             let mut c = mapping.clone();
-            let r = CreatePaymentMethodMapRequest {
-                map: Some(map.clone()),
-                validate_only: false,
-            };
+            let r = CreatePaymentMethodMapRequest { map: Some(map.clone()), validate_only: false };
             async move { c.create_payment_method_map(r).await }
         })
         .await?;
@@ -292,11 +289,8 @@ pub async fn set_up(peers: &ponte_core::config::Peers, s: &Sandboxes<'_>) -> any
         "tipo": "F"}));
     let token = call("reading the Bling token", || {
         let mut c = auth.clone();
-        let r = GetAccessTokenRequest {
-            tenant_id: TENANT.into(),
-            provider: Provider::Bling as i32,
-            ..Default::default()
-        };
+        let r =
+            GetAccessTokenRequest { tenant_id: TENANT.into(), provider: Provider::Bling as i32, ..Default::default() };
         async move { c.get_access_token(r).await }
     })
     .await?
@@ -310,9 +304,10 @@ pub async fn set_up(peers: &ponte_core::config::Peers, s: &Sandboxes<'_>) -> any
             "endereco": "Rua Augusta", "numero": "1500", "complemento": "ap 12", "municipio": "São Paulo",
             "uf": "SP", "cep": "01304-001", "bairro": "Consolação"}}});
     let api = token.base_url.trim_end_matches('/').to_owned();
-    let created = bling_api(&http, &token.access_token, reqwest::Method::POST, &format!("{api}/pedidos/vendas"), Some(order))
-        .await
-        .context("creating the demo's online order in Bling")?;
+    let created =
+        bling_api(&http, &token.access_token, reqwest::Method::POST, &format!("{api}/pedidos/vendas"), Some(order))
+            .await
+            .context("creating the demo's online order in Bling")?;
     let order = created["data"]["id"].as_i64().context("Bling gave no order id")?;
     bling_api(
         &http,
@@ -391,11 +386,7 @@ pub fn command_prefix(data_dir: &Path) -> String {
         _ => "ponte".into(),
     };
     let bin = bin.display().to_string();
-    if data_dir == Path::new(".ponte") {
-        bin
-    } else {
-        format!("PONTE_DATA_DIR={} {bin}", data_dir.display())
-    }
+    if data_dir == Path::new(".ponte") { bin } else { format!("PONTE_DATA_DIR={} {bin}", data_dir.display()) }
 }
 
 /// What the demo prints once it is set up: what it made and what to try.
@@ -421,6 +412,9 @@ pub fn lines(made: &Made, prefix: &str, gateway_flag: &str) -> Vec<String> {
     out.push("  # 3. 360Envios moves the shipment along, and the Bling order's situação follows".into());
     out.push(format!("  {p} sandbox envios360 advance --order {}", made.order));
     out.push(format!("  {p} sandbox bling orders"));
-    out.push(format!("  # every step that touched a record: {p} history --tenant {TENANT} --entity order:{}{gateway_flag}", made.order));
+    out.push(format!(
+        "  # every step that touched a record: {p} history --tenant {TENANT} --entity order:{}{gateway_flag}",
+        made.order
+    ));
     out
 }

@@ -4,11 +4,11 @@
 mod admin_cmd;
 mod backfill_cmd;
 pub mod config_check;
+mod demo;
 mod dlq_cmd;
 mod history_cmd;
 mod mapping_cmd;
 mod output;
-mod demo;
 mod run;
 mod sales_cmd;
 mod sandbox_cmd;

@@ -286,13 +286,18 @@ pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
             }
             let made = c.send(reqwest::Method::POST, "/__admin/products", Some(body)).await?;
             let p = &made["data"];
-            print(target.output, p, &["ID", "SKU", "NAME", "PRICE", "STOCK"], vec![vec![
-                text(&p["id"]),
-                text(&p["codigo"]),
-                text(&p["nome"]),
-                text(&p["preco"]),
-                text(&p["estoque"]),
-            ]])
+            print(
+                target.output,
+                p,
+                &["ID", "SKU", "NAME", "PRICE", "STOCK"],
+                vec![vec![
+                    text(&p["id"]),
+                    text(&p["codigo"]),
+                    text(&p["nome"]),
+                    text(&p["preco"]),
+                    text(&p["estoque"]),
+                ]],
+            )
         }
         BlingAction::Product { action: BlingProduct::Update { sku, id, name, price, stock, active, target } } => {
             let c = Client::new(BLING, &target)?;
@@ -327,14 +332,19 @@ pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
             );
             let changed = c.send(reqwest::Method::PATCH, &format!("/__admin/products/{id}"), Some(body)).await?;
             let p = &changed["data"];
-            print(target.output, p, &["ID", "SKU", "NAME", "PRICE", "STOCK", "SITUACAO"], vec![vec![
-                text(&p["id"]),
-                text(&p["codigo"]),
-                text(&p["nome"]),
-                text(&p["preco"]),
-                text(&p["estoque"]),
-                text(&p["situacao"]),
-            ]])
+            print(
+                target.output,
+                p,
+                &["ID", "SKU", "NAME", "PRICE", "STOCK", "SITUACAO"],
+                vec![vec![
+                    text(&p["id"]),
+                    text(&p["codigo"]),
+                    text(&p["nome"]),
+                    text(&p["preco"]),
+                    text(&p["estoque"]),
+                    text(&p["situacao"]),
+                ]],
+            )
         }
         BlingAction::Products(target) => {
             let state = Client::new(BLING, &target)?.get("/__admin/state").await?;
@@ -431,12 +441,16 @@ pub async fn cplug(action: CplugAction) -> anyhow::Result<()> {
         CplugAction::Sale { sku, quantity, payment, price, target } => {
             let c = Client::new(CPLUG, &target)?;
             let quantity = number("--quantity", &quantity)?;
-            anyhow::ensure!(quantity.as_str().and_then(|q| q.parse::<f64>().ok()).is_some_and(|q| q > 0.0), "--quantity: must be greater than 0");
+            anyhow::ensure!(
+                quantity.as_str().and_then(|q| q.parse::<f64>().ok()).is_some_and(|q| q > 0.0),
+                "--quantity: must be greater than 0"
+            );
             let unit_price = match price {
                 Some(p) => number("--price", &p)?,
                 None => {
                     let account = till_account(&c.get("/__admin/state").await?);
-                    let product = account["products"].as_array().into_iter().flatten().find(|p| p["sku"] == sku.as_str());
+                    let product =
+                        account["products"].as_array().into_iter().flatten().find(|p| p["sku"] == sku.as_str());
                     match product {
                         Some(p) => p["price"].clone(),
                         None => anyhow::bail!(
@@ -455,19 +469,21 @@ pub async fn cplug(action: CplugAction) -> anyhow::Result<()> {
             );
             let rung = c.send(reqwest::Method::POST, "/__admin/sales", Some(Value::Object(sale))).await?;
             let s = &rung["sale"];
-            print(target.output, &rung, &["SALE", "STORE", "TOTAL", "EVENT"], vec![vec![
-                text(&s["id"]),
-                text(&s["store_id"]),
-                text(&s["total"]),
-                text(&rung["event_id"]),
-            ]])
+            print(
+                target.output,
+                &rung,
+                &["SALE", "STORE", "TOTAL", "EVENT"],
+                vec![vec![text(&s["id"]), text(&s["store_id"]), text(&s["total"]), text(&rung["event_id"])]],
+            )
         }
         CplugAction::Products(target) => {
             let account = till_account(&Client::new(CPLUG, &target)?.get("/__admin/state").await?);
             let products = account["products"].as_array().cloned().unwrap_or_default();
             let rows = products
                 .iter()
-                .map(|p| vec![text(&p["id"]), text(&p["sku"]), text(&p["name"]), text(&p["price"]), text(&p["external_id"])])
+                .map(|p| {
+                    vec![text(&p["id"]), text(&p["sku"]), text(&p["name"]), text(&p["price"]), text(&p["external_id"])]
+                })
                 .collect();
             print(target.output, &json!(products), &["ID", "SKU", "NAME", "PRICE", "BLING_ID"], rows)
         }
@@ -507,11 +523,12 @@ pub async fn envios360(action: Envios360Action) -> anyhow::Result<()> {
                 })?
                 .to_owned();
             let moved = c.send(reqwest::Method::POST, &format!("/__admin/orders/{id}/advance"), None).await?;
-            print(target.output, &moved, &["ORDER", "STATUS", "EVENT"], vec![vec![
-                text(&moved["id"]),
-                text(&moved["status"]),
-                text(&moved["event_id"]),
-            ]])
+            print(
+                target.output,
+                &moved,
+                &["ORDER", "STATUS", "EVENT"],
+                vec![vec![text(&moved["id"]), text(&moved["status"]), text(&moved["event_id"])]],
+            )
         }
         Envios360Action::Orders(target) => {
             let state = Client::new(ENVIOS360, &target)?.get("/__admin/state").await?;

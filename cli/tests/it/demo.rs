@@ -34,8 +34,9 @@ async fn start(dir: &Path, base: u16, bling_port: u16) -> Demo {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let guard = Killed::new(child);
-    // Its log lines go to stdout too: it is read to the end, so that the process never waits
-    // on a full pipe; the lines up to "ready" come back.
+    // Its log lines go to stdout too: it is read to the end (and kept beside the data directory,
+    // for a failure's diagnosis), so that the process never waits on a full pipe; the lines up
+    // to "ready" come back.
     let (tx, read) = tokio::sync::oneshot::channel();
     let mut log = std::fs::File::create(dir.with_extension("log")).unwrap();
     std::thread::spawn(move || {
@@ -102,7 +103,11 @@ fn shell(line: &str) -> (bool, String, String) {
         .envs(api_env())
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn json(line: &str) -> Value {
@@ -163,8 +168,14 @@ async fn stories(demo: &Demo, round: usize) -> String {
     })
     .await;
     if !posted {
-        let sales = shell(&format!("{prefix} sales show {sale_id} --tenant demo --sales-ingest-url {} --output json", demo.sales_url));
-        panic!("sale {sale_id} never became a Bling order with its stock written off: {}\n{sales:?}", json(&bling_orders));
+        let sales = shell(&format!(
+            "{prefix} sales show {sale_id} --tenant demo --sales-ingest-url {} --output json",
+            demo.sales_url
+        ));
+        panic!(
+            "sale {sale_id} never became a Bling order with its stock written off: {}\n{sales:?}",
+            json(&bling_orders)
+        );
     }
     assert_eq!(stock("DEMO-CAMISETA"), before - 2.0);
     // A SKU the till does not sell: one line naming the flag.
@@ -210,4 +221,5 @@ async fn the_demo_runs_its_three_stories_and_starts_again_on_the_same_directory(
     assert_ne!(first_sale, second_sale, "sale ids differ across starts");
     demo.stop();
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(dir.with_extension("log"));
 }

@@ -151,7 +151,8 @@ async fn ui_update(State(b): State<Bling>, Path(id): Path<String>, body: Option<
 
 /// A price as Bling writes it: a JSON number.
 fn decimal_json(d: Decimal) -> Value {
-    serde_json::Number::from_f64(rust_decimal::prelude::ToPrimitive::to_f64(&d.round_dp(2)).unwrap_or(0.0)).map_or(json!(0), Value::Number)
+    serde_json::Number::from_f64(rust_decimal::prelude::ToPrimitive::to_f64(&d.round_dp(2)).unwrap_or(0.0))
+        .map_or(json!(0), Value::Number)
 }
 
 async fn stats(State(b): State<Bling>) -> Json<Stats> {
