@@ -20,10 +20,11 @@ pub const SANDBOXES_FILE: &str = "sandboxes.json";
 /// Which sandbox and where.
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// The sandbox's base URL, e.g. http://127.0.0.1:9101 (default: from the data directory of
-    /// a running `ponte dev --sandbox`, else the sandbox's default port).
+    /// The sandbox's base URL, e.g. http://127.0.0.1:9101 for Bling (default: from the data
+    /// directory of a running `ponte dev --sandbox`, else the sandbox's default port).
     #[arg(long)]
     url: Option<String>,
+    /// A table, or JSON.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
@@ -45,6 +46,7 @@ pub enum BlingAction {
 pub enum BlingProduct {
     /// Adds a product (Bling sends `product.created`).
     Create {
+        /// The product's name.
         #[arg(long)]
         name: String,
         /// The product's code (SKU), unique in the account.
@@ -61,12 +63,16 @@ pub enum BlingProduct {
     },
     /// Changes a product found by its SKU or id (Bling sends `product.updated`).
     Update {
+        /// The product's SKU.
         #[arg(long, required_unless_present = "id", conflicts_with = "id")]
         sku: Option<String>,
+        /// The product's Bling id.
         #[arg(long)]
         id: Option<i64>,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A new price, e.g. 14.90.
         #[arg(long)]
         price: Option<String>,
         /// The stock on the Depósito Geral.
@@ -90,8 +96,10 @@ pub enum Bitrix24Action {
 pub enum CplugAction {
     /// Rings up a sale at the till, at the catalog's price (CPLUG sends `sale.completed`).
     Sale {
+        /// The product's SKU, as the till's catalog has it.
         #[arg(long)]
         sku: String,
+        /// How many units.
         #[arg(long, default_value = "1")]
         quantity: String,
         /// The payment method: DINHEIRO, CREDITO, DEBITO, PIX.

@@ -13,6 +13,7 @@ mod bling_openapi;
 mod bling_orders;
 mod bling_situacoes;
 mod bling_stock;
+mod bling_ui;
 mod bling_webhooks;
 mod cplug_api;
 mod cplug_sales;
