@@ -145,6 +145,17 @@ async fn stories(demo: &Demo, round: usize) -> String {
     let crm = demo.command("sandbox bitrix24 products");
     let in_crm = eventually(|| json(&crm).as_array().unwrap().iter().any(|p| p["NAME"] == name.as_str())).await;
     assert!(in_crm, "'{name}' never reached Bitrix24: {}", json(&crm));
+    // A change made in Bling reaches the CRM product too.
+    let update = format!("{prefix} sandbox bling product update --sku DEMO-CHAVEIRO --price 16.50");
+    let (ok, _, err) = shell(&update);
+    assert!(ok, "{update}: {err}");
+    let repriced = eventually(|| {
+        json(&crm).as_array().unwrap().iter().any(|p| {
+            p["NAME"] == name.as_str() && p["PRICE"].as_str().and_then(|s| s.parse::<f64>().ok()) == Some(16.5)
+        })
+    })
+    .await;
+    assert!(repriced, "the new price never reached Bitrix24: {}", json(&crm));
     // The same SKU again is refused by Bling, in one line naming the field.
     let (ok, _, err) = shell(&create);
     assert!(!ok && err.lines().count() == 1 && err.contains("codigo") && err.contains("DEMO-CHAVEIRO"), "{err}");
