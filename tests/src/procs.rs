@@ -1,8 +1,8 @@
 //! A mesh of `ponte serve` processes, as Kubernetes runs it: one process per service replica
 //! against one PostgreSQL database and one Redis, each service behind a [`Balancer`] (a port
 //! spreading new connections over the service's live processes, as a Service does), the
-//! sandboxes of Bling, Bitrix24 and CPLUG in the caller's process, and tenant `loja` connected
-//! to all three. [`ProcessMesh::roll`] replaces one process as a rolling update does;
+//! sandboxes of Bling, Bitrix24 and CPLUG (and 360Envios, when asked for) in the caller's
+//! process, and tenant `loja` connected to each. [`ProcessMesh::roll`] replaces one process as a rolling update does;
 //! [`ProcessMesh::kill`] kills one with SIGKILL and starts its replacement, as a crashed pod is
 //! restarted. [`PrivatePostgres`] and [`PrivateRedis`] are servers of the caller's own (on free
 //! ports, in a temporary directory) that can be restarted without touching anyone else's.
@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use ponte_sandbox::{bitrix24, bling, cplug};
+use ponte_sandbox::{bitrix24, bling, cplug, envios360};
 use tokio::net::{TcpListener, TcpStream};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -205,6 +205,8 @@ pub struct MeshOptions {
     pub bling: bling::Config,
     pub portal: bitrix24::Config,
     pub pos: cplug::Config,
+    /// A 360Envios hub too, the tenant connected to it (its webhooks to the gateways too).
+    pub hub: Option<envios360::Config>,
     /// The Bling and CPLUG sandboxes send their webhooks to the gateways.
     pub webhooks: bool,
     /// The processes' log lines go to this process's stderr (else they are dropped).
@@ -225,6 +227,7 @@ impl MeshOptions {
             bling: bling::Config { per_second: 5000, ..Default::default() },
             portal: bitrix24::Config { per_second: 5000.0, burst: 5000.0, ..bitrix24::Config::for_tests() },
             pos: cplug::Config::default(),
+            hub: None,
             webhooks: false,
             logs: false,
         }
@@ -238,6 +241,7 @@ pub struct ProcessMesh {
     pub bling: bling::Handle,
     pub portal: bitrix24::Handle,
     pub pos: cplug::Handle,
+    pub hub: Option<envios360::Handle>,
     bin: PathBuf,
     env: Vec<(String, String)>,
     logs: bool,
@@ -265,6 +269,15 @@ impl ProcessMesh {
         let bling = bling::Bling::new(bling_config).spawn(None).await.unwrap();
         let portal = bitrix24::Bitrix24::new(opts.portal).spawn(None).await.unwrap();
         let pos = cplug::Cplug::new(pos_config).spawn(None).await.unwrap();
+        let hub = match opts.hub {
+            Some(mut c) => {
+                if opts.webhooks {
+                    c.webhook_url = Some(format!("{gateway_http}/webhooks/envios360/{}", webhooks::TENANT));
+                }
+                Some(envios360::Envios360::new(c).spawn(None).await.unwrap())
+            }
+            None => None,
+        };
         let (database, database_url) = match opts.database_url {
             Some(url) => (None, url),
             None => {
@@ -296,6 +309,9 @@ impl ProcessMesh {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(h) = &hub {
+            env.push(("PONTE_ENVIOS360_API_URL".to_owned(), h.base_url.clone()));
+        }
         // The mesh's own service token, as the Kubernetes Secret `ponte-api-tokens` gives it.
         let token = format!("mesh-{}", uuid::Uuid::new_v4().simple());
         env.push(("PONTE_API_TOKENS_FILE".to_owned(), crate::api_tokens_file(&[("mesh", &token, "service")])));
@@ -321,6 +337,7 @@ impl ProcessMesh {
             bling,
             portal,
             pos,
+            hub,
             bin: opts.bin,
             env,
             logs: opts.logs,
@@ -336,7 +353,24 @@ impl ProcessMesh {
         let auth = mesh.channel("auth-token").await;
         webhooks::create_tenant_with_bling(auth.clone(), &mesh.bling).await;
         webhooks::connect_portal_at(auth.clone(), &mesh.portal).await;
-        webhooks::connect_cplug_at(auth, &mesh.pos).await;
+        webhooks::connect_cplug_at(auth.clone(), &mesh.pos).await;
+        if let Some(hub) = &mesh.hub {
+            use ponte_proto::v1::{
+                Envios360Credentials, SetApiCredentialsRequest, auth_token_service_client::AuthTokenServiceClient,
+                set_api_credentials_request::Credentials,
+            };
+            let cfg = hub.hub.config().clone();
+            AuthTokenServiceClient::new(auth)
+                .set_api_credentials(SetApiCredentialsRequest {
+                    tenant_id: webhooks::TENANT.into(),
+                    credentials: Some(Credentials::Envios360(Envios360Credentials {
+                        api_token: cfg.api_token,
+                        webhook_secret: cfg.webhook_secret,
+                    })),
+                })
+                .await
+                .expect("connect 360Envios");
+        }
         mesh
     }
 
