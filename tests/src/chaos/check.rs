@@ -135,8 +135,10 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         for line in rows(
             mesh,
             "gateway",
-            "SELECT source || ' ' || event_type || ' ' || source_event_id || ': ' || state FROM inbox_events \
-             WHERE state NOT IN ('delivered', 'coalesced') LIMIT 10",
+            "SELECT e.source || ' ' || e.event_type || ' ' || e.source_event_id || ': ' || e.state || ' ' || \
+             e.dead_reason || ' [' || COALESCE((SELECT string_agg(d.subscriber || ' ' || d.state || ' after ' || \
+             d.attempts || ': ' || d.last_error, '; ') FROM inbox_deliveries d WHERE d.event_id = e.event_id), '') || \
+             ']' FROM inbox_events e WHERE e.state NOT IN ('delivered', 'coalesced') LIMIT 10",
         )
         .await
         {
