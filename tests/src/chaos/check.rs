@@ -294,6 +294,36 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         r.differ(format!("Bling order(s) {extra:?} with numeroLoja {numero:?} come from no sale"));
     }
     orders_deals_and_shipments(mesh, w, &mut r);
+    // What shipping-status knows of the orders that differ.
+    let odd: Vec<i64> = w
+        .orders
+        .iter()
+        .map(|o| o.id)
+        .filter(|id| r.differences.iter().any(|d| d.starts_with(&format!("order {id}:"))))
+        .take(3)
+        .collect();
+    for id in odd {
+        let shipment = rows(
+            mesh,
+            "shipping_status",
+            &format!(
+                "SELECT status || ' hub ' || COALESCE(envios360_order_id, '-') || ' situação ' || \
+                 COALESCE(bling_situacao_id, 0) || ' ' || last_error || ' ' || waiting_reason FROM shipments \
+                 WHERE bling_order_id = {id}"
+            ),
+        )
+        .await;
+        let history = rows(
+            mesh,
+            "shipping_status",
+            &format!(
+                "SELECT trigger_name || ' | ' || action || ' | ' || outcome || ' | ' || detail || ' ' || problem \
+                 FROM history WHERE bling_order_id = {id} ORDER BY id"
+            ),
+        )
+        .await;
+        r.differ(format!("  shipment of order {id}: {shipment:?}; history: {history:?}"));
+    }
     for (i, expected) in w.expected_stock().into_iter().enumerate() {
         let held = b.stock(w.products[i], DEPOSITO);
         if held != expected {
