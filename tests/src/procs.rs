@@ -205,6 +205,9 @@ pub struct MeshOptions {
     pub bling: bling::Config,
     pub portal: bitrix24::Config,
     pub pos: cplug::Config,
+    /// The 360Envios hub's settings (default: the sandbox's test settings); the tenant is
+    /// connected to it and its webhooks go to the gateways.
+    pub hub: Option<envios360::Config>,
     /// The Bling and CPLUG sandboxes send their webhooks to the gateways.
     pub webhooks: bool,
     /// The processes' log lines go to this process's stderr (else they are dropped).
@@ -225,6 +228,7 @@ impl MeshOptions {
             bling: bling::Config { per_second: 5000, ..Default::default() },
             portal: bitrix24::Config { per_second: 5000.0, burst: 5000.0, ..bitrix24::Config::for_tests() },
             pos: cplug::Config::default(),
+            hub: None,
             webhooks: false,
             logs: false,
         }
@@ -266,10 +270,8 @@ impl ProcessMesh {
         let bling = bling::Bling::new(bling_config).spawn(None).await.unwrap();
         let portal = bitrix24::Bitrix24::new(opts.portal).spawn(None).await.unwrap();
         let pos = cplug::Cplug::new(pos_config).spawn(None).await.unwrap();
-        let hub_config = envios360::Config {
-            webhook_url: Some(format!("{gateway_http}/webhooks/envios360/{}", webhooks::TENANT)),
-            ..envios360::Config::for_tests()
-        };
+        let mut hub_config = opts.hub.unwrap_or_else(envios360::Config::for_tests);
+        hub_config.webhook_url = Some(format!("{gateway_http}/webhooks/envios360/{}", webhooks::TENANT));
         let hub = envios360::Envios360::new(hub_config).spawn(None).await.unwrap();
         let (database, database_url) = match opts.database_url {
             Some(url) => (None, url),
@@ -303,6 +305,9 @@ impl ProcessMesh {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(h) = &hub {
+            env.push(("PONTE_ENVIOS360_API_URL".to_owned(), h.base_url.clone()));
+        }
         // The mesh's own service token, as the Kubernetes Secret `ponte-api-tokens` gives it.
         let token = format!("mesh-{}", uuid::Uuid::new_v4().simple());
         env.push(("PONTE_API_TOKENS_FILE".to_owned(), crate::api_tokens_file(&[("mesh", &token, "service")])));

@@ -1,7 +1,7 @@
 //! The short chaos run of CI (`ponte_tests::chaos`): this package's `ponte` binary as every
 //! service and two gateways on a private PostgreSQL and Redis, 300 events of Bling product
-//! changes and CPLUG sales and cancellations through sandboxes that duplicate, reorder and
-//! refuse, two processes killed with SIGKILL, Redis and PostgreSQL restarted; then nothing may
+//! changes, CPLUG sales and cancellations, Bling orders (deals, releases to 360Envios) and the
+//! hub's status moves through sandboxes that duplicate, reorder and refuse, two processes killed with SIGKILL, Redis and PostgreSQL restarted; then nothing may
 //! be lost, duplicated or wrong. Bounded: the workload takes seconds, the drain at most 90 s.
 //! `PONTE_CHAOS_SEED` picks another run.
 

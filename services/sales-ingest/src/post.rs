@@ -4,7 +4,9 @@
 //! an order POST is marked as attempted first, and a sale so marked is looked up by
 //! `numeroLoja` before anything is created again; a write-off Bling already holds reads as done.
 //! What cannot be posted yet parks with the reason in the merchant's words; what may pass with
-//! time waits and is tried again.
+//! time waits and is tried again. Every Bling call of a step runs for at most half the lease
+//! ([`bounded`]): a call still hanging then is abandoned while the sale is still this worker's,
+//! so no late write of it can land after another worker took the sale over (and cancelled it).
 
 use ponte_connectors::{CallError, ConnectorError, bling::estoque::Lancamento};
 use ponte_core::{BlingId, error::ServiceError, retry::RetryPolicy, time::now_millis};
@@ -103,6 +105,19 @@ pub(crate) async fn drive(ctx: &Context, key: &Key, token: &str) -> Result<Optio
 /// Writes `set` and `entry` if the lease is still ours.
 async fn record(ctx: &Context, row: &Row, token: &str, set: Vec<(&'static str, Val)>, entry: Entry<'_>) -> Step {
     store::step(&ctx.db, &row.key(), token, set, entry).await?.ok_or(Stop::Lost)
+}
+
+/// Runs `call` (Bling calls of a step) for at most half the lease: one still hanging then is
+/// abandoned, its connection closed, and the step waits to be tried again under the lease rules
+/// (by this worker or, once the lease lapsed, by another).
+async fn bounded<T, E>(ctx: &Context, call: impl Future<Output = Result<T, E>>) -> Result<Result<T, E>, Stop> {
+    let limit = ctx.tuning.lease / 2;
+    tokio::time::timeout(limit, call).await.map_err(|_| {
+        Stop::Wait(ServiceError::unavailable(
+            format!("Bling did not answer within {} ms: the call was abandoned and is tried again", limit.as_millis()),
+            None,
+        ))
+    })
 }
 
 /// Extends the lease before a call whose effect must not be doubled; stops when it was lost.
@@ -233,7 +248,7 @@ async fn post_order(ctx: &Context, row: &Row, token: &str) -> Step {
     if row.order_attempted == 1 {
         // The last POST may have reached Bling without its answer reaching ponte.
         hold(ctx, row, token).await?;
-        if let Some(id) = ctx.order_by_numero_loja(&tenant, &sale.sale_id).await? {
+        if let Some(id) = bounded(ctx, ctx.order_by_numero_loja(&tenant, &sale.sale_id)).await?? {
             return order_created(
                 ctx,
                 row,
@@ -245,7 +260,7 @@ async fn post_order(ctx: &Context, row: &Row, token: &str) -> Step {
             .await;
         }
     }
-    let resolved = resolve(ctx, row, &sale).await?;
+    let resolved = bounded(ctx, resolve(ctx, row, &sale)).await??;
     let order = translate::order(&sale, &resolved);
     let lease_until = now_millis() + ctx.tuning.lease_ms();
     let row = record(
@@ -260,7 +275,7 @@ async fn post_order(ctx: &Context, row: &Row, token: &str) -> Step {
         ),
     )
     .await?;
-    let id = ctx.create_order(&tenant, &order).await?;
+    let id = bounded(ctx, ctx.create_order(&tenant, &order)).await??;
     order_created(ctx, &row, token, id, "created", format!("pedido {id} criado no Bling")).await
 }
 
@@ -300,7 +315,7 @@ async fn write_off(ctx: &Context, row: &Row, token: &str) -> Step {
         ));
     };
     hold(ctx, row, token).await?;
-    let detail = match ctx.write_off(&tenant, order, place.deposito).await? {
+    let detail = match bounded(ctx, ctx.write_off(&tenant, order, place.deposito)).await?? {
         Lancamento::Lancado => format!("estoque do pedido {order} baixado no depósito {}", place.deposito),
         Lancamento::JaLancado => {
             format!("o estoque do pedido {order} já estava baixado no Bling: não foi baixado de novo")
@@ -333,7 +348,7 @@ async fn cancel_step(ctx: &Context, row: &Row, token: &str) -> Step {
     if row.bling_order_id == 0 {
         if row.order_attempted == 1 {
             hold(ctx, row, token).await?;
-            if let Some(id) = ctx.order_by_numero_loja(&tenant, &row.sale_id).await? {
+            if let Some(id) = bounded(ctx, ctx.order_by_numero_loja(&tenant, &row.sale_id)).await?? {
                 let set = vec![("bling_order_id", id.into()), ("state", State::Cancelling.label().into())];
                 return record(
                     ctx,
@@ -365,7 +380,7 @@ async fn cancel_step(ctx: &Context, row: &Row, token: &str) -> Step {
     let may_be_written_off = matches!(row.state(), State::OrderCreated | State::Moving);
     if row.stock_deposito_id != 0 || may_be_written_off {
         hold(ctx, row, token).await?;
-        ctx.return_stock(&tenant, order).await?;
+        bounded(ctx, ctx.return_stock(&tenant, order)).await??;
         let set = vec![("stock_deposito_id", 0.into()), ("state", State::Cancelling.label().into())];
         let detail = if row.stock_deposito_id != 0 {
             format!("estoque do pedido {order} estornado ao depósito {}", row.stock_deposito_id)
@@ -377,7 +392,7 @@ async fn cancel_step(ctx: &Context, row: &Row, token: &str) -> Step {
     let settings = ctx.settings.get(&ctx.db, &tenant).await?;
     let situacao = for_store(&settings, &row.store_id).cancel_situacao;
     hold(ctx, row, token).await?;
-    let detail = match ctx.set_situacao(&tenant, order, situacao).await {
+    let detail = match bounded(ctx, ctx.set_situacao(&tenant, order, situacao)).await? {
         Ok(()) => format!("pedido {order} passado para a situação {situacao} (cancelado)"),
         Err(CallError::Outside(e)) if e.is_not_found() => format!("o pedido {order} não existe mais no Bling"),
         Err(e) => return Err(e.into()),
@@ -398,7 +413,7 @@ async fn move_step(ctx: &Context, row: &Row, token: &str) -> Step {
     };
     if row.stock_deposito_id != 0 && row.stock_deposito_id != place.deposito.get() {
         hold(ctx, row, token).await?;
-        ctx.return_stock(&tenant, order).await?;
+        bounded(ctx, ctx.return_stock(&tenant, order)).await??;
         let detail = format!(
             "estoque do pedido {order} estornado ao depósito {} (loja '{}')",
             row.stock_deposito_id, row.store_id
@@ -414,7 +429,7 @@ async fn move_step(ctx: &Context, row: &Row, token: &str) -> Step {
     }
     if row.stock_deposito_id == 0 {
         hold(ctx, row, token).await?;
-        ctx.write_off(&tenant, order, place.deposito).await?;
+        bounded(ctx, ctx.write_off(&tenant, order, place.deposito)).await??;
     }
     let set = vec![
         ("state", State::Posted.label().into()),

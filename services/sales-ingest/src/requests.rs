@@ -68,6 +68,25 @@ async fn cancel_once(ctx: &Context, key: &Key, why: &str) -> Result<Option<Cance
     {
         return Ok(Some(Cancel::Done(Box::new(row))));
     }
+    // Parked (or failed) after its order was made, before its write-off was confirmed: the
+    // write-off may be in Bling all the same (its answer lost before the sale parked). The sale
+    // goes back to where it stopped, order created, with the cancellation flagged, so the
+    // reversal returns whatever stock Bling took (a no-op when it took none) and then cancels
+    // the order.
+    let unconfirmed =
+        format!("{} AND bling_order_id <> 0 AND stock_deposito_id = 0", states(&[State::Parked, State::Failed]));
+    let back = vec![
+        ("state", State::OrderCreated.label().into()),
+        ("cancel_requested", 1.into()),
+        ("next_attempt_time", now.into()),
+        ("park_reason", "".into()),
+        ("reason", why.into()),
+    ];
+    let detail = format!("cancelamento pedido ({why}): estorno do estoque, se houver, e pedido cancelado no Bling");
+    if store::update_if(&ctx.db, key, &unconfirmed, back, Entry::new("cancel requested", "ok", detail)).await?.is_some()
+    {
+        return Ok(Some(Cancel::Drive));
+    }
     let reverse = vec![
         ("state", State::Cancelling.label().into()),
         ("cancel_requested", 1.into()),

@@ -23,6 +23,7 @@ use ponte_proto::v1::ShippingStatus;
 
 use crate::{
     context::Context,
+    echo,
     history::Done,
     mapping::Situacoes,
     order_body, products,
@@ -90,12 +91,13 @@ pub(crate) async fn release(
         Ok(body) => body,
         Err(why) => return park(ctx, s, why).await,
     };
-    create(ctx, s, &body, ids.len(), sent).await
+    create(ctx, situacoes, s, &body, ids.len(), sent).await
 }
 
 /// Creates (or finds) the 360 order for `body` and records it on the shipment.
 async fn create(
     ctx: &Context,
+    situacoes: &Situacoes,
     mut s: Shipment,
     body: &OrderBody,
     products: usize,
@@ -129,8 +131,34 @@ async fn create(
             Err(e) => return Err(failed(ctx, &mut s, e).await),
         },
     };
+    // An order found or adopted that the hub already moved on (its status webhooks may have come
+    // and gone while ponte did not know the order as its own): the Bling order follows the hub
+    // now, before the order is recorded, so a failure finds it again and tries again.
+    let hub_status = ShippingStatus::from(status);
+    let known = OrderStatus::try_from(s.status).ok();
+    let mut followed = String::new();
+    if how != "created"
+        && !matches!(status, OrderStatus::Received | OrderStatus::Cancelled)
+        && known.is_none_or(|k| k.can_move_to(status))
+        && let Some(m) = situacoes.for_status(hub_status)
+    {
+        match ctx.mudar_situacao(&tenant, s.order, m.bling_situacao_id).await {
+            Ok(()) => {
+                s.situacao = Some(m.bling_situacao_id);
+                echo::expect(&mut s, m.bling_situacao_id);
+                followed = format!(
+                    "; the hub had it at {}: moved the Bling order to '{}' ({})",
+                    hub_status.as_str_name(),
+                    m.bling_situacao_name,
+                    m.bling_situacao_id
+                );
+            }
+            Err(CallError::Outside(e)) if e.is_not_found() => {}
+            Err(e) => return Err(failed(ctx, &mut s, e).await),
+        }
+    }
     s.hub_id = Some(id.clone());
-    s.status = status.into();
+    s.status = hub_status;
     s.sent_digest = order_body::digest(body);
     if how != "created" && status.can_move_to(OrderStatus::InTransit) {
         // What an adopted order holds is not known: it gets the current body.
@@ -143,7 +171,7 @@ async fn create(
     s.last_error.clear();
     shipments::save(&ctx.db, &mut s).await?;
     Ok(Done::applied(format!(
-        "{how} 360Envios order {id} with {products} product(s), {sent} sent to 360Envios for approval"
+        "{how} 360Envios order {id} with {products} product(s), {sent} sent to 360Envios for approval{followed}"
     )))
 }
 

@@ -1,7 +1,10 @@
 //! What the sandboxes hold against what the chaos workload implies: every Bitrix24 product
 //! (one per Bling product, named as its last change), every Bling order (one per sale, cancelled
 //! when the sale was), every stock movement (one write-off per item line of a sale, returned
-//! when the sale was cancelled) and every balance. Counted as lost, duplicated or wrong.
+//! when the sale was cancelled) and every balance; every Bitrix24 deal (one per Bling order, at
+//! the stage of its situação), every 360Envios order (one per released order) and the Bling
+//! situação of every order the workload made (where the hub's last move put it). Counted as
+//! lost, duplicated or wrong.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +14,7 @@ use std::{
 use ponte_sandbox::bling::Operacao;
 use serde::Serialize;
 
-use super::workload::{DEPOSITO, Workload};
+use super::workload::{ATENDIDO, DEPOSITO, EM_ABERTO, EM_ANDAMENTO, Workload};
 use crate::procs::ProcessMesh;
 
 /// Bling's Cancelado situação.
@@ -25,6 +28,8 @@ pub struct Report {
     pub product_changes: usize,
     pub sales: usize,
     pub cancellations: usize,
+    pub bling_orders: usize,
+    pub hub_moves: usize,
     /// The services whose process was killed, in order.
     pub killed: Vec<&'static str>,
     pub lost: usize,
@@ -100,6 +105,8 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         product_changes: w.changes,
         sales: w.sales.len(),
         cancellations: w.cancellations,
+        bling_orders: w.orders.len(),
+        hub_moves: w.hub_moves,
         ..Default::default()
     };
     r.undelivered = count(
@@ -128,8 +135,10 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         for line in rows(
             mesh,
             "gateway",
-            "SELECT source || ' ' || event_type || ' ' || source_event_id || ': ' || state FROM inbox_events \
-             WHERE state NOT IN ('delivered', 'coalesced') LIMIT 10",
+            "SELECT e.source || ' ' || e.event_type || ' ' || e.source_event_id || ': ' || e.state || ' ' || \
+             e.dead_reason || ' [' || COALESCE((SELECT string_agg(d.subscriber || ' ' || d.state || ' after ' || \
+             d.attempts || ': ' || d.last_error, '; ') FROM inbox_deliveries d WHERE d.event_id = e.event_id), '') || \
+             ']' FROM inbox_events e WHERE e.state NOT IN ('delivered', 'coalesced') LIMIT 10",
         )
         .await
         {
@@ -177,7 +186,12 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
     // Bling: one order per sale, its stock written off once (and returned once if cancelled).
     let b = &mesh.bling.bling;
     let mut orders: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let made: std::collections::HashSet<i64> = w.orders.iter().map(|o| o.id).collect();
     for o in b.orders() {
+        if made.contains(&o["id"].as_i64().unwrap_or(0)) {
+            // Made through Bling's API by the workload: compared below.
+            continue;
+        }
         let numero = o["numeroLoja"].as_str().unwrap_or_default().to_owned();
         orders
             .entry(numero)
@@ -279,6 +293,37 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         r.wrong += extra.len();
         r.differ(format!("Bling order(s) {extra:?} with numeroLoja {numero:?} come from no sale"));
     }
+    orders_deals_and_shipments(mesh, w, &mut r);
+    // What shipping-status knows of the orders that differ.
+    let odd: Vec<i64> = w
+        .orders
+        .iter()
+        .map(|o| o.id)
+        .filter(|id| r.differences.iter().any(|d| d.starts_with(&format!("order {id}:"))))
+        .take(3)
+        .collect();
+    for id in odd {
+        let shipment = rows(
+            mesh,
+            "shipping_status",
+            &format!(
+                "SELECT status || ' hub ' || COALESCE(envios360_order_id, '-') || ' situação ' || \
+                 COALESCE(bling_situacao_id, 0) || ' ' || last_error || ' ' || waiting_reason FROM shipments \
+                 WHERE bling_order_id = {id}"
+            ),
+        )
+        .await;
+        let history = rows(
+            mesh,
+            "shipping_status",
+            &format!(
+                "SELECT trigger_name || ' | ' || action || ' | ' || outcome || ' | ' || detail || ' ' || problem \
+                 FROM history WHERE bling_order_id = {id} ORDER BY id"
+            ),
+        )
+        .await;
+        r.differ(format!("  shipment of order {id}: {shipment:?}; history: {history:?}"));
+    }
     for (i, expected) in w.expected_stock().into_iter().enumerate() {
         let held = b.stock(w.products[i], DEPOSITO);
         if held != expected {
@@ -287,4 +332,94 @@ pub async fn compare(mesh: &ProcessMesh, w: &Workload) -> Report {
         }
     }
     r
+}
+
+/// The default stage of Bling's default situações; `None` for the others (the deal keeps its
+/// stage: NEW for a new one, EXECUTING for one that was Em andamento).
+fn default_stage(situacao: i64) -> Option<&'static str> {
+    match situacao {
+        EM_ABERTO => Some("NEW"),
+        EM_ANDAMENTO => Some("EXECUTING"),
+        ATENDIDO => Some("WON"),
+        CANCELADO => Some("LOSE"),
+        _ => None,
+    }
+}
+
+/// One Bitrix24 deal per Bling order at its situação's stage; one 360Envios order per released
+/// order the workload made, none for the others; each of those at the situação the hub's last
+/// move implies.
+fn orders_deals_and_shipments(mesh: &ProcessMesh, w: &Workload, r: &mut Report) {
+    let b = &mesh.bling.bling;
+    let mut deals: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in mesh.portal.portal.deals() {
+        let origin = d.get("ORIGIN_ID").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let stage = d.get("STAGE_ID").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        deals.entry(origin).or_default().push(stage);
+    }
+    for o in b.orders() {
+        let id = o["id"].as_i64().unwrap_or(0);
+        let situacao = o["situacao"]["id"].as_i64().unwrap_or(0);
+        match deals.remove(&id.to_string()).unwrap_or_default().as_slice() {
+            [] => {
+                r.lost += 1;
+                r.differ(format!("Bling order {id}: no Bitrix24 deal"));
+            }
+            [stage] => {
+                let fits = match default_stage(situacao) {
+                    Some(expected) => stage == expected,
+                    None => stage == "NEW" || stage == "EXECUTING",
+                };
+                if !fits {
+                    r.wrong += 1;
+                    r.differ(format!("Bling order {id} at situação {situacao}: its deal is at {stage}"));
+                }
+            }
+            many => {
+                r.duplicated += many.len() - 1;
+                r.differ(format!("Bling order {id}: {} deals {many:?}", many.len()));
+            }
+        }
+    }
+    for (origin, extra) in deals {
+        r.wrong += extra.len();
+        r.differ(format!("deal(s) {extra:?} with ORIGIN_ID {origin:?} come from no Bling order"));
+    }
+
+    let mut at_hub: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in mesh.hub.hub.orders() {
+        let external = o["external_id"].as_str().unwrap_or_default().to_owned();
+        at_hub.entry(external).or_default().push(o["status"].as_str().unwrap_or_default().to_owned());
+    }
+    for made in &w.orders {
+        let found = at_hub.remove(&made.id.to_string()).unwrap_or_default();
+        match (found.len(), made.released) {
+            (0, true) => {
+                r.lost += 1;
+                r.differ(format!("order {}: released, not at 360Envios", made.id));
+            }
+            (1, true) | (0, false) => {}
+            (n, true) => {
+                r.duplicated += n - 1;
+                r.differ(format!("order {}: {n} 360Envios orders", made.id));
+            }
+            (n, false) => {
+                r.wrong += n;
+                r.differ(format!("order {}: never released, yet {n} 360Envios orders", made.id));
+            }
+        }
+        let expected = w.expected_situacao(made);
+        let held = b.order(made.id).and_then(|o| o["situacao"]["id"].as_i64()).unwrap_or(0);
+        if held != expected {
+            r.wrong += 1;
+            r.differ(format!(
+                "order {}: Bling situação {held}, expected {expected} (hub at {})",
+                made.id, made.hub_status
+            ));
+        }
+    }
+    for (external, extra) in at_hub {
+        r.wrong += extra.len();
+        r.differ(format!("360Envios order(s) {extra:?} with external_id {external:?} come from no released order"));
+    }
 }

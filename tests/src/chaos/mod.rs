@@ -1,9 +1,12 @@
 //! The whole-mesh chaos run: every service and two gateways as `ponte serve` processes on a
-//! private PostgreSQL and a private Redis, the Bling, Bitrix24 and CPLUG sandboxes sending their real signed webhooks (a share duplicated or held back so that later ones
-//! overtake them), 5xx answers and 429 storms at every fake, and meanwhile `kill -9` of random
-//! processes, a Redis restart and a PostgreSQL restart. The workload (Bling product changes,
-//! CPLUG sales and cancellations, which reach Bling as orders and stock movements) is drawn from
-//! a seed; at the end what the sandboxes hold is compared with what the workload implies.
+//! private PostgreSQL and a private Redis, the Bling, Bitrix24, CPLUG and 360Envios sandboxes
+//! sending their real signed webhooks (a share duplicated or held back so that later ones
+//! overtake them), 10% 5xx answers and 429 storms at every fake, and meanwhile `kill -9` of
+//! random processes, a Redis restart and a PostgreSQL restart. The workload (Bling product
+//! changes; CPLUG sales and cancellations, which reach Bling as orders and stock movements;
+//! Bling orders, which become Bitrix24 deals and, released, 360Envios orders; the hub's status
+//! moves, which come back as Bling situações) is drawn from a seed; at the end what the
+//! sandboxes hold is compared with what the workload implies.
 
 mod check;
 mod workload;
@@ -15,7 +18,7 @@ use std::{
 
 use anyhow::Context;
 use ponte_proto::v1::SyncSettings;
-use ponte_sandbox::{bling, common::FaultSettings, cplug};
+use ponte_sandbox::{bling, common::FaultSettings, cplug, envios360};
 
 pub use check::Report;
 use workload::Workload;
@@ -72,11 +75,11 @@ impl Rng {
     }
 }
 
-/// The faults at every fake: 5% of answers a 5xx, 15% of webhooks sent twice, 15% held back
+/// The faults at every fake: 10% of answers a 5xx, 15% of webhooks sent twice, 15% held back
 /// (and overtaken), none dropped; `storm` answers 429 first.
 fn faults(seed: u64, storm: u64) -> FaultSettings {
     FaultSettings {
-        error_rate: 0.05,
+        error_rate: 0.10,
         storm,
         webhook_duplicate_rate: 0.15,
         webhook_reorder_rate: 0.15,
@@ -84,6 +87,11 @@ fn faults(seed: u64, storm: u64) -> FaultSettings {
         seed: Some(seed),
         ..Default::default()
     }
+}
+
+/// The faults of every fake.
+fn fakes(mesh: &ProcessMesh) -> Vec<&ponte_sandbox::common::Faults> {
+    vec![mesh.bling.bling.faults(), mesh.portal.portal.faults(), mesh.pos.cplug.faults(), mesh.hub.hub.faults()]
 }
 
 /// Every secret of the run: the app's and the stores' credentials, the sealing keys, the
@@ -112,6 +120,7 @@ fn secrets(mesh: &ProcessMesh) -> Vec<String> {
         out.push(secret.to_owned());
     }
     out.push(mesh.bling.bling.config().client_secret.clone());
+    out.extend([mesh.hub.hub.config().api_token.clone(), mesh.hub.hub.config().webhook_secret.clone()]);
     out.extend(mesh.bling.bling.issued_secrets());
     out.retain(|s| s.len() >= 8);
     out.sort();
@@ -145,6 +154,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         webhook_timeout: Duration::from_secs(5),
         ..cplug::Config::for_tests()
     };
+    opts.hub = Some(envios360::Config {
+        per_second: 100_000,
+        webhook_attempts: 14,
+        webhook_backoff: Duration::from_millis(50),
+        webhook_timeout: Duration::from_secs(5),
+        ..envios360::Config::for_tests()
+    });
     opts.extra = [
         ("PONTE_SALES_SCAN_MS", "100"),
         ("PONTE_SALES_RECHECK_SECONDS", "1"),
@@ -164,12 +180,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     mesh.settings(SyncSettings {
         bling_create_creates_in_bitrix24: true,
         bling_update_updates_bitrix24: true,
+        orders_to_bitrix24: true,
         ..Default::default()
     })
     .await;
     let mut workload = Workload::set_up(&mesh, &cfg).await?;
 
-    for (i, f) in [mesh.bling.bling.faults(), mesh.portal.portal.faults(), mesh.pos.cplug.faults()].iter().enumerate() {
+    for (i, f) in fakes(&mesh).iter().enumerate() {
         f.set(faults(cfg.seed.wrapping_add(i as u64), 0));
     }
     let mut rng = Rng::new(cfg.seed ^ 0xC4A0_5EED);
@@ -179,10 +196,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let began = Instant::now();
     for n in 0..cfg.events {
         tokio::time::sleep_until((began + Duration::from_secs_f64(n as f64 / cfg.rate)).into()).await;
-        workload.step(&mesh, &mut rng, n);
+        // Each event draws from its own generator, and the faults and kills from theirs: what the
+        // hub can move depends on timing, and must not shift the rest of the run.
+        let mut event = Rng::new(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ n as u64);
+        workload.step(&mesh, &mut event, n).await?;
         // A storm of 429s at one fake for a tenth of the events.
         if rng.chance(0.1) {
-            let fakes = [mesh.bling.bling.faults(), mesh.portal.portal.faults(), mesh.pos.cplug.faults()];
+            let fakes = fakes(&mesh);
             let which = rng.below(fakes.len());
             fakes[which].set(faults(rng.next_u64(), 3 + rng.below(8) as u64));
         }
@@ -206,7 +226,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     report.killed = killed;
     report.workload_secs = sent.as_secs_f64();
     report.drain_secs = drained.map(|d| d.as_secs_f64());
-    for f in [mesh.bling.bling.faults(), mesh.portal.portal.faults(), mesh.pos.cplug.faults()] {
+    for f in fakes(&mesh) {
         f.set(FaultSettings::default());
     }
     if let Some(path) = &cfg.secrets_out {

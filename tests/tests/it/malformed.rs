@@ -777,3 +777,179 @@ async fn every_gateway_route_answers_malformed_requests_as_designed() {
     let health = http.get(gw.url("/healthz")).send().await.expect("the gateway answers after the corpus");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Another tenant's real resource ids, asked for with loja-a's own token and tenant.
+
+const TENANT_B: &str = "tb-malformed-5a4b3c2d1e0f47a8b9c0d1e2f3a4b5c6";
+
+/// A sale, a shipment, an inbox event and a backfill of loja-b (each a real row of its
+/// tenant), each asked for by id with loja-a's token: NOT_FOUND where the request names
+/// loja-a (the id is looked up in loja-a's data only), PERMISSION_DENIED where it names no
+/// tenant; never loja-b's data, and loja-b's resources are left as they were.
+#[tokio::test]
+async fn another_tenant_s_real_resource_ids_are_not_found_or_denied() {
+    use ponte_proto::v1::{
+        CancelBackfillRequest, CancelSaleRequest, GetBackfillRequest, GetEventRequest, GetSaleRequest,
+        GetShipmentRequest, IngestSaleRequest, MoveSaleRequest, Payment, ReplayParkedRequest, ReplayRequest, Sale,
+        SaleItem, SaleState, WatchBackfillRequest, auth_token_service_client::AuthTokenServiceClient,
+        catalog_sync_service_client::CatalogSyncServiceClient, inbox_service_client::InboxServiceClient,
+        replay_request::Target, sales_ingest_service_client::SalesIngestServiceClient,
+        shipping_status_service_client::ShippingStatusServiceClient,
+    };
+
+    let file = api_tokens_file(&[
+        ("mesh", SERVICE, "service"),
+        ("loja-a", TENANT_A, "tenant:loja-a"),
+        ("loja-b", TENANT_B, "tenant:loja-b"),
+    ]);
+    let env = Env::default()
+        .with("PONTE_API_TOKENS_FILE", &file)
+        .with("PONTE_API_TOKEN", SERVICE)
+        .with("PONTE_BLING_API_URL", "http://127.0.0.1:1")
+        .with("PONTE_ENVIOS360_API_URL", "http://127.0.0.1:1");
+    let mesh = Mesh::start_with(&all(), &ponte_tests::redis_url(), env).await;
+    let mut auth = AuthTokenServiceClient::new(mesh.channel("auth-token").await);
+    for t in ["loja-a", "loja-b"] {
+        auth.create_tenant(CreateTenantRequest { tenant_id: t.into(), display_name: t.into() }).await.unwrap();
+    }
+
+    // loja-b's resources: a sale through its own token (parked: its store has no map), the
+    // others as their services store them.
+    let sale = Sale {
+        sale_id: "VB-1".into(),
+        store_id: "loja-b-centro".into(),
+        items: vec![SaleItem { sku: "B-1".into(), quantity: "1".into(), unit_price_cents: 990, ..Default::default() }],
+        payments: vec![Payment { method: "PIX".into(), amount_cents: 990, installments: 1, ..Default::default() }],
+        total_cents: 990,
+        ..Default::default()
+    };
+    SalesIngestServiceClient::new(mesh.channel_as("sales-ingest", TENANT_B).await)
+        .ingest_sale(IngestSaleRequest { tenant_id: "loja-b".into(), sale: Some(sale) })
+        .await
+        .unwrap();
+    let b_order: i64 = 16_000_000_777;
+    sqlx::query(
+        "INSERT INTO shipments (tenant_id, bling_order_id, bling_numero, envios360_order_id, status, \
+         bling_situacao_id, create_time, update_time) VALUES ('loja-b', $1, '777', 'o_b777', 'received', 15, 1, 1)",
+    )
+    .bind(b_order)
+    .execute(mesh.db("shipping_status").await.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO inbox_events (event_id, source, source_event_id, tenant_id, event_type, entity_key, state, \
+         dead_reason, payload, receive_time) VALUES ('ev-b-1', 'bling', 'ev-b-1', 'loja-b', 'order.created', \
+         'ev-b-1', 'dead', 'test', $1, 1)",
+    )
+    .bind(b"{\"cliente\":\"Maria da loja-b\"}".to_vec())
+    .execute(mesh.db("gateway").await.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO backfills (backfill_id, tenant_id, target, scope, state, pages_done, products, variations, \
+         active, inactive, created, updated, unchanged, failed, failures, inflight_page, inflight, reason, \
+         start_time, end_time, update_time) VALUES ('bf-b-1', 'loja-b', 'bitrix24', 'products', 'succeeded', \
+         3, 250, 0, 250, 0, 250, 0, 0, 0, '[]', 0, '{}', '', 1, 2, 2)",
+    )
+    .execute(mesh.db("catalog_sync").await.pool())
+    .await
+    .unwrap();
+
+    let leaks = |s: &Status| s.message().contains("loja-b") || s.message().contains("Maria");
+    let not_found = |what: &str, r: Result<(), Status>| match r {
+        Err(s) if s.code() == Code::NotFound && !leaks(&s) => None,
+        other => Some(format!("{what}: {other:?}, not a NOT_FOUND naming nothing of loja-b")),
+    };
+    let denied = |what: &str, r: Result<(), Status>| match r {
+        Err(s) if s.code() == Code::PermissionDenied && !leaks(&s) => None,
+        other => Some(format!("{what}: {other:?}, not a PERMISSION_DENIED naming nothing of loja-b")),
+    };
+    let mut wrong: Vec<Option<String>> = Vec::new();
+
+    let mut sales = SalesIngestServiceClient::new(mesh.channel_as("sales-ingest", TENANT_A).await);
+    let a = || "loja-a".to_owned();
+    wrong.push(not_found(
+        "GetSale of loja-b's sale",
+        sales.get_sale(GetSaleRequest { tenant_id: a(), sale_id: "VB-1".into() }).await.map(drop),
+    ));
+    wrong.push(not_found(
+        "MoveSale of loja-b's sale",
+        sales
+            .move_sale(MoveSaleRequest { tenant_id: a(), sale_id: "VB-1".into(), to_store_id: "x".into() })
+            .await
+            .map(drop),
+    ));
+    let replayed = sales
+        .replay_parked(ReplayParkedRequest { tenant_id: a(), sale_ids: vec!["VB-1".into()] })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    if replayed.iter().any(|r| r.tenant_id != "loja-a") {
+        wrong.push(Some(format!("ReplayParked of loja-b's sale answered loja-b's records: {replayed:?}")));
+    }
+    // A cancellation of an unknown sale is remembered for loja-a's own sale of that id, if it
+    // ever comes (a cancellation may overtake its sale); loja-b's sale is not touched.
+    let cancelled = sales
+        .cancel_sale(CancelSaleRequest { tenant_id: a(), sale_id: "VB-1".into(), reason: "x".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    if cancelled.tenant_id != "loja-a" || cancelled.sale.as_ref().is_some_and(|s| !s.items.is_empty()) {
+        wrong.push(Some(format!("CancelSale of loja-b's sale answered loja-b's sale: {cancelled:?}")));
+    }
+    let b_sale = SalesIngestServiceClient::new(mesh.channel_as("sales-ingest", TENANT_B).await)
+        .get_sale(GetSaleRequest { tenant_id: "loja-b".into(), sale_id: "VB-1".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    if b_sale.state() != SaleState::Parked {
+        wrong.push(Some(format!("loja-b's sale was changed through loja-a: {b_sale:?}")));
+    }
+
+    let mut shipping = ShippingStatusServiceClient::new(mesh.channel_as("shipping-status", TENANT_A).await);
+    wrong.push(not_found(
+        "GetShipment of loja-b's order",
+        shipping.get_shipment(GetShipmentRequest { tenant_id: a(), bling_order_id: b_order }).await.map(drop),
+    ));
+
+    let mut inbox = InboxServiceClient::new(mesh.channel_as("gateway", TENANT_A).await);
+    wrong.push(not_found(
+        "GetEvent of loja-b's event",
+        inbox.get_event(GetEventRequest { event_id: "ev-b-1".into() }).await.map(drop),
+    ));
+    wrong.push(not_found(
+        "Replay of loja-b's event",
+        inbox.replay(ReplayRequest { target: Some(Target::EventId("ev-b-1".into())) }).await.map(drop),
+    ));
+    let state: String = sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = 'ev-b-1'")
+        .fetch_one(mesh.db("gateway").await.pool())
+        .await
+        .unwrap();
+    if state != "dead" {
+        wrong.push(Some(format!("loja-b's event was replayed through loja-a: {state}")));
+    }
+
+    let mut catalog = CatalogSyncServiceClient::new(mesh.channel_as("catalog-sync", TENANT_A).await);
+    wrong.push(denied(
+        "GetBackfill of loja-b's backfill",
+        catalog.get_backfill(GetBackfillRequest { backfill_id: "bf-b-1".into() }).await.map(drop),
+    ));
+    wrong.push(denied(
+        "WatchBackfill of loja-b's backfill",
+        catalog.watch_backfill(WatchBackfillRequest { backfill_id: "bf-b-1".into() }).await.map(drop),
+    ));
+    wrong.push(denied(
+        "CancelBackfill of loja-b's backfill",
+        catalog.cancel_backfill(CancelBackfillRequest { backfill_id: "bf-b-1".into() }).await.map(drop),
+    ));
+
+    let wrong: Vec<String> = wrong.into_iter().flatten().collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    mesh.shutdown().await;
+}

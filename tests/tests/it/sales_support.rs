@@ -233,10 +233,15 @@ pub enum Answer {
     /// The answer is held and the connection left hanging (a process killed mid-call never
     /// sees it either).
     Hold,
+    /// The request itself is held this long before it reaches the server (a call that hangs on
+    /// its way); a caller that gives up meanwhile closes the connection and takes the request
+    /// with it, unprocessed.
+    Late(Duration),
 }
 
 /// A TCP proxy in front of an HTTP server that forwards every request and swallows the answers
-/// to the next `times` requests containing `pattern` (e.g. `POST /Api/v3/pedidos/vendas `).
+/// to (or holds back) the next `times` requests containing `pattern` (e.g.
+/// `POST /Api/v3/pedidos/vendas `).
 #[derive(Clone)]
 pub struct AnswerProxy {
     pub addr: std::net::SocketAddr,
@@ -269,6 +274,7 @@ impl AnswerProxy {
         let marked = Arc::new(Mutex::new(None::<Answer>));
         let mark = marked.clone();
         let rule = self.rule.clone();
+        let held = self.swallowed.clone();
         let up = tokio::spawn(async move {
             let mut buf = vec![0_u8; 64 * 1024];
             loop {
@@ -277,14 +283,35 @@ impl AnswerProxy {
                     Ok(n) => n,
                 };
                 let text = String::from_utf8_lossy(&buf[..n]);
+                let mut late = None;
                 if let Some((pattern, answer, times)) = rule.lock().expect("rule").as_mut()
                     && *times > 0
                     && text.contains(pattern.as_str())
                 {
                     *times -= 1;
-                    *mark.lock().expect("mark") = Some(*answer);
+                    match *answer {
+                        Answer::Late(d) => late = Some(d),
+                        other => *mark.lock().expect("mark") = Some(other),
+                    }
                 }
-                if sw.write_all(&buf[..n]).await.is_err() {
+                let mut pending = buf[..n].to_vec();
+                if let Some(d) = late {
+                    held.fetch_add(1, Ordering::SeqCst);
+                    // Whatever else the caller sends waits too; a caller that closes the
+                    // connection meanwhile takes the request with it.
+                    let until = tokio::time::Instant::now() + d;
+                    let mut more = vec![0_u8; 64 * 1024];
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until) => break,
+                            r = cr.read(&mut more) => match r {
+                                Ok(0) | Err(_) => return,
+                                Ok(m) => pending.extend_from_slice(&more[..m]),
+                            },
+                        }
+                    }
+                }
+                if sw.write_all(&pending).await.is_err() {
                     return;
                 }
             }
@@ -305,7 +332,7 @@ impl AnswerProxy {
                     self.swallowed.fetch_add(1, Ordering::SeqCst);
                     std::future::pending::<()>().await;
                 }
-                None => {}
+                Some(Answer::Late(_)) | None => {}
             }
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;

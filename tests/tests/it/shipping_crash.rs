@@ -3,7 +3,8 @@
 //! 360 through a proxy that lets the create through and withholds the hub's answer, and is
 //! killed (SIGKILL) once the hub holds the order. Restarted, it gets the event again from the
 //! gateway, looks the order up by its `external_id` before creating anything, and adopts it:
-//! still one 360 order.
+//! still one 360 order. When the hub moved the order on meanwhile (its status webhooks came
+//! while ponte did not know the order as its own), the Bling order follows the hub.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -23,7 +24,7 @@ use ponte_core::{
 use ponte_tests::eventually;
 use tokio::net::TcpListener;
 
-use ponte_tests::shipping::{EM_ANDAMENTO, ShippingWorld};
+use ponte_tests::shipping::{ATENDIDO, EM_ANDAMENTO, ShippingWorld};
 
 /// The test binary's own shipping-status, as `ponte serve shipping-status` runs it, configured
 /// by the variables [`spawn`] sets; serves until killed.
@@ -166,4 +167,48 @@ async fn killed_between_the_360_create_and_recording_it_there_is_still_one_360_o
         "{:#?}",
         s.history
     );
+}
+
+#[tokio::test]
+async fn an_order_the_hub_moved_on_before_its_interrupted_create_was_recorded_moves_the_bling_order() {
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let world = ShippingWorld::start_without_shipping(format!("http://{addr}")).await;
+    let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!("http://{}/v1", proxy_listener.local_addr().unwrap());
+    let proxy = Withholding {
+        hub: world.hub.base_url.trim_end_matches("/v1").to_owned(),
+        withhold: Arc::new(AtomicBool::new(true)),
+        http: reqwest::Client::new(),
+    };
+    let app = Router::new().fallback(forward).with_state(proxy.clone());
+    tokio::spawn(async move { axum::serve(proxy_listener, app).await });
+
+    let mut process = spawn(&world, &addr, &hub_url);
+    let up = eventually(Duration::from_secs(30), || async { world.shipping_reachable().await }).await;
+    assert!(up, "shipping-status did not start");
+    world.set_up(false).await;
+    let customer = world.customer();
+    let product = world.product("CAM-AZ-M", 59.9, 1);
+    let order = world.order(customer, &[(product, 2, 59.9)], true).await;
+    world.move_order(order, EM_ANDAMENTO).await;
+    let created = eventually(Duration::from_secs(30), || async { !world.hub_orders(order).is_empty() }).await;
+    assert!(created, "the create never reached the hub");
+    process.kill();
+
+    // While shipping-status is down, the hub takes the order all the way: its webhooks wait at
+    // the gateway, behind the release that is to be retried.
+    let hub_id = world.hub_orders(order)[0]["id"].as_str().unwrap().to_owned();
+    for status in ["in_packing_list", "awaiting_shipment", "in_transit", "delivered"] {
+        world.hub.hub.set_status(&hub_id, status).unwrap();
+    }
+    proxy.withhold.store(false, Ordering::SeqCst);
+    let mut restarted = spawn(&world, &addr, &hub_url);
+    world.until_situacao(order, ATENDIDO).await;
+    let s =
+        world.until_shipment(order, "delivered", |s| s.status() == ponte_proto::v1::ShippingStatus::Delivered).await;
+    restarted.kill();
+    assert_eq!(world.hub_orders(order).len(), 1);
+    assert_eq!(s.envios360_order_id, hub_id);
 }
