@@ -305,9 +305,6 @@ impl ProcessMesh {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        if let Some(h) = &hub {
-            env.push(("PONTE_ENVIOS360_API_URL".to_owned(), h.base_url.clone()));
-        }
         // The mesh's own service token, as the Kubernetes Secret `ponte-api-tokens` gives it.
         let token = format!("mesh-{}", uuid::Uuid::new_v4().simple());
         env.push(("PONTE_API_TOKENS_FILE".to_owned(), crate::api_tokens_file(&[("mesh", &token, "service")])));
