@@ -43,6 +43,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tonic::service::Routes;
 
 pub use api::Inbox;
+pub use console::COOKIE as CONSOLE_COOKIE;
 pub use dispatch::DispatchConfig;
 pub use ingest::MAX_BODY;
 pub use wake::Wake;
