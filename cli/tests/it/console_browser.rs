@@ -1,6 +1,6 @@
 //! The operator console in a real browser: Debian's chromium, headless, driven through
 //! chromedriver's WebDriver API, against a real `ponte dev --sandbox --demo` process on free
-//! ports. It logs in, opens every tab of the demo tenant, rings up a sale whose payment method
+//! ports. It logs in, opens every tab of the demo tenant, replays a dead letter, rings up a sale whose payment method
 //! has no DE-PARA, maps the method on the Método de pagamento tab and sees the sale posted on
 //! Vendas, and opens a product's history. A screenshot of each tab goes to `docs/console/`.
 //! Skipped, saying so, only when chromium and chromedriver are not installed (`scripts/test.sh`
@@ -112,6 +112,17 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
     }
 
+    /// Waits (up to 15 s) for the browser to be at a URL containing `part`; whether it got there.
+    async fn arrive(&self, part: &str) -> bool {
+        for _ in 0..150 {
+            if self.url().await.contains(part) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Saves the page as PNG at `path`.
     async fn screenshot(&self, path: &Path) {
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
@@ -195,6 +206,7 @@ async fn the_console_in_chromium_against_the_demo() {
     b.screenshot(&shots.join("login.png")).await;
     b.type_into("#token", API_TOKEN).await;
     b.click("form.login button").await;
+    assert!(b.arrive("/console?").await, "not logged in: {}", b.source().await);
     let home = b.source().await;
     assert!(home.contains("/console/t/demo/conexoes"), "the demo tenant is listed: {home}");
     b.screenshot(&shots.join("tenants.png")).await;
@@ -205,12 +217,31 @@ async fn the_console_in_chromium_against_the_demo() {
     let page = b.source().await;
     assert!(page.contains("Conectar ao Bling") && page.contains("CONNECTED"), "{page}");
     b.screenshot(&shots.join("conexoes.png")).await;
-    for (tab, expect) in [("envios", "Envios"), ("sincronizacao", "Sincronização de dados"), ("eventos", "Eventos")] {
+    for (tab, expect) in [("envios", "Envios"), ("sincronizacao", "Sincronização de dados")] {
         b.goto(&format!("{t}/{tab}")).await;
         let page = b.source().await;
         assert!(page.contains(expect), "{tab}: {page}");
         b.screenshot(&shots.join(format!("{tab}.png"))).await;
     }
+
+    // A webhook the till signed but ponte cannot read is a dead letter on Eventos; Replay
+    // queues it again (it dies again: its body is still unreadable).
+    let body = "{not json";
+    let secret = ponte_sandbox::cplug::Config::default().webhook_secret;
+    let hook = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/webhooks/cplug/demo", base + 7))
+        .header("content-type", "application/json")
+        .header("x-cplug-signature", ponte_tests::webhooks::sign(&secret, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(hook.status().is_success(), "{}", hook.text().await.unwrap_or_default());
+    assert!(b.until(&format!("{t}/eventos"), "eventos/replay").await, "no dead letter: {}", b.source().await);
+    b.screenshot(&shots.join("eventos.png")).await;
+    b.click("form[action$='/eventos/replay'] button").await;
+    assert!(b.arrive("ok=replayed").await, "{}", b.url().await);
+    assert!(b.source().await.contains("Reenvio enfileirado"), "{}", b.source().await);
 
     // A sale paid by a method without DE-PARA parks.
     let ponte = env!("CARGO_BIN_EXE_ponte");
@@ -234,7 +265,7 @@ async fn the_console_in_chromium_against_the_demo() {
     b.type_into("#bling_forma_pagamento_id", "11010299").await;
     b.screenshot(&shots.join("pagamento.png")).await;
     b.click("form.stack button").await;
-    assert!(b.url().await.contains("ok=mapped"), "{}", b.url().await);
+    assert!(b.arrive("ok=mapped").await, "{}", b.url().await);
     assert!(b.source().await.contains("<td>VALE</td>"), "{}", b.source().await);
     assert!(b.until(&format!("{t}/vendas"), "sale-posted").await, "never posted: {}", b.source().await);
     let sales = b.source().await;
