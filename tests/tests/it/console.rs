@@ -170,6 +170,10 @@ async fn the_console_logs_in_with_an_operator_token_and_guards_its_session_and_f
     assert!(conn.body.contains("Conectar ao Bling"), "{}", conn.body);
     assert!(conn.body.contains("BLING"), "the Bling connection is listed: {}", conn.body);
     let csrf = conn.csrf();
+    // "Conectar ao Bling" starts Bling's OAuth flow: the browser is sent to Bling's consent page.
+    let connect = b.post(&format!("/console/t/{TENANT}/conexoes/bling"), &[("csrf", &csrf)]).await;
+    assert_eq!(connect.status, StatusCode::SEE_OTHER, "{}", connect.body);
+    assert!(connect.location().starts_with("http") && connect.location().contains("state="), "{}", connect.location());
 
     // CSRF: a form without the session's token, or with another, is refused; nothing happens.
     let forms = format!("/console/t/{TENANT}/pagamento");
