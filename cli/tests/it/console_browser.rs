@@ -144,6 +144,24 @@ impl Browser {
     }
 }
 
+/// Ends the WebDriver session (chromium quits with it) before chromedriver is stopped, so that
+/// no browser outlives the test, whether it passed or not.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(rest) = self.session.strip_prefix("http://") else { return };
+        let Some((addr, path)) = rest.split_once('/') else { return };
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let req =
+                format!("DELETE /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        }
+    }
+}
+
 /// Starts `ponte dev --sandbox --demo` and waits (up to two minutes) for "ready"; the process
 /// and the lines it printed.
 async fn demo(dir: &Path, base: u16, bling_port: u16) -> (Killed, Vec<String>) {
