@@ -12,6 +12,15 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
+# The console's browser test drives Debian's chromium headless through chromedriver; without
+# them it is skipped, saying so.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "test: installing chromium and chromedriver (Debian's chromium, chromium-driver)" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver fonts-dejavu-core >/dev/null; } ||
+    echo "test: chromium could not be installed: the console's browser test will be skipped" >&2
+fi
+
 # Test databases are named ponte_t_<uuid>; drop what earlier runs left behind.
 export PONTE_TEST_DATABASE_URL="${PONTE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:${PONTE_TEST_PG_PORT:-5432}/postgres?sslmode=disable}"
 export PONTE_TEST_REDIS_URL="${PONTE_TEST_REDIS_URL:-redis://127.0.0.1:${PONTE_TEST_REDIS_PORT:-6379}}"

@@ -1,10 +1,11 @@
 //! gateway: the only HTTP entry to ponte. Webhooks from Bling, 360Envios, CPLUG and Bitrix24
 //! are verified, deduplicated and stored in the inbox before they are acknowledged; a
 //! dispatcher delivers them to the owning services over gRPC. It also serves the OAuth
-//! callbacks, the Bitrix24 app's installation path, `/healthz`, `/readyz`, `/metrics`, and the
-//! inbox's operator API over gRPC.
+//! callbacks, the Bitrix24 app's installation path, `/healthz`, `/readyz`, `/metrics`, the
+//! operator console under `/console`, and the inbox's operator API over gRPC.
 
 mod api;
+mod console;
 pub mod dispatch;
 pub mod history;
 pub mod inbox;
@@ -42,6 +43,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tonic::service::Routes;
 
 pub use api::Inbox;
+pub use console::COOKIE as CONSOLE_COOKIE;
 pub use dispatch::DispatchConfig;
 pub use ingest::MAX_BODY;
 pub use wake::Wake;
@@ -119,6 +121,7 @@ impl Gateway {
         metrics::get();
         let state =
             HttpState { readiness, auth: AuthTokenServiceClient::new(auth_channel), ingest, db: deps.db.clone() };
+        let console = console::router(deps)?;
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
@@ -131,7 +134,8 @@ impl Gateway {
             .route("/webhooks/bitrix24/{tenant}", post(ingest::bitrix24))
             .fallback(problem::no_route)
             .method_not_allowed_fallback(problem::wrong_method)
-            .with_state(state);
+            .with_state(state)
+            .nest("/console", console);
         let retention = ponte_core::retention::spawn(deps.db.clone(), &retention::RULES, cfg.retention);
         Ok((router, Running { stop, tasks, notifier, dispatcher, wake: self.wake.clone(), retention }))
     }

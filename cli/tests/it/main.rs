@@ -4,6 +4,7 @@
 mod backfill;
 mod chaos;
 mod cli;
+mod console_browser;
 mod demo;
 mod dlq;
 mod help;

@@ -10,6 +10,7 @@ mod bling_connect;
 mod bling_jitter;
 mod catalog_backfill;
 mod catalog_sync;
+mod console;
 mod cplug;
 mod envios360;
 mod foundation;

@@ -1,0 +1,310 @@
+//! The operator console (`/console` on the gateway) over real HTTP against a real mesh: login
+//! with an API token from the tokens file, the session cookie's attributes, CSRF on every form,
+//! the security headers, a tenant's token confined to its tenant, and the console's writes
+//! reaching the services: a dead letter replayed is delivered again, a payment method mapped
+//! posts the sale it held parked.
+
+use std::time::Duration;
+
+use ponte_core::config::Env;
+use ponte_core::identity::{ENV_TOKEN, ENV_TOKENS_FILE};
+use ponte_proto::v1::SaleState;
+use ponte_tests::{TcpProxy, api_tokens_file, count, eventually, webhooks::TENANT};
+use reqwest::{StatusCode, redirect::Policy};
+use serde_json::json;
+
+use crate::sales_support::{PIX, SalesWorld, camisetas, sales_env};
+
+const SERVICE: &str = "console-test-service-token-0123456789";
+const OPERATOR: &str = "console-test-operator-token-0123456789";
+const TENANT_TOKEN: &str = "console-test-tenant-token-0123456789";
+
+/// The mesh's settings with a service, an operator and a tenant token.
+fn env() -> Env {
+    let file = api_tokens_file(&[
+        ("mesh", SERVICE, "service"),
+        ("ops", OPERATOR, "operator"),
+        ("loja", TENANT_TOKEN, &format!("tenant:{TENANT}")),
+    ]);
+    sales_env().with(ENV_TOKENS_FILE, &file).with(ENV_TOKEN, SERVICE)
+}
+
+async fn world() -> SalesWorld {
+    SalesWorld::start_with(
+        &[&ponte_auth_token::SPEC, &ponte_mapping::SPEC, &ponte_sales_ingest::SPEC, &ponte_gateway::SPEC],
+        env(),
+    )
+    .await
+}
+
+/// A browser of the console: no redirects followed, its session cookie kept by hand.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+        self.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: String) -> Self {
+        Self { http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), base, cookie: None }
+    }
+
+    async fn answer(&self, r: reqwest::RequestBuilder) -> Answer {
+        let r = match &self.cookie {
+            Some(c) => r.header("cookie", c),
+            None => r,
+        };
+        let resp = r.send().await.expect("the console answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap();
+        assert!(status.as_u16() < 500 || status.as_u16() == 503, "{status}: {body}");
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.answer(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.answer(self.http.post(format!("{}{path}", self.base)).form(form)).await
+    }
+
+    /// Logs in with `token`; the login's answer.
+    async fn login(&mut self, token: &str) -> Answer {
+        let a = self.post("/console/login", &[("token", token)]).await;
+        if let Some(c) = a.headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = Some(c.split(';').next().unwrap().to_owned());
+        }
+        a
+    }
+}
+
+fn security_headers(a: &Answer) {
+    let h = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let csp = h("content-security-policy");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert_eq!(h("referrer-policy"), "no-referrer");
+    assert_eq!(h("x-frame-options"), "DENY");
+}
+
+#[tokio::test]
+async fn the_console_logs_in_with_an_operator_token_and_guards_its_session_and_forms() {
+    let w = world().await;
+    let gw = w.gateway.as_ref().unwrap();
+    let mut b = Browser::new(gw.url(""));
+
+    // The login page: pt-BR by default, English on request; every answer with the headers.
+    let page = b.get("/console/login").await;
+    assert_eq!(page.status, StatusCode::OK);
+    security_headers(&page);
+    assert!(page.body.contains("<html lang=\"pt-BR\"") && page.body.contains("Entrar"), "{}", page.body);
+    assert!(page.body.contains("<label for=\"token\""), "the token field has a label");
+    assert!(!page.body.contains("<script>"), "no inline script");
+    let en = b.get("/console/login?lang=en").await;
+    assert!(en.body.contains("<html lang=\"en\"") && en.body.contains("Log in"), "{}", en.body);
+    let js = b.get("/console/static/console.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+
+    // Not logged in: sent to the login page, nothing shown.
+    let home = b.get("/console").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert!(home.location().starts_with("/console/login"), "{}", home.location());
+    let tab = b.get(&format!("/console/t/{TENANT}/vendas")).await;
+    assert_eq!(tab.status, StatusCode::SEE_OTHER);
+    security_headers(&tab);
+
+    // A bad token is refused, naming the field, and opens no session.
+    let bad = b.login("not-a-known-token").await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.body.contains("token: desconhecido"), "{}", bad.body);
+    assert!(bad.headers.get("set-cookie").is_none());
+    assert!(b.cookie.is_none());
+    let empty = b.login("").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(empty.body.contains("token: obrigatório"), "{}", empty.body);
+
+    // The operator's token: a session cookie with every attribute, holding a random id only.
+    let ok = b.login(OPERATOR).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let set = ok.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(set.split("; ").any(|a| a == attr), "{attr} missing from {set}");
+    }
+    assert!(set.starts_with(&format!("{}=", ponte_gateway::CONSOLE_COOKIE)), "{set}");
+    assert!(!set.contains(OPERATOR), "the cookie carries the token");
+    let id = set.split(';').next().unwrap().split('=').nth(1).unwrap();
+    assert_eq!(id.len(), 64, "a 256-bit random id: {id}");
+
+    let home = b.get("/console").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains(&format!("/console/t/{TENANT}/conexoes")), "{}", home.body);
+    for tab in ["conexoes", "eventos", "vendas", "pagamento", "historico"] {
+        let page = b.get(&format!("/console/t/{TENANT}/{tab}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{tab}: {}", page.body);
+        security_headers(&page);
+    }
+    let conn = b.get(&format!("/console/t/{TENANT}/conexoes")).await;
+    assert!(conn.body.contains("Conectar ao Bling"), "{}", conn.body);
+    assert!(conn.body.contains("BLING"), "the Bling connection is listed: {}", conn.body);
+    let csrf = conn.csrf();
+    // "Conectar ao Bling" starts Bling's OAuth flow: the browser is sent to Bling's consent page.
+    let connect = b.post(&format!("/console/t/{TENANT}/conexoes/bling"), &[("csrf", &csrf)]).await;
+    assert_eq!(connect.status, StatusCode::SEE_OTHER, "{}", connect.body);
+    assert!(connect.location().starts_with("http") && connect.location().contains("state="), "{}", connect.location());
+
+    // CSRF: a form without the session's token, or with another, is refused; nothing happens.
+    let forms = format!("/console/t/{TENANT}/pagamento");
+    let fields = [("cplug_method", "PIX"), ("bling_forma_pagamento_id", "11010302")];
+    let none = b.post(&forms, &fields).await;
+    assert_eq!(none.status, StatusCode::FORBIDDEN);
+    assert!(none.body.contains("CSRF"), "{}", none.body);
+    let wrong = b.post(&forms, &[fields[0], fields[1], ("csrf", "0000")]).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let maps =
+        count(&w.world.mesh.db("mapping").await, "SELECT COUNT(*) FROM payment_method_maps WHERE cplug_method = 'PIX'")
+            .await;
+    assert_eq!(maps, 0, "a refused form changed nothing");
+
+    // Bad input: a clear 4xx page naming the field.
+    let bad_id = b.post(&forms, &[("cplug_method", "PIX"), ("bling_forma_pagamento_id", "abc"), ("csrf", &csrf)]).await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+    assert!(bad_id.body.contains("bling_forma_pagamento_id"), "{}", bad_id.body);
+    let bad_entity = b.get(&format!("/console/t/{TENANT}/historico?entity=nocolon")).await;
+    assert_eq!(bad_entity.status, StatusCode::BAD_REQUEST);
+    assert!(bad_entity.body.contains("entity"), "{}", bad_entity.body);
+    let bad_tenant = b.get("/console/t/N%C3%A3o%20Vale/vendas").await;
+    assert_eq!(bad_tenant.status, StatusCode::BAD_REQUEST);
+    assert!(bad_tenant.body.contains("tenant"), "{}", bad_tenant.body);
+    let missing = b.post(&format!("/console/t/{TENANT}/eventos/replay"), &[("csrf", &csrf)]).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.body.contains("event_id"), "{}", missing.body);
+
+    // Logged out: the session is gone on the server.
+    let out = b.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/console").await.status, StatusCode::SEE_OTHER);
+
+    // A tenant's token sees its tenant and no other.
+    let mut t = Browser::new(gw.url(""));
+    assert_eq!(t.login(TENANT_TOKEN).await.status, StatusCode::SEE_OTHER);
+    let home = t.get("/console?lang=en").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains(&format!("/console/t/{TENANT}/conexoes")));
+    let own = t.get(&format!("/console/t/{TENANT}/vendas")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    for tab in ["conexoes", "vendas", "eventos", "pagamento"] {
+        let other = t.get(&format!("/console/t/outra-loja/{tab}")).await;
+        assert_eq!(other.status, StatusCode::FORBIDDEN, "{tab}: {}", other.body);
+    }
+    let csrf = own.csrf();
+    let other = t.post("/console/t/outra-loja/pagamento", &[fields[0], fields[1], ("csrf", &csrf)]).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_console_replays_a_dead_letter_and_mapping_a_payment_method_posts_the_parked_sale() {
+    let mut w = world().await;
+
+    // A PIX sale parks: PIX has no DE-PARA.
+    let mut sale = camisetas("V-PIX");
+    sale["payments"] = json!([{"method": "PIX", "amount": 119.80}]);
+    let pix = w.ring_up(sale);
+    w.wait_for(&pix, SaleState::Parked).await;
+
+    // A sale whose event dies: sales-ingest unreachable from the gateway, two attempts.
+    let proxy = TcpProxy::start(w.world.mesh.addr("sales-ingest")).await;
+    let peers =
+        ponte_core::config::Peers { sales_ingest: format!("http://{}", proxy.addr), ..w.world.mesh.peers.clone() };
+    drop(w.gateway.take());
+    proxy.cut();
+    let gw_env = w.world.mesh.env.clone().with("PONTE_DISPATCH_MAX_ATTEMPTS", "2");
+    w.gateway = Some(w.world.mesh.start_gateway_http_with(gw_env, peers, None).await);
+    let mut dead = camisetas("V-DEAD");
+    dead["total"] = json!(119.80);
+    dead["discount"] = json!(0.0);
+    assert!(w.push("evt-dead", "sale.completed", dead).await.status().is_success());
+    let gw = w.gateway.as_ref().unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'dead'").await == 1
+        })
+        .await,
+        "the event never died"
+    );
+    proxy.restore();
+    assert!(w.sale("V-DEAD").await.is_none());
+
+    let mut b = Browser::new(gw.url(""));
+    assert_eq!(b.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+
+    // Eventos lists it with its reason; Replay delivers it again.
+    let events = b.get(&format!("/console/t/{TENANT}/eventos")).await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+    assert!(events.body.contains("sales-ingest"), "the reason names the service: {}", events.body);
+    let event_id: String = sqlx::query_scalar("SELECT event_id FROM inbox_events WHERE state = 'dead'")
+        .fetch_one(gw.db.pool())
+        .await
+        .unwrap();
+    assert!(events.body.contains(&event_id), "{}", events.body);
+    let replay = b
+        .post(&format!("/console/t/{TENANT}/eventos/replay"), &[("event_id", &event_id), ("csrf", &events.csrf())])
+        .await;
+    assert_eq!(replay.status, StatusCode::SEE_OTHER, "{}", replay.body);
+    assert!(replay.location().contains("ok=replayed"), "{}", replay.location());
+    w.wait_for("V-DEAD", SaleState::Posted).await;
+    assert_eq!(w.orders_of("V-DEAD").len(), 1);
+    let after = b.get(&format!("/console/t/{TENANT}/eventos?ok=replayed")).await;
+    assert!(!after.body.contains(&event_id), "still a dead letter: {}", after.body);
+    assert!(after.body.contains("Reenvio enfileirado"), "{}", after.body);
+
+    // Vendas shows the parked sale with its reason; the payment tab lists it under PIX.
+    let sales = b.get(&format!("/console/t/{TENANT}/vendas")).await;
+    assert!(sales.body.contains(&pix) && sales.body.contains("PARKED"), "{}", sales.body);
+    assert!(sales.body.contains("UNMAPPED_PAYMENT_METHOD"), "{}", sales.body);
+    assert!(sales.body.contains("POSTED"), "the replayed sale is posted: {}", sales.body);
+    let pay = b.get(&format!("/console/t/{TENANT}/pagamento")).await;
+    assert!(pay.body.contains(&format!("{pix} — PIX")), "{}", pay.body);
+    assert!(pay.body.contains("<label for=\"cplug_method\""), "{}", pay.body);
+
+    // Mapping PIX from the console posts it.
+    let forma = PIX.to_string();
+    let mapped = b
+        .post(
+            &format!("/console/t/{TENANT}/pagamento"),
+            &[("cplug_method", "PIX"), ("bling_forma_pagamento_id", &forma), ("csrf", &pay.csrf())],
+        )
+        .await;
+    assert_eq!(mapped.status, StatusCode::SEE_OTHER, "{}", mapped.body);
+    w.wait_for(&pix, SaleState::Posted).await;
+    assert_eq!(w.orders_of(&pix)[0]["parcelas"][0]["formaPagamento"]["id"], PIX);
+    let pay = b.get(&format!("/console/t/{TENANT}/pagamento?ok=mapped")).await;
+    assert!(pay.body.contains(&format!("<td>PIX</td><td>{PIX}</td>")), "{}", pay.body);
+
+    // The sale's history, from the console.
+    let history = b.get(&format!("/console/t/{TENANT}/historico?entity=sale:{pix}")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    assert!(history.body.contains("sales-ingest"), "{}", history.body);
+}
