@@ -11,6 +11,7 @@
 # tests/src/lib.rs). The template is dropped at the end, whatever happens.
 #
 #   scripts/capacity/grown.sh [--events N] [--tenants N] [--rounds N] [--seconds N] [--rate N]
+#                             [--part all|growth|retention]
 #
 # Defaults: 2,000,000 events, 5,000 tenants, 2 rounds of (empty, grown), 10 s per gateway run,
 # sync latency at 100 events/s for 15 s. `--events 10000000` is the month the capacity plan
@@ -24,6 +25,7 @@ TENANTS=5000
 ROUNDS=2
 SECONDS_GW=10
 RATE=100
+PART=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
@@ -31,10 +33,12 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --seconds) SECONDS_GW="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
+    --part) PART="$2"; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "grown: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$PART" in all|growth|retention) ;; *) echo "grown: --part is all, growth or retention" >&2; exit 2 ;; esac
 for v in EVENTS TENANTS ROUNDS SECONDS_GW RATE; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "grown: $v must be a positive whole number" >&2; exit 2; }
 done
@@ -103,7 +107,7 @@ run() {
   "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || { echo "grown: $name failed (see $OUT/$name.err)" >&2; exit 1; }
   tee -a "$OUT/summary.txt" <"$OUT/$name.out"
 }
-for r in $(seq 1 "$ROUNDS"); do
+[ "$PART" = retention ] || for r in $(seq 1 "$ROUNDS"); do
   run "gateway-empty-$r" "${GW[@]}"
   run "gateway-grown-$r" "${GROWN[@]}" "${GW[@]}"
   run "latency-empty-$r" "${LAT[@]}"
@@ -112,7 +116,7 @@ done
 # Retention meanwhile: settled events and dead letters kept 3 days (their minimum), a pass every
 # second, so the month's 27 expired days are being deleted while the load runs; beside the same
 # run without it.
-for r in $(seq 1 "$ROUNDS"); do
+[ "$PART" = growth ] || for r in $(seq 1 "$ROUNDS"); do
   run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
   run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" --env PONTE_RETENTION_INTERVAL_SECONDS=1 \
     --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3 --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3

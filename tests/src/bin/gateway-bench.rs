@@ -251,7 +251,9 @@ struct Costs {
     redis: i64,
 }
 
-/// CPU seconds (user + system) of the processes whose `/proc/<pid>/stat` `pred` accepts.
+/// CPU seconds (user + system) of the processes whose `/proc/<pid>/stat` `pred` accepts, with
+/// those of their children that ended (PostgreSQL's backends come and go: the postmaster holds
+/// the time of those it reaped), so the sum only grows.
 fn cpu_seconds(pred: impl Fn(&str, u32) -> bool) -> f64 {
     let tick = 100.0; // USER_HZ on Linux.
     let mut total = 0.0;
@@ -263,10 +265,9 @@ fn cpu_seconds(pred: impl Fn(&str, u32) -> bool) -> f64 {
         if !pred(comm, pid) {
             continue;
         }
+        // After the state field: utime, stime, cutime and cstime are the 12th to 15th.
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After the state field: utime and stime are the 12th and 13th.
-        let (u, s) = (fields.get(11).and_then(|f| f.parse::<f64>().ok()), fields.get(12).and_then(|f| f.parse::<f64>().ok()));
-        total += (u.unwrap_or(0.0) + s.unwrap_or(0.0)) / tick;
+        total += (11..15).filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok())).sum::<f64>() / tick;
     }
     total
 }
