@@ -115,7 +115,10 @@ pub async fn fresh_database() -> Arc<TestDatabase> {
     // A benchmark of grown tables copies a pre-filled database (scripts/capacity/grown.sh).
     let create = match std::env::var(BENCH_TEMPLATE_VAR) {
         Ok(t) if !t.is_empty() => {
-            assert!(t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{BENCH_TEMPLATE_VAR}");
+            assert!(
+                t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{BENCH_TEMPLATE_VAR}"
+            );
             format!("CREATE DATABASE {name} TEMPLATE {t}")
         }
         _ => format!("CREATE DATABASE {name}"),

@@ -6,10 +6,11 @@
 //!   deletes them by primary key in a short transaction of its own; one pass deletes at most
 //!   [`MAX_BATCHES`] batches, the next pass goes on. No table-wide lock, no rewrite.
 //! - **Paced**: after each full batch the pass pauses [`PAUSE_RATIO`] times as long as the batch
-//!   took, so retention holds the database at most a fifth of the time, and backs off by itself
-//!   when the database is busy (its batches take longer). A backlog of weeks (a retention
-//!   shortened, or first turned on) is caught up over hours instead of competing with ingest
-//!   (docs/benchmarks.md, "A month of history").
+//!   took, so retention holds the database at most a twentieth of the time, and backs off by
+//!   itself when the database is busy (its batches take longer). That still deletes about 1,000
+//!   rows a second, many times what 10,000 merchants add (docs/capacity.md); a backlog of weeks
+//!   (a retention shortened, or first turned on) is caught up over a day instead of competing
+//!   with ingest (docs/benchmarks.md, "A month of history").
 //! - **One runner across replicas**: a pass runs under a PostgreSQL advisory lock per schema
 //!   (`pg_try_advisory_lock`); a replica that does not get it skips the pass.
 //! - **Deduplication survives it**: settled events are kept at least 3 days
@@ -42,7 +43,7 @@ pub const BATCH: i64 = 1000;
 /// Batches per pass and rule.
 pub const MAX_BATCHES: usize = 100;
 /// After a full batch a pass pauses this many times the batch's own duration.
-pub const PAUSE_RATIO: u32 = 4;
+pub const PAUSE_RATIO: u32 = 19;
 /// The pause's bounds.
 const PAUSE_MIN: Duration = Duration::from_millis(10);
 const PAUSE_MAX: Duration = Duration::from_secs(5);

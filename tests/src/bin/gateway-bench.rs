@@ -281,11 +281,8 @@ impl Costs {
         let client = redis::Client::open(ponte_tests::redis_url())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut conn).await?;
-        let redis = info
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let redis =
+            info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         Ok(Self {
             ponte_cpu: cpu_seconds(|_, pid| pid == me),
             postgres_cpu: cpu_seconds(|comm, _| comm == "postgres"),
