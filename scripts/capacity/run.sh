@@ -17,14 +17,9 @@ HERE="$(cd "$(dirname "$0")/../.." && pwd)"
 
 # About 1,000 bytes per event with its delivery and indexes (measured at 2M rows); refuse when
 # the disk holding PostgreSQL's data has less than twice that free.
-need_mb=$(( ROWS * 1000 * 2 / 1024 / 1024 ))
-data_dir="$(psql "$ADMIN" -Atc 'SHOW data_directory' 2>/dev/null || echo /)"
-free_mb="$(df -Pm "$data_dir" 2>/dev/null | awk 'NR==2 {print $4}')"
-echo "capacity: $ROWS events over $TENANTS tenants will use about $(( need_mb / 2 )) MB; $free_mb MB free"
-if [ -n "$free_mb" ] && [ "$free_mb" -lt "$need_mb" ]; then
-  echo "capacity: not enough free disk (want $need_mb MB)" >&2
-  exit 1
-fi
+. "$HERE/scripts/capacity/common.sh"
+echo "capacity: $ROWS events over $TENANTS tenants"
+check_disk $(( ROWS * 1000 * 2 / 1024 / 1024 )) capacity
 
 psql "$ADMIN" -qc "CREATE DATABASE $DB"
 trap 'psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT

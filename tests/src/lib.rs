@@ -101,13 +101,29 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Creates an empty database for one test; it is dropped with the last handle.
+/// Set by scripts/capacity/grown.sh for the benchmarks: the database every fresh one is a copy
+/// of (a month of traffic, made by SQL), instead of an empty one.
+pub const BENCH_TEMPLATE_VAR: &str = "PONTE_BENCH_DATABASE_TEMPLATE";
+
+/// Creates an empty database for one test (or a copy of [`BENCH_TEMPLATE_VAR`]'s); it is dropped
+/// with the last handle.
 pub async fn fresh_database() -> Arc<TestDatabase> {
     scan::init();
     let admin = admin_database_url();
     let name = format!("ponte_t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL for tests (see scripts/test.sh)");
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    // A benchmark of grown tables copies a pre-filled database (scripts/capacity/grown.sh).
+    let create = match std::env::var(BENCH_TEMPLATE_VAR) {
+        Ok(t) if !t.is_empty() => {
+            assert!(
+                t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{BENCH_TEMPLATE_VAR}"
+            );
+            format!("CREATE DATABASE {name} TEMPLATE {t}")
+        }
+        _ => format!("CREATE DATABASE {name}"),
+    };
+    conn.execute(sqlx::AssertSqlSafe(create)).await.expect("create test database");
     let mut url = url::Url::parse(&admin).expect("PONTE_TEST_DATABASE_URL");
     url.set_path(&name);
     Arc::new(TestDatabase { url: url.to_string(), name })

@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::Context;
 use clap::Parser;
-use ponte_tests::webhooks::{BlingWorld, sign};
+use ponte_tests::webhooks::{BlingWorld, TENANT, sign};
 use serde_json::json;
 
 const LUA: &str = r#"
@@ -99,6 +99,9 @@ struct Args {
     /// `PONTE_INBOX_WRITERS`, when given.
     #[arg(long)]
     writers: Option<u32>,
+    /// A setting for the gateway, e.g. `PONTE_RETENTION_INTERVAL_SECONDS=1`; repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    envs: Vec<String>,
 }
 
 /// Rounds are run again, with twice the bodies, at most this many times when wrk runs out.
@@ -237,6 +240,79 @@ async fn drain(db: &ponte_core::db::Database, dispatch: bool) -> anyhow::Result<
     Ok(started.elapsed())
 }
 
+/// What a round cost, for the capacity plan (docs/capacity.md): CPU of this process (the
+/// gateway, its dispatcher, catalog-sync, auth-token, mapping and the sandboxes it calls) and of
+/// every PostgreSQL process, WAL written and Redis memory. Machine-wide readings: on a machine
+/// doing other work they include it.
+struct Costs {
+    ponte_cpu: f64,
+    postgres_cpu: f64,
+    wal: i64,
+    redis: i64,
+}
+
+/// CPU seconds (user + system) of the processes whose `/proc/<pid>/stat` `pred` accepts, with
+/// those of their children that ended (PostgreSQL's backends come and go: the postmaster holds
+/// the time of those it reaped), so the sum only grows.
+fn cpu_seconds(pred: impl Fn(&str, u32) -> bool) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux.
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let comm = head.split_once(" (").map_or("", |(_, c)| c);
+        if !pred(comm, pid) {
+            continue;
+        }
+        // After the state field: utime, stime, cutime and cstime are the 12th to 15th.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        total += (11..15).filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok())).sum::<f64>() / tick;
+    }
+    total
+}
+
+impl Costs {
+    async fn now(db: &ponte_core::db::Database) -> anyhow::Result<Self> {
+        let me = std::process::id();
+        let wal: i64 = sqlx::query_scalar("SELECT CAST(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS BIGINT)")
+            .fetch_one(db.pool())
+            .await?;
+        let client = redis::Client::open(ponte_tests::redis_url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut conn).await?;
+        let redis =
+            info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        Ok(Self {
+            ponte_cpu: cpu_seconds(|_, pid| pid == me),
+            postgres_cpu: cpu_seconds(|comm, _| comm == "postgres"),
+            wal,
+            redis,
+        })
+    }
+
+    fn since(&self, before: &Costs) -> Costs {
+        Costs {
+            ponte_cpu: self.ponte_cpu - before.ponte_cpu,
+            postgres_cpu: self.postgres_cpu - before.postgres_cpu,
+            wal: self.wal - before.wal,
+            redis: self.redis - before.redis,
+        }
+    }
+
+    /// One line the capacity plan quotes.
+    fn per_event(&self, round: usize, events: i64) -> String {
+        let n = events.max(1) as f64;
+        format!(
+            "COSTS round {round}: {events} events, per event: ponte CPU {:.3} ms, PostgreSQL CPU {:.3} ms, WAL {:.0} B, Redis {:.0} B",
+            1000.0 * self.ponte_cpu / n,
+            1000.0 * self.postgres_cpu / n,
+            self.wal as f64 / n,
+            self.redis as f64 / n,
+        )
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
@@ -244,6 +320,10 @@ async fn main() -> anyhow::Result<()> {
     let mut env = w.mesh.env.clone().with("PONTE_DISPATCH_ENABLED", &a.dispatch.to_string());
     if let Some(n) = a.writers {
         env = env.with("PONTE_INBOX_WRITERS", &n.to_string());
+    }
+    for kv in &a.envs {
+        let (k, v) = kv.split_once('=').context("--env NAME=VALUE")?;
+        env = env.with(k, v);
     }
     let gw = w.mesh.start_gateway_http(env).await;
     let bare = bare_axum().await?;
@@ -258,7 +338,9 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&lua, LUA)?;
     let wrk = Wrk { lua: lua.to_string_lossy().into_owned(), threads: a.threads };
     let (company, secret) = (w.company_id(), w.client_secret());
-    let stored_events = "SELECT COUNT(*) FROM inbox_events";
+    // The benchmark tenant's events only, by an index: a grown inbox (scripts/capacity/grown.sh)
+    // holds millions of other rows, and its retention deletes some while the benchmark runs.
+    let stored_events = &format!("SELECT COUNT(*) FROM inbox_events WHERE tenant_id = '{TENANT}'");
 
     // A warm-up: the tenant lookup is cached and the connections are open before measuring; its
     // rate is the first estimate of how many bodies a round needs.
@@ -289,6 +371,7 @@ async fn main() -> anyhow::Result<()> {
             let bodies = bodies.to_string_lossy().into_owned();
 
             tokio::time::sleep(Duration::from_secs(1)).await;
+            let costs_before = Costs::now(&gw.db).await?;
             let before = count(&gw.db, stored_events).await?;
             let text = ponte_core::metrics::global().encode();
             let run = wrk.run(&gw.url(""), c, a.seconds, &bodies, Mode::Once)?;
@@ -328,6 +411,8 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("round {round}: deliveries still queued when the load stopped: {backlog}");
             // Let the dispatcher catch up before the next round, bounded.
             eprintln!("round {round}: dispatcher drained in {:?}", drain(&gw.db, a.dispatch).await?);
+            let spent = Costs::now(&gw.db).await?.since(&costs_before);
+            println!("{}", spent.per_event(round, stored));
             break;
         }
     }

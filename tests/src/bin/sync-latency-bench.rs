@@ -663,10 +663,12 @@ async fn main() -> anyhow::Result<()> {
     // The gateway's record of the same events: attempts, outcomes, receipt → delivered.
     let rows = sqlx::query(
         "SELECT e.receive_time, d.delivered_time, d.attempts, d.state, d.outcome FROM inbox_events e \
-         JOIN inbox_deliveries d ON d.event_id = e.event_id WHERE e.source_event_id LIKE $1 \
+         JOIN inbox_deliveries d ON d.event_id = e.event_id WHERE e.tenant_id = $2 AND e.source_event_id LIKE $1 \
          AND d.subscriber = 'catalog-sync'",
     )
     .bind(format!("{run}-%"))
+    // By the tenant's index: a grown inbox (scripts/capacity/grown.sh) holds millions of rows.
+    .bind(TENANT)
     .fetch_all(gw.db.pool())
     .await?;
     let mut delivered_after = Vec::new();
