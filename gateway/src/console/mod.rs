@@ -88,14 +88,16 @@ pub(crate) struct Session {
 /// The console's shared state.
 #[derive(Clone)]
 pub(crate) struct Console {
-    tokens: Option<Arc<ApiTokens>>,
+    /// `PONTE_API_TOKENS_FILE`, read at each login: a rotated Secret is seen without a restart,
+    /// and a process that never serves a login never needs the file.
+    tokens: Option<std::path::PathBuf>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     pub clients: Clients,
 }
 
 /// The console's routes, to nest under `/console`.
 pub fn router(deps: &Deps) -> Result<Router, ConfigError> {
-    let tokens = tokens_file(&deps.env)?.map(|p| ApiTokens::load(&p)).transpose()?.map(Arc::new);
+    let tokens = tokens_file(&deps.env)?;
     let none = ponte_core::identity::BearerToken::none();
     let p = &deps.peers;
     let clients = Clients {
@@ -572,7 +574,7 @@ async fn login_page(lang: Lang) -> Page {
 
 async fn login(State(c): State<Console>, lang: Lang, Form(form): Form<HashMap<String, String>>) -> Response {
     let lang = form_lang(&form).unwrap_or(lang);
-    let Some(tokens) = &c.tokens else {
+    let Some(path) = &c.tokens else {
         return login_form(
             lang,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -582,6 +584,21 @@ async fn login(State(c): State<Console>, lang: Lang, Form(form): Form<HashMap<St
             )),
         )
         .into_response();
+    };
+    let tokens = match ApiTokens::load(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "console login: the token list cannot be read");
+            return login_form(
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(lang.pick(
+                    "O console não consegue ler a lista de tokens (PONTE_API_TOKENS_FILE); tente de novo em instantes.",
+                    "The console cannot read its token list (PONTE_API_TOKENS_FILE); try again shortly.",
+                )),
+            )
+            .into_response();
+        }
     };
     let token = form.get("token").map(|t| t.trim()).unwrap_or("");
     if token.is_empty() {
