@@ -1,35 +1,20 @@
 //! Histórico: every step that touched one record (`?entity=product:123`, `sale:V-1`,
 //! `order:456`), each with its trace id linked through `PONTE_TRACE_URL_TEMPLATE`.
 
-use std::{collections::HashMap, fmt::Write as _};
-
-use axum::{
-    extract::{Path, Query, State},
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
+use axum::extract::State;
 use ponte_proto::v1::GetRecordHistoryRequest;
 
-use super::{Console, Lang, Page, esc, when};
+use super::{Answer, Console, Ctx, Page, Table, esc, when};
 
-pub(super) async fn page(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    lang: Lang,
-    Path(tenant): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let ctx = match c.ctx(&headers, lang, &tenant) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let entity = q.get("entity").map(|s| s.trim().to_owned()).unwrap_or_default();
+pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
+    let lang = ctx.lang;
+    let entity = ctx.query.get("entity").map(|s| s.trim().to_owned()).unwrap_or_default();
     let mut body = format!(
         "<form method=\"get\" action=\"{}/historico\" class=\"filter\">{}<label for=\"entity\">{}</label>\
          <input id=\"entity\" name=\"entity\" value=\"{}\" placeholder=\"product:123\" required maxlength=\"200\">\
          <button type=\"submit\">{}</button></form>",
         ctx.base(),
-        if lang == Lang::En { "<input type=\"hidden\" name=\"lang\" value=\"en\">" } else { "" },
+        lang.get_field(),
         lang.pick("Registro (product:123, sale:V-1, order:456)", "Record (product:123, sale:V-1, order:456)"),
         esc(&entity),
         lang.pick("Ver histórico", "Show history"),
@@ -38,32 +23,28 @@ pub(super) async fn page(
         match entity.split_once(':') {
             Some((k, i)) if !k.is_empty() && !i.is_empty() && entity.len() <= 200 => {}
             _ => {
-                return Page::bad_field(
+                return Err(Page::bad_field(
                     lang,
                     "entity",
                     lang.pick(
                         "deve ser '<tipo>:<id>', ex.: product:123, sale:V-1, order:456",
                         "must be '<kind>:<id>', e.g. product:123, sale:V-1, order:456",
                     ),
-                )
-                .into_response();
+                ));
             }
         }
-        let req = GetRecordHistoryRequest { tenant_id: ctx.tenant.to_string(), entity: entity.clone() };
-        let entries = match c.clients.inbox.clone().get_record_history(ctx.req(req)).await {
-            Ok(r) => r.into_inner().entries,
-            Err(s) => return Page::status(lang, &s).into_response(),
-        };
-        let _ = write!(
-            body,
-            "<table><caption>{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
-            esc(&entity),
-            lang.pick("Quando", "When"),
-            lang.pick("Componente", "Component"),
-            lang.pick("O que ponte fez", "What ponte did"),
-            lang.pick("Resultado", "Outcome"),
-            lang.pick("Detalhe", "Detail"),
-            lang.pick("Trace", "Trace"),
+        let req = GetRecordHistoryRequest { tenant_id: ctx.tenant_id(), entity: entity.clone() };
+        let entries = ctx.ok(c.clients.inbox.clone().get_record_history(ctx.req(req)).await)?.entries;
+        let mut table = Table::new(
+            &entity,
+            &[
+                lang.pick("Quando", "When"),
+                lang.pick("Componente", "Component"),
+                lang.pick("O que ponte fez", "What ponte did"),
+                lang.pick("Resultado", "Outcome"),
+                lang.pick("Detalhe", "Detail"),
+                lang.pick("Trace", "Trace"),
+            ],
         );
         for e in &entries {
             let trace = match (e.trace_id.is_empty(), e.trace_url.is_empty()) {
@@ -75,21 +56,16 @@ pub(super) async fn page(
                     esc(&e.trace_id)
                 ),
             };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{trace}</td></tr>",
-                when(e.time.as_ref()),
-                esc(&e.component),
-                esc(&e.action),
-                esc(&e.outcome),
-                esc(&e.detail),
-            );
+            table.row(&[
+                &when(e.time.as_ref()),
+                &esc(&e.component),
+                &esc(&e.action),
+                &esc(&e.outcome),
+                &esc(&e.detail),
+                &trace,
+            ]);
         }
-        if entries.is_empty() {
-            let _ =
-                write!(body, "<tr><td colspan=\"6\">{}</td></tr>", lang.pick("Nenhum registro.", "Nothing recorded."));
-        }
-        body.push_str("</tbody></table>");
+        body.push_str(&table.finish(lang.pick("Nenhum registro.", "Nothing recorded.")));
     }
-    ctx.page("historico", lang.pick("Histórico", "History"), &body).into_response()
+    ctx.page("historico", lang.pick("Histórico", "History"), &body)
 }

@@ -2,70 +2,50 @@
 //! sales each unmapped method holds parked, and a form to map one (which then retries those
 //! sales).
 
-use std::{collections::HashMap, fmt::Write as _};
+use std::fmt::Write as _;
 
-use axum::{
-    Form,
-    extract::{Path, Query, State},
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
+use axum::extract::State;
 use ponte_proto::v1::{
     CreatePaymentMethodMapRequest, ListParkedSalesRequest, ListPaymentMethodMapsRequest, ParkReason, PaymentMethodMap,
-    ReplayParkedRequest,
+    ReplayParkedRequest, SaleRecord,
 };
 
-use super::{Console, Page, back, esc, field, notice, when};
+use super::{Answer, Console, Ctx, Page, Posted, Table, esc, when};
 
-pub(super) async fn page(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    lang: super::Lang,
-    Path(tenant): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let mut ctx = match c.ctx(&headers, lang, &tenant) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    ctx.notice = notice(lang, &q);
-    let req = ListPaymentMethodMapsRequest { tenant_id: ctx.tenant.to_string() };
-    let maps = match c.clients.mapping.clone().list_payment_method_maps(ctx.req(req)).await {
-        Ok(r) => r.into_inner().maps,
-        Err(s) => return Page::status(lang, &s).into_response(),
-    };
+/// The sales parked on an unmapped payment method.
+async fn parked(c: &Console, ctx: &Ctx, page_size: u32) -> Result<Vec<SaleRecord>, Page> {
     let req = ListParkedSalesRequest {
-        tenant_id: ctx.tenant.to_string(),
+        tenant_id: ctx.tenant_id(),
         park_reason: ParkReason::UnmappedPaymentMethod as i32,
-        page_size: 200,
+        page_size,
         page_token: String::new(),
     };
-    let parked = match c.clients.sales.clone().list_parked_sales(ctx.req(req)).await {
-        Ok(r) => r.into_inner().records,
-        Err(s) => return Page::status(lang, &s).into_response(),
-    };
-    let mut body = format!(
-        "<table><caption>{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+    Ok(ctx.ok(c.clients.sales.clone().list_parked_sales(ctx.req(req)).await)?.records)
+}
+
+pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
+    let lang = ctx.lang;
+    let req = ListPaymentMethodMapsRequest { tenant_id: ctx.tenant_id() };
+    let maps = ctx.ok(c.clients.mapping.clone().list_payment_method_maps(ctx.req(req)).await)?.maps;
+    let parked = parked(&c, &ctx, 200).await?;
+    let mut table = Table::new(
         lang.pick("DE-PARA de formas de pagamento", "Payment method DE-PARA"),
-        lang.pick("Método CPLUG", "CPLUG method"),
-        lang.pick("Forma de pagamento Bling (id)", "Bling forma de pagamento (id)"),
-        lang.pick("Padrão", "Default"),
-        lang.pick("Criado em", "Created"),
+        &[
+            lang.pick("Método CPLUG", "CPLUG method"),
+            lang.pick("Forma de pagamento Bling (id)", "Bling forma de pagamento (id)"),
+            lang.pick("Padrão", "Default"),
+            lang.pick("Criado em", "Created"),
+        ],
     );
     for m in &maps {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&m.cplug_method),
-            m.bling_forma_pagamento_id,
+        table.row(&[
+            &esc(&m.cplug_method),
+            &m.bling_forma_pagamento_id.to_string(),
             if m.is_default { lang.pick("sim", "yes") } else { "" },
-            when(m.create_time.as_ref()),
-        );
+            &when(m.create_time.as_ref()),
+        ]);
     }
-    if maps.is_empty() {
-        let _ = write!(body, "<tr><td colspan=\"4\">{}</td></tr>", lang.pick("Nenhum mapeamento.", "No mapping."));
-    }
-    body.push_str("</tbody></table>");
+    let mut body = table.finish(lang.pick("Nenhum mapeamento.", "No mapping."));
     let _ = write!(
         body,
         "<h2>{}</h2><ul class=\"parked\">",
@@ -93,65 +73,27 @@ pub(super) async fn page(
         lang.pick("Id da forma de pagamento no Bling", "Bling forma de pagamento id"),
         lang.pick("Salvar e reenviar as vendas paradas", "Save and retry the parked sales"),
     );
-    ctx.page("pagamento", lang.pick("Método de pagamento", "Payment method"), &body).into_response()
+    ctx.page("pagamento", lang.pick("Método de pagamento", "Payment method"), &body)
 }
 
 /// Maps a CPLUG method, then retries the sales parked on an unmapped method.
-pub(super) async fn create(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    lang: super::Lang,
-    Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let ctx = match c.post_ctx(&headers, lang, &tenant, &form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let lang = ctx.lang;
-    let method = match field(lang, &form, "cplug_method") {
-        Ok(v) => v.to_owned(),
-        Err(p) => return p.into_response(),
-    };
-    let id = match field(lang, &form, "bling_forma_pagamento_id").map(|v| v.parse::<i64>()) {
-        Ok(Ok(n)) if n > 0 => n,
-        Ok(_) => {
-            return Page::bad_field(
-                lang,
-                "bling_forma_pagamento_id",
-                lang.pick("deve ser um número inteiro positivo", "must be a positive whole number"),
-            )
-            .into_response();
-        }
-        Err(p) => return p.into_response(),
-    };
+pub(super) async fn create(State(c): State<Console>, p: Posted) -> Answer {
+    let ctx = &p.ctx;
+    let method = p.field("cplug_method")?.to_owned();
+    let id = ctx.id_field(&p.form, "bling_forma_pagamento_id")?;
     let map = PaymentMethodMap {
-        tenant_id: ctx.tenant.to_string(),
+        tenant_id: ctx.tenant_id(),
         cplug_method: method,
         bling_forma_pagamento_id: id,
         ..Default::default()
     };
     let req = CreatePaymentMethodMapRequest { map: Some(map), validate_only: false };
-    if let Err(s) = c.clients.mapping.clone().create_payment_method_map(ctx.req(req)).await {
-        return Page::status(lang, &s).into_response();
-    }
+    ctx.ok(c.clients.mapping.clone().create_payment_method_map(ctx.req(req)).await)?;
     // The sales this method held back: retried now (those still unmapped park again).
-    let req = ListParkedSalesRequest {
-        tenant_id: ctx.tenant.to_string(),
-        park_reason: ParkReason::UnmappedPaymentMethod as i32,
-        page_size: 1000,
-        page_token: String::new(),
-    };
-    let parked = match c.clients.sales.clone().list_parked_sales(ctx.req(req)).await {
-        Ok(r) => r.into_inner().records,
-        Err(s) => return Page::status(lang, &s).into_response(),
-    };
-    let ids: Vec<String> = parked.into_iter().filter_map(|r| r.sale.map(|s| s.sale_id)).collect();
+    let ids: Vec<String> = parked(&c, ctx, 1000).await?.into_iter().filter_map(|r| r.sale.map(|s| s.sale_id)).collect();
     if !ids.is_empty() {
-        let req = ReplayParkedRequest { tenant_id: ctx.tenant.to_string(), sale_ids: ids };
-        if let Err(s) = c.clients.sales.clone().replay_parked(ctx.req(req)).await {
-            return Page::status(lang, &s).into_response();
-        }
+        let req = ReplayParkedRequest { tenant_id: ctx.tenant_id(), sale_ids: ids };
+        ctx.ok(c.clients.sales.clone().replay_parked(ctx.req(req)).await)?;
     }
-    back(&ctx, "pagamento", "mapped")
+    ctx.back("pagamento", "mapped")
 }

@@ -1,17 +1,10 @@
 //! Vendas: the tenant's sales, posted and parked with the reason, a Replay button on each
 //! parked one.
 
-use std::{collections::HashMap, fmt::Write as _};
-
-use axum::{
-    Form,
-    extract::{Path, Query, State},
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
+use axum::extract::State;
 use ponte_proto::v1::{ListSalesRequest, ParkReason, ReplayParkedRequest, SaleState};
 
-use super::{Console, Lang, Page, back, enc, esc, field, notice, when};
+use super::{Answer, Console, Ctx, Lang, Posted, Table, esc, short, when};
 
 /// BRL cents as "R$ 12,34" (pt) or "R$ 12.34" (en).
 pub(super) fn brl(lang: Lang, cents: i64) -> String {
@@ -21,109 +14,66 @@ pub(super) fn brl(lang: Lang, cents: i64) -> String {
     format!("{sign}R$ {}{sep}{:02}", c / 100, c % 100)
 }
 
-pub(super) async fn page(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    lang: Lang,
-    Path(tenant): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let mut ctx = match c.ctx(&headers, lang, &tenant) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    ctx.notice = notice(lang, &q);
-    let req =
-        ListSalesRequest { tenant_id: ctx.tenant.to_string(), state: 0, page_size: 200, page_token: String::new() };
-    let sales = match c.clients.sales.clone().list_sales(ctx.req(req)).await {
-        Ok(r) => r.into_inner().records,
-        Err(s) => return Page::status(lang, &s).into_response(),
-    };
-    let mut body = format!(
-        "<table><caption>{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
+    let lang = ctx.lang;
+    let req = ListSalesRequest { tenant_id: ctx.tenant_id(), state: 0, page_size: 200, page_token: String::new() };
+    let sales = ctx.ok(c.clients.sales.clone().list_sales(ctx.req(req)).await)?.records;
+    let mut table = Table::new(
         lang.pick("Vendas do PDV (CPLUG)", "Point-of-sale sales (CPLUG)"),
-        lang.pick("Venda", "Sale"),
-        lang.pick("Recebida", "Received"),
-        lang.pick("Total", "Total"),
-        lang.pick("Estado", "State"),
-        lang.pick("Pedido Bling", "Bling order"),
-        lang.pick("Motivo", "Reason"),
-        lang.pick("Ação", "Action"),
+        &[
+            lang.pick("Venda", "Sale"),
+            lang.pick("Recebida", "Received"),
+            lang.pick("Total", "Total"),
+            lang.pick("Estado", "State"),
+            lang.pick("Pedido Bling", "Bling order"),
+            lang.pick("Motivo", "Reason"),
+            lang.pick("Ação", "Action"),
+        ],
     );
-    let hq = if lang == Lang::En { "&lang=en" } else { "" };
     for r in &sales {
         let sale = r.sale.clone().unwrap_or_default();
-        let state = SaleState::try_from(r.state).map_or("?", |s| s.as_str_name()).trim_start_matches("SALE_STATE_");
-        let reason = if r.state == SaleState::Parked as i32 {
-            let code =
-                ParkReason::try_from(r.park_reason).map_or("", |p| p.as_str_name()).trim_start_matches("PARK_REASON_");
+        let state = short(SaleState::try_from(r.state).ok().map(|s| s.as_str_name()), "SALE_STATE_");
+        let parked = r.state == SaleState::Parked as i32;
+        let reason = if parked {
+            let code = short(ParkReason::try_from(r.park_reason).ok().map(|p| p.as_str_name()), "PARK_REASON_");
             format!("{code}: {}", r.parked_reason)
         } else {
             r.failure.clone()
         };
         let order = if r.bling_order_id > 0 {
-            format!(
-                "<a href=\"{}/historico?entity=order:{}{hq}\">{}</a>",
-                ctx.base(),
-                r.bling_order_id,
-                r.bling_order_id
-            )
+            ctx.history_link(&format!("order:{}", r.bling_order_id), &r.bling_order_id.to_string())
         } else {
             "—".into()
         };
-        let action = if r.state == SaleState::Parked as i32 {
-            format!(
-                "<form method=\"post\" action=\"{}/vendas/replay\">{}<input type=\"hidden\" name=\"sale_id\" value=\"{}\">\
-                 <button type=\"submit\" aria-label=\"{} {}\">{}</button></form>",
-                ctx.base(),
-                ctx.hidden(),
-                esc(&sale.sale_id),
-                lang.pick("Reenviar venda", "Retry sale"),
-                esc(&sale.sale_id),
-                lang.pick("Reenviar", "Retry"),
-            )
+        let action = if parked {
+            let label = lang.pick("Reenviar venda", "Retry sale");
+            let aria = format!("{label} {}", sale.sale_id);
+            ctx.button("vendas/replay", &[("sale_id", &sale.sale_id)], lang.pick("Reenviar", "Retry"), &aria)
         } else {
             String::new()
         };
-        let _ = write!(
-            body,
-            "<tr class=\"sale-{}\"><td><a href=\"{}/historico?entity=sale:{}{hq}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{order}</td><td>{}</td><td>{action}</td></tr>",
-            esc(&state.to_ascii_lowercase()),
-            ctx.base(),
-            enc(&sale.sale_id),
-            esc(&sale.sale_id),
-            when(r.receive_time.as_ref()),
-            brl(lang, sale.total_cents),
-            esc(state),
-            esc(&reason),
+        table.row_class(
+            &format!("sale-{}", state.to_ascii_lowercase()),
+            &[
+                &ctx.history_link(&format!("sale:{}", sale.sale_id), &sale.sale_id),
+                &when(r.receive_time.as_ref()),
+                &brl(lang, sale.total_cents),
+                &esc(state),
+                &order,
+                &esc(&reason),
+                &action,
+            ],
         );
     }
-    if sales.is_empty() {
-        let _ = write!(body, "<tr><td colspan=\"7\">{}</td></tr>", lang.pick("Nenhuma venda.", "No sale."));
-    }
-    body.push_str("</tbody></table>");
-    ctx.page("vendas", lang.pick("Vendas", "Sales"), &body).into_response()
+    let body = table.finish(lang.pick("Nenhuma venda.", "No sale."));
+    ctx.page("vendas", lang.pick("Vendas", "Sales"), &body)
 }
 
 /// Retries one parked sale.
-pub(super) async fn replay(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    lang: Lang,
-    Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let ctx = match c.post_ctx(&headers, lang, &tenant, &form) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let id = match field(ctx.lang, &form, "sale_id") {
-        Ok(v) => v.to_owned(),
-        Err(p) => return p.into_response(),
-    };
-    let req = ReplayParkedRequest { tenant_id: ctx.tenant.to_string(), sale_ids: vec![id] };
-    match c.clients.sales.clone().replay_parked(ctx.req(req)).await {
-        Ok(_) => back(&ctx, "vendas", "replayed"),
-        Err(s) => Page::status(ctx.lang, &s).into_response(),
-    }
+pub(super) async fn replay(State(c): State<Console>, p: Posted) -> Answer {
+    let ctx = &p.ctx;
+    let id = p.field("sale_id")?.to_owned();
+    let req = ReplayParkedRequest { tenant_id: ctx.tenant_id(), sale_ids: vec![id] };
+    ctx.ok(c.clients.sales.clone().replay_parked(ctx.req(req)).await)?;
+    ctx.back("vendas", "replayed")
 }
