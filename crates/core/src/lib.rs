@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod erasure;
 pub mod error;
+pub mod expiring;
 pub mod grpc;
 pub mod idempotency;
 pub mod identity;

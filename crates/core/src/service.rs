@@ -14,6 +14,7 @@ use crate::{
     background::Background,
     config::{ConfigError, Env, Peers},
     db::{Database, Migrations},
+    expiring::{ExpiringStore, MemoryExpiring, RedisExpiring},
     grpc::{Readiness, TracedChannel, channel},
     idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency},
     identity::Identity,
@@ -29,6 +30,8 @@ pub struct Deps {
     /// The shared request budgets of the outside systems.
     pub limiter: Arc<dyn RateLimiter>,
     pub locks: Arc<dyn Locks>,
+    /// Short-lived values every replica sees (the console's sessions).
+    pub expiring: Arc<dyn ExpiringStore>,
     pub peers: Peers,
     /// The environment, for the settings only one service reads (e.g. `PONTE_BLING_CLIENT_ID`).
     pub env: Env,
@@ -42,6 +45,7 @@ pub struct Shared {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub locks: Arc<dyn Locks>,
+    pub expiring: Arc<dyn ExpiringStore>,
     /// The process's background work: one stop for all its services.
     pub background: Background,
 }
@@ -52,7 +56,8 @@ impl Shared {
         Self {
             idempotency: Arc::new(RedisIdempotency::new(conn.clone(), prefix)),
             limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
-            locks: Arc::new(RedisLocks::new(conn, prefix)),
+            locks: Arc::new(RedisLocks::new(conn.clone(), prefix)),
+            expiring: Arc::new(RedisExpiring::new(conn, prefix)),
             background: Background::default(),
         }
     }
@@ -63,6 +68,7 @@ impl Shared {
             idempotency: Arc::new(MemoryIdempotency::default()),
             limiter: Arc::new(MemoryRateLimiter::default()),
             locks: Arc::new(MemoryLocks::default()),
+            expiring: Arc::new(MemoryExpiring::default()),
             background: Background::default(),
         }
     }
@@ -73,6 +79,7 @@ impl Shared {
             idempotency: self.idempotency.clone(),
             limiter: self.limiter.clone(),
             locks: self.locks.clone(),
+            expiring: self.expiring.clone(),
             peers,
             env,
             background: self.background.clone(),

@@ -4,7 +4,8 @@
 //! see and do is what the services let that token do.
 //!
 //! Login takes an API token (scope `operator` or `service`, or `tenant:<id>`, which sees only its
-//! tenant) checked against `PONTE_API_TOKENS_FILE`; sessions are in [`session`]. Every POST
+//! tenant) checked against `PONTE_API_TOKENS_FILE`; sessions are in [`session`] (in Redis, shared
+//! by every gateway replica, the operator's token sealed). Every POST
 //! carries the session's CSRF token; every answer carries a strict Content-Security-Policy (no
 //! inline script: the little JS there is is served as a file). A tab's handler takes a [`Ctx`]
 //! (a logged-in request for one tenant) or a [`Posted`] form, and answers a [`Page`].

@@ -1,13 +1,11 @@
 //! Login, logout and sessions: the session cookie (`HttpOnly; Secure; SameSite=Strict;
 //! Path=/console`) holds a random id; the session (the operator's identity, their API token,
-//! the CSRF token) is kept server-side with an idle expiry. Every form carries the session's
-//! CSRF token, compared in constant time.
+//! the CSRF token) is kept in the store every gateway replica shares (Redis), under a hash of
+//! that id, sealed (the token is never at rest in clear), with an idle expiry: a replica behind
+//! a load balancer sees the session another opened, and a logout on one ends it on all. Every
+//! form carries the session's CSRF token, compared in constant time.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Form,
@@ -15,7 +13,15 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
-use ponte_core::identity::{ApiTokens, Caller};
+use ponte_core::{
+    config::ConfigError,
+    crypto::Sealer,
+    expiring::ExpiringStore,
+    identity::{ApiTokens, Caller, Scope},
+    service::Deps,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -26,9 +32,6 @@ use super::{
 /// How long a session lasts without use.
 pub(super) const IDLE: Duration = Duration::from_secs(8 * 3600);
 
-/// The most sessions kept at once (the oldest go first).
-const MAX_SESSIONS: usize = 10_000;
-
 /// How long a service has to answer a page's call.
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -38,7 +41,23 @@ pub(crate) struct Session {
     pub caller: Caller,
     token: Arc<str>,
     pub csrf: String,
-    last_use: Instant,
+}
+
+/// A session as kept in the store: sealed whole (the token never in clear).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    name: String,
+    scope: String,
+    token: String,
+    csrf: String,
+}
+
+fn scope_text(s: &Scope) -> String {
+    match s {
+        Scope::Service => "service".into(),
+        Scope::Operator => "operator".into(),
+        Scope::Tenant(t) => format!("tenant:{t}"),
+    }
 }
 
 impl Session {
@@ -71,10 +90,13 @@ impl Session {
     }
 }
 
-/// The sessions of this process.
-#[derive(Clone, Default)]
+/// The sessions, in the store every gateway replica shares (Redis; memory under `ponte dev`),
+/// keyed by a hash of the cookie's id and sealed under `PONTE_SEALING_KEYS`, expiring after
+/// [`IDLE`] without use.
+#[derive(Clone)]
 pub(super) struct Sessions {
-    held: Arc<Mutex<HashMap<String, Session>>>,
+    store: Arc<dyn ExpiringStore>,
+    sealer: Sealer,
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
@@ -86,48 +108,79 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// The store's key of a session id, and the associated data its sealed value is bound to.
+fn key_of(id: &str) -> (String, String) {
+    let hash = hex::encode(Sha256::digest(id.as_bytes()));
+    (format!("console:session:{hash}"), format!("console/session/{hash}"))
+}
+
+/// The store did not answer: a 503 page, the operator asked to try again.
+fn unavailable(lang: Lang, e: &dyn std::fmt::Display) -> Page {
+    tracing::warn!(error = %e, "console: the session store does not answer");
+    Page::error(
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang.pick(
+            "As sessões do console não respondem (Redis); tente de novo em instantes.",
+            "The console's sessions do not answer (Redis); try again shortly.",
+        ),
+    )
 }
 
 impl Sessions {
-    pub fn new(_: &ponte_core::service::Deps) -> Result<Self, ponte_core::config::ConfigError> {
-        Ok(Self::default())
-    }
-
-    /// The request's session, its idle time restarted; `None` when there is none or it expired.
-    pub async fn get(&self, headers: &HeaderMap, _: Lang) -> Result<Option<Session>, Page> {
-        let Some(id) = session_id(headers) else { return Ok(None) };
-        let mut sessions = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(s) = sessions.get_mut(&id) else { return Ok(None) };
-        if s.last_use.elapsed() > IDLE {
-            sessions.remove(&id);
-            return Ok(None);
-        }
-        s.last_use = Instant::now();
-        Ok(Some(s.clone()))
-    }
-
-    async fn open(&self, caller: Caller, token: &str, _: Lang) -> Result<String, Page> {
-        let id = ponte_core::identity::generate_token();
-        let s = Session {
-            caller,
-            token: token.into(),
-            csrf: ponte_core::identity::generate_token(),
-            last_use: Instant::now(),
+    /// Sealed under `PONTE_SEALING_KEYS`; without it (a process that seals nothing else), a
+    /// key of this process only, so sessions are not seen by another replica.
+    pub fn new(deps: &Deps) -> Result<Self, ConfigError> {
+        let sealer = if deps.env.get("PONTE_SEALING_KEYS").is_some() {
+            Sealer::from_env(&deps.env)?
+        } else {
+            tracing::warn!(
+                "console: PONTE_SEALING_KEYS is not set; sessions are sealed with a key of this process and not seen by other replicas"
+            );
+            Sealer::ephemeral()
         };
-        let mut sessions = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, s| s.last_use.elapsed() <= IDLE);
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.last_use).map(|(k, _)| k.clone())
-        {
-            sessions.remove(&oldest);
-        }
-        sessions.insert(id.clone(), s);
+        Ok(Self { store: deps.expiring.clone(), sealer })
+    }
+
+    /// The request's session, its idle time restarted; `None` when there is none, it expired,
+    /// or it does not open (another deployment's key, a tampered value).
+    pub async fn get(&self, headers: &HeaderMap, lang: Lang) -> Result<Option<Session>, Page> {
+        let Some(id) = session_id(headers) else { return Ok(None) };
+        let (key, aad) = key_of(&id);
+        let Some(sealed) = self.store.touch(&key, IDLE).await.map_err(|e| unavailable(lang, &e))? else {
+            return Ok(None);
+        };
+        let Some(s) =
+            self.sealer.open(&sealed, &aad).ok().and_then(|json| serde_json::from_slice::<Stored>(&json).ok())
+        else {
+            tracing::warn!("console: a stored session does not open; treated as logged out");
+            return Ok(None);
+        };
+        let Ok(scope) = Scope::parse(&s.scope) else { return Ok(None) };
+        Ok(Some(Session { caller: Caller { name: s.name, scope }, token: s.token.into(), csrf: s.csrf }))
+    }
+
+    async fn open(&self, caller: Caller, token: &str, lang: Lang) -> Result<String, Page> {
+        let id = ponte_core::identity::generate_token();
+        let stored = Stored {
+            name: caller.name,
+            scope: scope_text(&caller.scope),
+            token: token.to_owned(),
+            csrf: ponte_core::identity::generate_token(),
+        };
+        let json = serde_json::to_vec(&stored).unwrap_or_default();
+        let (key, aad) = key_of(&id);
+        let sealed = self.sealer.seal(&json, &aad);
+        self.store.put(&key, &sealed, IDLE).await.map_err(|e| unavailable(lang, &e))?;
         Ok(id)
     }
 
-    async fn close(&self, headers: &HeaderMap, _: Lang) -> Result<(), Page> {
+    async fn close(&self, headers: &HeaderMap, lang: Lang) -> Result<(), Page> {
         if let Some(id) = session_id(headers) {
-            self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            self.store.delete(&key_of(&id).0).await.map_err(|e| unavailable(lang, &e))?;
         }
         Ok(())
     }
@@ -166,10 +219,9 @@ fn with_cookie(mut r: Response, value: &str, max_age: u64) -> Response {
 
 pub(super) async fn login(State(c): State<Console>, lang: Lang, Form(form): Form<HashMap<String, String>>) -> Response {
     let lang = Lang::of_form(&form).unwrap_or(lang);
-    let unavailable =
-        |pt, en| login_form(lang, StatusCode::SERVICE_UNAVAILABLE, Some(lang.pick(pt, en))).into_response();
+    let refuse = |pt, en| login_form(lang, StatusCode::SERVICE_UNAVAILABLE, Some(lang.pick(pt, en))).into_response();
     let Some(path) = &c.tokens else {
-        return unavailable(
+        return refuse(
             "O console precisa de PONTE_API_TOKENS_FILE (a identidade está desligada).",
             "The console needs PONTE_API_TOKENS_FILE (identity is disabled).",
         );
@@ -178,7 +230,7 @@ pub(super) async fn login(State(c): State<Console>, lang: Lang, Form(form): Form
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "console login: the token list cannot be read");
-            return unavailable(
+            return refuse(
                 "O console não consegue ler a lista de tokens (PONTE_API_TOKENS_FILE); tente de novo em instantes.",
                 "The console cannot read its token list (PONTE_API_TOKENS_FILE); try again shortly.",
             );

@@ -308,3 +308,69 @@ async fn the_console_replays_a_dead_letter_and_mapping_a_payment_method_posts_th
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
     assert!(history.body.contains("sales-ingest"), "{}", history.body);
 }
+
+/// The console's session keys in this test's Redis prefix.
+async fn session_keys(mesh: &ponte_tests::Mesh) -> Vec<String> {
+    let client = redis::Client::open(ponte_tests::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS").arg(format!("{}exp:console:session:*", mesh.redis_prefix)).query_async(&mut conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_console_session_opened_on_one_gateway_is_seen_and_ended_on_another() {
+    let w = world().await;
+    let mesh = &w.world.mesh;
+    let a = w.gateway.as_ref().unwrap();
+    let b_gw = mesh.start_gateway_http(mesh.env.clone()).await;
+
+    // Logged in through gateway A; the same cookie on gateway B (same Redis) is the same session.
+    let mut on_a = Browser::new(a.url(""));
+    assert_eq!(on_a.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+    let mut on_b = Browser::new(b_gw.url(""));
+    on_b.cookie = on_a.cookie.clone();
+    let page = on_b.get(&format!("/console/t/{TENANT}/vendas")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    assert_eq!(csrf, on_a.get(&format!("/console/t/{TENANT}/vendas")).await.csrf(), "one session, one CSRF token");
+    // A form of B's page is accepted by A (the CSRF check passes; the missing field is named).
+    let form = on_a.post(&format!("/console/t/{TENANT}/vendas/replay"), &[("csrf", &csrf)]).await;
+    assert_eq!(form.status, StatusCode::BAD_REQUEST, "{}", form.body);
+    assert!(form.body.contains("sale_id"), "{}", form.body);
+
+    // At rest in Redis: under a hash of the cookie's id, sealed, expiring.
+    let keys = session_keys(mesh).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let id = on_a.cookie.as_deref().unwrap().split('=').nth(1).unwrap().to_owned();
+    assert!(!keys[0].contains(&id), "the key is a hash of the id: {}", keys[0]);
+    let client = redis::Client::open(ponte_tests::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stored: String = redis::cmd("GET").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    assert!(!stored.contains(OPERATOR) && !stored.contains("ops") && !stored.contains(&csrf), "sealed: {stored}");
+    let ttl: i64 = redis::cmd("PTTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 0 && ttl <= 8 * 3600 * 1000, "the idle expiry: {ttl}");
+
+    // Logged out on B: gone on A too.
+    let out = on_b.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = on_a.get(&format!("/console/t/{TENANT}/vendas")).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(after.location().starts_with("/console/login"), "{}", after.location());
+    assert!(session_keys(mesh).await.is_empty());
+
+    // An expired session (its key gone from Redis) and an unknown cookie: sent to the login page.
+    assert_eq!(on_a.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(on_a.get("/console").await.status, StatusCode::OK);
+    let keys = session_keys(mesh).await;
+    let _: () = redis::cmd("PEXPIRE").arg(&keys[0]).arg(1).query_async(&mut conn).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async { session_keys(mesh).await.is_empty() }).await,
+        "the key never expired"
+    );
+    let expired = on_a.get(&format!("/console/t/{TENANT}/conexoes")).await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER, "{}", expired.body);
+    assert!(expired.location().starts_with("/console/login"), "{}", expired.location());
+    on_b.cookie = Some(format!("{}={}", ponte_gateway::CONSOLE_COOKIE, "f".repeat(64)));
+    let unknown = on_b.get("/console").await;
+    assert_eq!(unknown.status, StatusCode::SEE_OTHER);
+    assert!(unknown.location().starts_with("/console/login"), "{}", unknown.location());
+}
