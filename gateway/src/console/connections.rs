@@ -1,14 +1,26 @@
-//! Conexões: each connection's state and last error, and "Conectar ao Bling" (the OAuth flow
-//! `ponte connections connect bling` starts).
+//! Conexões: each connection's state and last error; "Conectar ao Bling" and Bitrix24 by their
+//! OAuth flows (as `ponte connections connect` starts them: the browser goes to the consent
+//! page and comes back through the gateway), CPLUG and 360Envios by credentials (secrets:
+//! password inputs, never shown back nor logged), and "Desconectar".
 
 use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Redirect},
 };
-use ponte_proto::v1::{ConnectionState, ListConnectionsRequest, Provider, StartAuthorizationRequest};
+use ponte_proto::v1::{
+    ConnectionState, CplugCredentials, Envios360Credentials, ListConnectionsRequest, Provider, RevokeConnectionRequest,
+    SetApiCredentialsRequest, StartAuthorizationRequest, set_api_credentials_request::Credentials,
+};
 
 use super::{Answer, Console, Ctx, Page, Posted, Table, esc, short, when};
+
+const PROVIDERS: [(&str, Provider); 4] = [
+    ("BLING", Provider::Bling),
+    ("BITRIX24", Provider::Bitrix24),
+    ("CPLUG", Provider::Cplug),
+    ("ENVIOS360", Provider::Envios360),
+];
 
 pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
@@ -22,36 +34,104 @@ pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
             lang.pick("Conta", "Account"),
             lang.pick("Último erro", "Last error"),
             lang.pick("Atualizada em", "Updated"),
+            lang.pick("Ação", "Action"),
         ],
     );
     for x in &list {
         let provider = short(Provider::try_from(x.provider).ok().map(|p| p.as_str_name()), "PROVIDER_");
         let state = short(ConnectionState::try_from(x.state).ok().map(|s| s.as_str_name()), "CONNECTION_STATE_");
+        let action = if x.state == ConnectionState::Revoked as i32 {
+            String::new()
+        } else {
+            let label = lang.pick("Desconectar", "Disconnect");
+            ctx.button("conexoes/desconectar", &[("provider", provider)], label, &format!("{label} {provider}"))
+        };
         table.row(&[
             &esc(provider),
             &format!("<span class=\"state-{}\">{}</span>", esc(&state.to_ascii_lowercase()), esc(state)),
             &esc(&x.external_account_id),
             &esc(&x.reason),
             &when(x.update_time.as_ref()),
+            &action,
         ]);
     }
     let mut body = table.finish(lang.pick("Nenhuma conexão.", "No connection."));
     body.push_str(&ctx.button("conexoes/bling", &[], lang.pick("Conectar ao Bling", "Connect to Bling"), ""));
+    body.push_str(
+        &ctx.form("conexoes/bitrix24", "bitrix24", lang.pick("Conectar ao Bitrix24", "Connect to Bitrix24"))
+            .text(
+                "bitrix24_domain",
+                lang.pick("Portal (ex.: loja.bitrix24.com.br)", "Portal (e.g. loja.bitrix24.com.br)"),
+            )
+            .submit(lang.pick("Conectar ao Bitrix24", "Connect to Bitrix24")),
+    );
+    body.push_str(
+        &ctx.form("conexoes/cplug", "cplug", lang.pick("Conectar o CPLUG", "Connect CPLUG"))
+            .secret("client_id", "Client id")
+            .secret("client_secret", "Client secret")
+            .secret("username", lang.pick("Usuário", "Username"))
+            .secret("password", lang.pick("Senha", "Password"))
+            .secret("webhook_secret", lang.pick("Segredo dos webhooks", "Webhook secret"))
+            .submit(lang.pick("Salvar credenciais do CPLUG", "Save the CPLUG credentials")),
+    );
+    body.push_str(
+        &ctx.form("conexoes/envios360", "envios360", lang.pick("Conectar o 360Envios", "Connect 360Envios"))
+            .secret("api_token", lang.pick("Token de API do painel 360", "API token from the 360 panel"))
+            .secret("webhook_secret", lang.pick("Segredo dos webhooks", "Webhook secret"))
+            .submit(lang.pick("Salvar credenciais do 360Envios", "Save the 360Envios credentials")),
+    );
     ctx.page("conexoes", lang.pick("Conexões", "Connections"), &body)
 }
 
-/// Starts Bling's OAuth flow and sends the browser to Bling's consent page.
-pub(super) async fn connect_bling(State(c): State<Console>, p: Posted) -> Answer {
-    let ctx = &p.ctx;
-    let req = StartAuthorizationRequest {
-        tenant_id: ctx.tenant_id(),
-        provider: Provider::Bling as i32,
-        bitrix24_domain: String::new(),
-    };
+/// Starts `provider`'s OAuth flow and sends the browser to its consent page.
+async fn authorize(c: &Console, ctx: &Ctx, provider: Provider, bitrix24_domain: String) -> Answer {
+    let req = StartAuthorizationRequest { tenant_id: ctx.tenant_id(), provider: provider as i32, bitrix24_domain };
     let url = ctx.ok(c.clients.auth.clone().start_authorization(ctx.req(req)).await)?.authorize_url;
     if url.starts_with("https://") || url.starts_with("http://") {
         Ok(Redirect::to(&url).into_response())
     } else {
         Err(Page::error(ctx.lang, StatusCode::BAD_GATEWAY, "authorize_url"))
     }
+}
+
+pub(super) async fn connect_bling(State(c): State<Console>, p: Posted) -> Answer {
+    authorize(&c, &p.ctx, Provider::Bling, String::new()).await
+}
+
+pub(super) async fn connect_bitrix24(State(c): State<Console>, p: Posted) -> Answer {
+    let domain = p.field("bitrix24_domain")?.to_owned();
+    authorize(&c, &p.ctx, Provider::Bitrix24, domain).await
+}
+
+async fn store(c: &Console, ctx: &Ctx, credentials: Credentials) -> Answer {
+    let req = SetApiCredentialsRequest { tenant_id: ctx.tenant_id(), credentials: Some(credentials) };
+    ctx.ok(c.clients.auth.clone().set_api_credentials(ctx.req(req)).await)?;
+    ctx.back("conexoes", "connected")
+}
+
+pub(super) async fn connect_cplug(State(c): State<Console>, p: Posted) -> Answer {
+    let creds = CplugCredentials {
+        client_id: p.field("client_id")?.to_owned(),
+        client_secret: p.field("client_secret")?.to_owned(),
+        username: p.field("username")?.to_owned(),
+        password: p.field("password")?.to_owned(),
+        webhook_secret: p.field("webhook_secret")?.to_owned(),
+    };
+    store(&c, &p.ctx, Credentials::Cplug(creds)).await
+}
+
+pub(super) async fn connect_envios360(State(c): State<Console>, p: Posted) -> Answer {
+    let creds = Envios360Credentials {
+        api_token: p.field("api_token")?.to_owned(),
+        webhook_secret: p.field("webhook_secret")?.to_owned(),
+    };
+    store(&c, &p.ctx, Credentials::Envios360(creds)).await
+}
+
+pub(super) async fn disconnect(State(c): State<Console>, p: Posted) -> Answer {
+    let ctx = &p.ctx;
+    let provider = ctx.choice(&p.form, "provider", &PROVIDERS)?;
+    let req = RevokeConnectionRequest { tenant_id: ctx.tenant_id(), provider: provider as i32 };
+    ctx.ok(c.clients.auth.clone().revoke_connection(ctx.req(req)).await)?;
+    ctx.back("conexoes", "disconnected")
 }

@@ -262,6 +262,18 @@ pub(crate) fn notice(lang: Lang, q: &HashMap<String, String>) -> Option<String> 
             "Forma de pagamento mapeada; as vendas estacionadas foram reenviadas.",
             "Payment method mapped; the parked sales were replayed.",
         ),
+        "saved" => lang.pick("Salvo.", "Saved."),
+        "deleted" => lang.pick("Excluído.", "Deleted."),
+        "shipping" => lang.pick(
+            "Ciclo de envio configurado no Bling (situações, mapeamentos e transições).",
+            "Shipping cycle set up in Bling (situações, maps and transitions).",
+        ),
+        "moved" => lang.pick(
+            "Venda sendo movida para a outra loja: o estoque volta ao depósito de origem e sai do novo.",
+            "Sale being moved to the other store: its stock goes back to its depósito and out of the new one.",
+        ),
+        "connected" => lang.pick("Credenciais salvas (seladas).", "Credentials saved (sealed)."),
+        "disconnected" => lang.pick("Conexão desconectada.", "Connection disconnected."),
         _ => return None,
     };
     Some(n.to_owned())

@@ -15,10 +15,13 @@ mod events;
 mod forms;
 mod history;
 mod layout;
+mod lojas;
 mod payments;
+mod produtos;
 mod sales;
 mod session;
 mod shipments;
+mod situacoes;
 mod sync;
 
 use std::{collections::HashMap, fmt::Write as _};
@@ -102,6 +105,19 @@ pub fn router(deps: &Deps) -> Result<Router, ConfigError> {
         )
         .route("/t/{tenant}/conexoes", get(connections::page))
         .route("/t/{tenant}/conexoes/bling", post(connections::connect_bling))
+        .route("/t/{tenant}/conexoes/bitrix24", post(connections::connect_bitrix24))
+        .route("/t/{tenant}/conexoes/cplug", post(connections::connect_cplug))
+        .route("/t/{tenant}/conexoes/envios360", post(connections::connect_envios360))
+        .route("/t/{tenant}/conexoes/desconectar", post(connections::disconnect))
+        .route("/t/{tenant}/produtos", get(produtos::page).post(produtos::create))
+        .route("/t/{tenant}/produtos/excluir", post(produtos::delete))
+        .route("/t/{tenant}/produtos/sincronizacao", post(produtos::switches))
+        .route("/t/{tenant}/lojas", get(lojas::page).post(lojas::create))
+        .route("/t/{tenant}/lojas/excluir", post(lojas::delete))
+        .route("/t/{tenant}/situacoes", get(situacoes::page).post(situacoes::create))
+        .route("/t/{tenant}/situacoes/excluir", post(situacoes::delete))
+        .route("/t/{tenant}/situacoes/envio", post(situacoes::set_up_shipping))
+        .route("/t/{tenant}/vendas/mover", post(sales::move_sale))
         .route("/t/{tenant}/eventos", get(events::page))
         .route("/t/{tenant}/eventos/replay", post(events::replay))
         .route("/t/{tenant}/vendas", get(sales::page))
@@ -118,8 +134,11 @@ pub fn router(deps: &Deps) -> Result<Router, ConfigError> {
 }
 
 /// The tabs, in the order the navigation shows them: (slug, pt, en).
-const TABS: [(&str, &str, &str); 7] = [
+const TABS: [(&str, &str, &str); 10] = [
     ("conexoes", "Conexões", "Connections"),
+    ("produtos", "Mapeamento de produtos", "Product mapping"),
+    ("lojas", "Lojas e depósitos", "Stores and depósitos"),
+    ("situacoes", "Situações", "Situações"),
     ("eventos", "Eventos", "Events"),
     ("vendas", "Vendas", "Sales"),
     ("envios", "Envios", "Shipments"),

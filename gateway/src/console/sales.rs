@@ -2,9 +2,11 @@
 //! parked one.
 
 use axum::extract::State;
-use ponte_proto::v1::{ListSalesRequest, ParkReason, ReplayParkedRequest, SaleState};
+use ponte_proto::v1::{
+    ListSalesRequest, ListStoreMapsRequest, MoveSaleRequest, ParkReason, ReplayParkedRequest, SaleState,
+};
 
-use super::{Answer, Console, Ctx, Lang, Posted, Table, esc, short, when};
+use super::{Answer, Console, Ctx, Lang, Posted, Table, enc, esc, short, when};
 
 /// BRL cents as "R$ 12,34" (pt) or "R$ 12.34" (en).
 pub(super) fn brl(lang: Lang, cents: i64) -> String {
@@ -18,6 +20,10 @@ pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
     let lang = ctx.lang;
     let req = ListSalesRequest { tenant_id: ctx.tenant_id(), state: 0, page_size: 200, page_token: String::new() };
     let sales = ctx.ok(c.clients.sales.clone().list_sales(ctx.req(req)).await)?.records;
+    let req = ListStoreMapsRequest { tenant_id: ctx.tenant_id() };
+    let stores = ctx.ok(c.clients.mapping.clone().list_store_maps(ctx.req(req)).await)?.maps;
+    let stores: Vec<(&str, &str)> =
+        stores.iter().map(|m| (m.cplug_store_id.as_str(), m.cplug_store_id.as_str())).collect();
     let mut table = Table::new(
         lang.pick("Vendas do PDV (CPLUG)", "Point-of-sale sales (CPLUG)"),
         &[
@@ -49,6 +55,11 @@ pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
             let label = lang.pick("Reenviar venda", "Retry sale");
             let aria = format!("{label} {}", sale.sale_id);
             ctx.button("vendas/replay", &[("sale_id", &sale.sale_id)], lang.pick("Reenviar", "Retry"), &aria)
+        } else if r.state == SaleState::Posted as i32 && !stores.is_empty() {
+            ctx.form("vendas/mover", &format!("mover-{}", enc(&sale.sale_id)), "")
+                .hidden("sale_id", &sale.sale_id)
+                .select("to_store_id", lang.pick("Mover para a loja", "Move to store"), &stores)
+                .submit(lang.pick("Mover", "Move"))
         } else {
             String::new()
         };
@@ -76,4 +87,17 @@ pub(super) async fn replay(State(c): State<Console>, p: Posted) -> Answer {
     let req = ReplayParkedRequest { tenant_id: ctx.tenant_id(), sale_ids: vec![id] };
     ctx.ok(c.clients.sales.clone().replay_parked(ctx.req(req)).await)?;
     ctx.back("vendas", "replayed")
+}
+
+/// Moves a posted sale to another store: its stock goes back to its depósito and out of the
+/// new store's (sales-ingest's `MoveSale`).
+pub(super) async fn move_sale(State(c): State<Console>, p: Posted) -> Answer {
+    let ctx = &p.ctx;
+    let req = MoveSaleRequest {
+        tenant_id: ctx.tenant_id(),
+        sale_id: p.field("sale_id")?.to_owned(),
+        to_store_id: p.field("to_store_id")?.to_owned(),
+    };
+    ctx.ok(c.clients.sales.clone().move_sale(ctx.req(req)).await)?;
+    ctx.back("vendas", "moved")
 }

@@ -161,7 +161,7 @@ async fn the_console_logs_in_with_an_operator_token_and_guards_its_session_and_f
     let home = b.get("/console").await;
     assert_eq!(home.status, StatusCode::OK, "{}", home.body);
     assert!(home.body.contains(&format!("/console/t/{TENANT}/conexoes")), "{}", home.body);
-    for tab in ["conexoes", "eventos", "vendas", "pagamento", "historico"] {
+    for tab in ["conexoes", "lojas", "situacoes", "eventos", "vendas", "pagamento", "historico"] {
         let page = b.get(&format!("/console/t/{TENANT}/{tab}")).await;
         assert_eq!(page.status, StatusCode::OK, "{tab}: {}", page.body);
         security_headers(&page);
@@ -373,4 +373,242 @@ async fn a_console_session_opened_on_one_gateway_is_seen_and_ended_on_another() 
     let unknown = on_b.get("/console").await;
     assert_eq!(unknown.status, StatusCode::SEE_OTHER);
     assert!(unknown.location().starts_with("/console/login"), "{}", unknown.location());
+}
+
+/// The whole mesh the new tabs write through: catalog-sync and shipping-status too.
+async fn full_world() -> SalesWorld {
+    SalesWorld::start_with(
+        &[
+            &ponte_auth_token::SPEC,
+            &ponte_mapping::SPEC,
+            &ponte_sales_ingest::SPEC,
+            &ponte_catalog_sync::SPEC,
+            &ponte_shipping_status::SPEC,
+            &ponte_gateway::SPEC,
+        ],
+        env()
+            .with("PONTE_BITRIX24_CLIENT_ID", "local.console-test")
+            .with("PONTE_BITRIX24_CLIENT_SECRET", "console-test-bitrix24-secret"),
+    )
+    .await
+}
+
+impl Browser {
+    /// Posts `fields` to `path` twice without the CSRF token (none, then another); both refused.
+    async fn refused_without_csrf(&self, path: &str, fields: &[(&str, &str)]) {
+        let none = self.post(path, fields).await;
+        assert_eq!(none.status, StatusCode::FORBIDDEN, "{path}: {}", none.body);
+        assert!(none.body.contains("CSRF"), "{}", none.body);
+        let mut wrong = fields.to_vec();
+        wrong.push(("csrf", "0000"));
+        assert_eq!(self.post(path, &wrong).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+
+    /// Posts `fields` with the CSRF token of `page`; the answer must be a redirect to `tab`
+    /// with notice `ok`.
+    async fn submit(&self, page: &Answer, path: &str, fields: &[(&str, &str)], ok: &str) {
+        let csrf = page.csrf();
+        let mut all = fields.to_vec();
+        all.push(("csrf", &csrf));
+        let a = self.post(path, &all).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}: {}", a.body);
+        assert!(a.location().contains(&format!("ok={ok}")), "{}", a.location());
+    }
+
+    /// Posts `fields` with the CSRF token of `page`; the answer must be `status` naming `field`.
+    async fn bad(&self, page: &Answer, path: &str, fields: &[(&str, &str)], status: StatusCode, field: &str) {
+        let csrf = page.csrf();
+        let mut all = fields.to_vec();
+        all.push(("csrf", &csrf));
+        let a = self.post(path, &all).await;
+        assert_eq!(a.status, status, "{path}: {}", a.body);
+        assert!(a.body.contains(field), "{field} not named: {}", a.body);
+        assert!(a.body.contains("role=\"alert\""), "{}", a.body);
+    }
+}
+
+/// The value of the hidden field `name` in the first form that has one.
+fn hidden_value(body: &str, name: &str) -> String {
+    let at = body.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
+    body[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_console_maps_product_fields_sets_the_sync_switches_stores_and_situacoes() {
+    let w = full_world().await;
+    let mut b = Browser::new(w.gateway.as_ref().unwrap().url(""));
+    assert_eq!(b.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+    let t = format!("/console/t/{TENANT}");
+
+    // Mapeamento de produtos: the fixed set listed; a field mapped, then deleted.
+    let page = b.get(&format!("{t}/produtos")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<code>nome</code>") && page.body.contains("fixo"), "{}", page.body);
+    let field = [
+        ("target", "BITRIX24"),
+        ("bling_field", "estoque.minimo"),
+        ("target_field", "PROPERTY_104"),
+        ("direction", "ONE_WAY"),
+    ];
+    b.refused_without_csrf(&format!("{t}/produtos"), &field).await;
+    let mut bad = field.to_vec();
+    bad[0] = ("target", "ERP");
+    b.bad(&page, &format!("{t}/produtos"), &bad, StatusCode::BAD_REQUEST, "target").await;
+    assert!(!b.get(&format!("{t}/produtos")).await.body.contains("<code>PROPERTY_104</code>"), "nothing stored");
+    b.submit(&page, &format!("{t}/produtos"), &field, "saved").await;
+    let page = b.get(&format!("{t}/produtos?ok=saved")).await;
+    assert!(page.body.contains("<code>PROPERTY_104</code>") && page.body.contains("Salvo."), "{}", page.body);
+    let id = hidden_value(&page.body, "mapping_id");
+    b.refused_without_csrf(&format!("{t}/produtos/excluir"), &[("mapping_id", &id)]).await;
+    b.bad(&page, &format!("{t}/produtos/excluir"), &[], StatusCode::BAD_REQUEST, "mapping_id").await;
+    b.submit(&page, &format!("{t}/produtos/excluir"), &[("mapping_id", &id)], "deleted").await;
+    assert!(!b.get(&format!("{t}/produtos")).await.body.contains("<code>PROPERTY_104</code>"), "deleted");
+
+    // The sync switches: what is checked is on, what is not is off.
+    let switch = "name=\"catalog_to_cplug\" checked";
+    assert!(!page.body.contains(switch), "{}", page.body);
+    b.refused_without_csrf(&format!("{t}/produtos/sincronizacao"), &[("catalog_to_cplug", "on")]).await;
+    assert!(!b.get(&format!("{t}/produtos")).await.body.contains(switch), "a refused form changed nothing");
+    b.submit(&page, &format!("{t}/produtos/sincronizacao"), &[("catalog_to_cplug", "on")], "saved").await;
+    assert!(b.get(&format!("{t}/produtos")).await.body.contains(switch));
+
+    // Lojas e depósitos: a second store mapped (its ids checked against Bling), then deleted.
+    let page = b.get(&format!("{t}/lojas")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<td>loja-centro</td>"), "{}", page.body);
+    let loja = ponte_sandbox::bling::CANAL_PDV.to_string();
+    let geral = crate::sales_support::DEPOSITO_GERAL.to_string();
+    let store = [("cplug_store_id", "loja-shopping"), ("bling_loja_id", loja.as_str()), ("bling_deposito_id", &geral)];
+    b.refused_without_csrf(&format!("{t}/lojas"), &store).await;
+    let mut bad = store.to_vec();
+    bad[2] = ("bling_deposito_id", "abc");
+    b.bad(&page, &format!("{t}/lojas"), &bad, StatusCode::BAD_REQUEST, "bling_deposito_id").await;
+    bad[2] = ("bling_deposito_id", "999");
+    b.bad(&page, &format!("{t}/lojas"), &bad, StatusCode::BAD_REQUEST, "depósito").await;
+    b.submit(&page, &format!("{t}/lojas"), &store, "saved").await;
+    let page = b.get(&format!("{t}/lojas")).await;
+    assert!(page.body.contains("<td>loja-shopping</td>"), "{}", page.body);
+    b.refused_without_csrf(&format!("{t}/lojas/excluir"), &[("cplug_store_id", "loja-shopping")]).await;
+    b.submit(&page, &format!("{t}/lojas/excluir"), &[("cplug_store_id", "loja-shopping")], "deleted").await;
+    assert!(!b.get(&format!("{t}/lojas")).await.body.contains("loja-shopping"));
+
+    // Situações: the shipping cycle set up in Bling, its maps listed; one deleted and mapped again.
+    let page = b.get(&format!("{t}/situacoes")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let setup = [("release_situacao_name", "Em andamento"), ("transitions", "on")];
+    b.refused_without_csrf(&format!("{t}/situacoes/envio"), &setup).await;
+    b.bad(
+        &page,
+        &format!("{t}/situacoes/envio"),
+        &[("transitions", "on")],
+        StatusCode::BAD_REQUEST,
+        "release_situacao_name",
+    )
+    .await;
+    b.submit(&page, &format!("{t}/situacoes/envio"), &setup, "shipping").await;
+    let page = b.get(&format!("{t}/situacoes?ok=shipping")).await;
+    assert!(page.body.contains("<td>Em romaneio</td><td>IN_PACKING_LIST</td>"), "{}", page.body);
+    let at = page.body.find("<td>Em romaneio</td>").unwrap();
+    let romaneio = page.body[..at].rsplit("<tr><td>").next().unwrap().split('<').next().unwrap().to_owned();
+    let del = [("bling_situacao_id", romaneio.as_str())];
+    b.refused_without_csrf(&format!("{t}/situacoes/excluir"), &del).await;
+    b.submit(&page, &format!("{t}/situacoes/excluir"), &del, "deleted").await;
+    assert!(!b.get(&format!("{t}/situacoes")).await.body.contains("<td>Em romaneio</td>"));
+    let map = [
+        ("bling_situacao_id", romaneio.as_str()),
+        ("bling_situacao_name", "Em romaneio"),
+        ("shipping_status", "IN_PACKING_LIST"),
+    ];
+    b.refused_without_csrf(&format!("{t}/situacoes"), &map).await;
+    let mut bad = map.to_vec();
+    bad[2] = ("shipping_status", "LOST");
+    b.bad(&page, &format!("{t}/situacoes"), &bad, StatusCode::BAD_REQUEST, "shipping_status").await;
+    b.submit(&page, &format!("{t}/situacoes"), &map, "saved").await;
+    assert!(b.get(&format!("{t}/situacoes")).await.body.contains("<td>Em romaneio</td><td>IN_PACKING_LIST</td>"));
+}
+
+#[tokio::test]
+async fn the_console_moves_a_sale_connects_by_credentials_and_disconnects() {
+    let w = full_world().await;
+    w.map_store("loja-shopping", crate::sales_support::DEPOSITO_GERAL).await;
+    let id = w.ring_up(camisetas("V-MOVE"));
+    w.wait_for(&id, SaleState::Posted).await;
+    let mut b = Browser::new(w.gateway.as_ref().unwrap().url(""));
+    assert_eq!(b.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+    let t = format!("/console/t/{TENANT}");
+
+    // Vendas: a posted sale moved to another store.
+    let page = b.get(&format!("{t}/vendas")).await;
+    assert!(page.body.contains("name=\"to_store_id\"") && page.body.contains("loja-shopping"), "{}", page.body);
+    let mv = [("sale_id", id.as_str()), ("to_store_id", "loja-shopping")];
+    b.refused_without_csrf(&format!("{t}/vendas/mover"), &mv).await;
+    b.bad(
+        &page,
+        &format!("{t}/vendas/mover"),
+        &[("sale_id", &id), ("to_store_id", "loja-sem-mapa")],
+        StatusCode::CONFLICT,
+        "loja-sem-mapa",
+    )
+    .await;
+    b.bad(&page, &format!("{t}/vendas/mover"), &[("sale_id", &id)], StatusCode::BAD_REQUEST, "to_store_id").await;
+    b.submit(&page, &format!("{t}/vendas/mover"), &mv, "moved").await;
+    let moved = crate::sales_support::poll(Duration::from_secs(20), || async {
+        w.sale(&id).await.filter(|r| r.cplug_store_id == "loja-shopping" && r.state() == SaleState::Posted)
+    })
+    .await
+    .expect("the move finishes");
+    assert_eq!(moved.bling_deposito_id, crate::sales_support::DEPOSITO_GERAL);
+
+    // Conexões: 360Envios connected by credentials, never shown back; then disconnected.
+    let page = b.get(&format!("{t}/conexoes")).await;
+    assert!(page.body.contains("type=\"password\""), "{}", page.body);
+    let token = "console-360-api-token-0123456789";
+    let secret = "console-360-webhook-secret-0123456789";
+    let creds = [("api_token", token), ("webhook_secret", secret)];
+    b.refused_without_csrf(&format!("{t}/conexoes/envios360"), &creds).await;
+    b.bad(
+        &page,
+        &format!("{t}/conexoes/envios360"),
+        &[("api_token", token)],
+        StatusCode::BAD_REQUEST,
+        "webhook_secret",
+    )
+    .await;
+    b.submit(&page, &format!("{t}/conexoes/envios360"), &creds, "connected").await;
+    let page = b.get(&format!("{t}/conexoes?ok=connected")).await;
+    assert!(page.body.contains("<td>ENVIOS360</td><td><span class=\"state-connected\">"), "{}", page.body);
+    assert!(!page.body.contains(token) && !page.body.contains(secret), "a secret shown back");
+    let off = [("provider", "ENVIOS360")];
+    b.refused_without_csrf(&format!("{t}/conexoes/desconectar"), &off).await;
+    b.bad(&page, &format!("{t}/conexoes/desconectar"), &[("provider", "ORKUT")], StatusCode::BAD_REQUEST, "provider")
+        .await;
+    b.submit(&page, &format!("{t}/conexoes/desconectar"), &off, "disconnected").await;
+    let page = b.get(&format!("{t}/conexoes")).await;
+    assert!(page.body.contains("<td>ENVIOS360</td><td><span class=\"state-revoked\">"), "{}", page.body);
+
+    // CPLUG by its credentials (the sandbox's), the connection checked by the services.
+    let pos = w.pos.config().clone();
+    let cplug = [
+        ("client_id", pos.client_id.as_str()),
+        ("client_secret", &pos.client_secret),
+        ("username", &pos.username),
+        ("password", &pos.password),
+        ("webhook_secret", &pos.webhook_secret),
+    ];
+    b.refused_without_csrf(&format!("{t}/conexoes/cplug"), &cplug).await;
+    b.bad(&page, &format!("{t}/conexoes/cplug"), &cplug[..3], StatusCode::BAD_REQUEST, "password").await;
+    b.submit(&page, &format!("{t}/conexoes/cplug"), &cplug, "connected").await;
+    let page = b.get(&format!("{t}/conexoes")).await;
+    assert!(page.body.contains("<td>CPLUG</td><td><span class=\"state-connected\">"), "{}", page.body);
+    assert!(!page.body.contains(&pos.password) && !page.body.contains(&pos.client_secret));
+
+    // Bitrix24: its OAuth flow started, the browser sent to the portal's consent page.
+    b.refused_without_csrf(&format!("{t}/conexoes/bitrix24"), &[("bitrix24_domain", "loja.bitrix24.com.br")]).await;
+    b.bad(&page, &format!("{t}/conexoes/bitrix24"), &[], StatusCode::BAD_REQUEST, "bitrix24_domain").await;
+    let csrf = page.csrf();
+    let go = b
+        .post(&format!("{t}/conexoes/bitrix24"), &[("bitrix24_domain", "loja.bitrix24.com.br"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
+    assert!(go.location().contains("state="), "{}", go.location());
 }
