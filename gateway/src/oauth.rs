@@ -19,14 +19,22 @@ use ponte_proto::v1::{CompleteAuthorizationRequest, Provider, auth_token_service
 use crate::problem::Problem;
 
 fn page(status: StatusCode, title: &str, detail: &str) -> Response {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    page_with(status, title, detail, "")
+}
+
+/// A page with `more` (HTML) after the detail.
+fn page_with(status: StatusCode, title: &str, detail: &str, more: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\"><title>ponte — {t}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>{t}</h1><p>{d}</p></body></html>",
+         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\"><h1>{t}</h1><p>{d}</p>{more}</body></html>",
         t = esc(title),
         d = esc(detail)
     );
     (status, Html(body)).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Why a callback cannot be completed, as the page that tells the merchant.
@@ -88,13 +96,19 @@ pub(crate) async fn callback(
     match auth.complete_authorization(req).await {
         Ok(resp) => {
             let c = resp.into_inner().connection.unwrap_or_default();
-            page(
+            // An operator who connected from the console goes back to the tenant's Conexões.
+            let back = format!(
+                "<p><a id=\"console\" href=\"/console/t/{}/conexoes\">Conexões no console</a></p>",
+                crate::console::enc(&c.tenant_id)
+            );
+            page_with(
                 StatusCode::OK,
                 "Connected",
                 &format!(
                     "Tenant '{}' is connected (account {}). You can close this page.",
                     c.tenant_id, c.external_account_id
                 ),
+                &back,
             )
         }
         Err(s) => {

@@ -1,8 +1,10 @@
 //! The operator console in a real browser: Debian's chromium, headless, driven through
 //! chromedriver's WebDriver API, against a real `ponte dev --sandbox --demo` process on free
-//! ports. It logs in, opens every tab of the demo tenant, replays a dead letter, rings up a sale whose payment method
+//! ports. It logs in, disconnects Bling and connects it again through the Bling sandbox's
+//! consent page, opens every tab of the demo tenant, replays a dead letter, rings up a sale whose payment method
 //! has no DE-PARA, maps the method on the Método de pagamento tab and sees the sale posted on
-//! Vendas, and opens a product's history. A screenshot of each tab goes to `docs/console/`.
+//! Vendas, and opens a product's history, its trace id a link built from
+//! `PONTE_TRACE_URL_TEMPLATE`. A screenshot of each tab goes to `docs/console/`.
 //! Skipped, saying so, only when chromium and chromedriver are not installed (`scripts/test.sh`
 //! installs them).
 
@@ -17,6 +19,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::support::{API_TOKEN, Killed, free_port_block};
+
+/// The tracing UI the demo's history links to, and the setting that says so.
+const TRACE_VAR: &str = "PONTE_TRACE_URL_TEMPLATE";
+const TRACES: &str = "https://traces.example.test/trace/{trace_id}";
 
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -107,6 +113,16 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
     }
 
+    /// An element's attribute (`href`) or, for `None`, its text.
+    async fn read(&self, css: &str, attribute: Option<&str>) -> String {
+        let e = self.find(css).await;
+        let path = match attribute {
+            Some(a) => format!("/element/{e}/attribute/{a}"),
+            None => format!("/element/{e}/text"),
+        };
+        self.call(reqwest::Method::GET, &path, None).await.as_str().unwrap_or_default().to_owned()
+    }
+
     async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
@@ -164,11 +180,13 @@ impl Drop for Browser {
 
 /// Starts `ponte dev --sandbox --demo` and waits (up to two minutes) for "ready"; the process
 /// and the lines it printed.
-async fn demo(dir: &Path, base: u16, bling_port: u16) -> (Killed, Vec<String>) {
+async fn demo(dir: &Path, base: u16, bling_port: u16, otlp: std::net::SocketAddr) -> (Killed, Vec<String>) {
     let mut child = crate::support::ponte()
         .args(["dev", "--sandbox", "--demo", "--data-dir", dir.to_str().unwrap()])
         .args(["--grpc-port", &base.to_string(), "--http-port", &(base + 7).to_string()])
         .args(["--bling-port", &bling_port.to_string()])
+        .env(TRACE_VAR, TRACES)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -213,7 +231,8 @@ async fn the_console_in_chromium_against_the_demo() {
     let data = dir.path().join("data");
     let base = free_port_block(8);
     let bling_port = free_port_block(4);
-    let (_ponte, _lines) = demo(&data, base, bling_port).await;
+    let (spans, otlp) = ponte_tests::otlp::Receiver::start().await.unwrap();
+    let (_ponte, _lines) = demo(&data, base, bling_port, otlp).await;
     let console = format!("http://127.0.0.1:{}/console", base + 7);
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
     std::fs::create_dir_all(&shots).unwrap();
@@ -235,7 +254,31 @@ async fn the_console_in_chromium_against_the_demo() {
     let page = b.source().await;
     assert!(page.contains("Conectar ao Bling") && page.contains("CONNECTED"), "{page}");
     b.screenshot(&shots.join("conexoes.png")).await;
-    for (tab, expect) in [("envios", "Envios"), ("sincronizacao", "Sincronização de dados")] {
+
+    // Bling disconnected, then connected again through the Bling sandbox's consent page, back
+    // on Conexões.
+    let bling = "<td>BLING</td><td><span class=\"state-";
+    b.click("form[action$='/conexoes/desconectar']:has(input[value='BLING']) button").await;
+    assert!(b.arrive("ok=disconnected").await, "{}", b.url().await);
+    assert!(b.source().await.contains(&format!("{bling}revoked\">REVOKED")), "{}", b.source().await);
+    b.click("form[action$='/conexoes/bling'] button").await;
+    assert!(b.arrive("/Api/v3/oauth/authorize").await, "not at Bling's consent page: {}", b.url().await);
+    assert!(b.source().await.contains("Autorizar aplicativo"), "{}", b.source().await);
+    b.screenshot(&shots.join("bling-autorizar.png")).await;
+    b.click("#autorizar").await;
+    assert!(b.arrive("/oauth/bling/callback").await, "{}", b.url().await);
+    assert!(b.source().await.contains("is connected"), "{}", b.source().await);
+    b.click("#console").await;
+    assert!(b.arrive("/console/t/demo/conexoes").await, "{}", b.url().await);
+    assert!(b.source().await.contains(&format!("{bling}connected\">CONNECTED")), "{}", b.source().await);
+
+    for (tab, expect) in [
+        ("produtos", "Mapeamento de produtos"),
+        ("lojas", "Lojas e depósitos"),
+        ("situacoes", "Em romaneio"),
+        ("envios", "Envios"),
+        ("sincronizacao", "Sincronização de dados"),
+    ] {
         b.goto(&format!("{t}/{tab}")).await;
         let page = b.source().await;
         assert!(page.contains(expect), "{tab}: {page}");
@@ -302,4 +345,28 @@ async fn the_console_in_chromium_against_the_demo() {
     let history = b.source().await;
     assert!(history.contains("What ponte did") && history.contains("catalog-sync"), "{history}");
     b.screenshot(&shots.join("historico.png")).await;
+
+    // Its trace id links to the tracing UI through the configured template.
+    let link = "td a[href^='https://traces.example.test/trace/']";
+    let (href, trace) = (b.read(link, Some("href")).await, b.read(link, None).await);
+    assert_eq!(trace.len(), 32, "a trace id: {trace}");
+    assert_eq!(href, TRACES.replace("{trace_id}", &trace));
+    // A working trace id: the trace the demo's process exported has it.
+    let exported = || async {
+        spans
+            .0
+            .lock()
+            .await
+            .iter()
+            .any(|(_, s)| s.trace_id.iter().map(|b| format!("{b:02x}")).collect::<String>() == trace)
+    };
+    let mut found = false;
+    for _ in 0..60 {
+        if exported().await {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(found, "no exported span of trace {trace}");
 }

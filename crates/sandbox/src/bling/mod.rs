@@ -79,7 +79,7 @@ impl Bling {
             .route("/Api/v3/canais-venda", get(account::canais_venda))
             .route_layer(middleware::from_fn_with_state(self.clone(), access::gate));
         let router = api
-            .route("/Api/v3/oauth/authorize", get(oauth::authorize))
+            .route("/Api/v3/oauth/authorize", get(oauth::authorize).post(oauth::approve))
             .route("/Api/v3/oauth/token", post(oauth::token))
             .route("/Api/v3/oauth/revoke", post(oauth::revoke))
             .merge(admin::routes())

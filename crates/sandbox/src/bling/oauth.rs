@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json,
+    Form, Json,
     extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
@@ -36,15 +36,60 @@ pub struct AuthorizeQuery {
     state: String,
 }
 
-pub async fn authorize(State(b): State<Bling>, Query(q): Query<AuthorizeQuery>) -> Response {
+/// Whether the request is a person's browser (it asks for HTML), who sees the consent page;
+/// a program following the link (the tests' and the demo's shortcut) is approved at once.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// The consent page: the app asks for access; "Autorizar" posts the same query back.
+fn consent(q: &AuthorizeQuery) -> Response {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let html = format!(
+        "<!doctype html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\"><title>Bling — Autorizar aplicativo</title></head>\
+         <body><h1>Autorizar aplicativo</h1><p>O aplicativo <strong>{client}</strong> quer acessar a sua conta Bling.</p>\
+         <form method=\"post\" action=\"/Api/v3/oauth/authorize\">\
+         <input type=\"hidden\" name=\"response_type\" value=\"code\">\
+         <input type=\"hidden\" name=\"client_id\" value=\"{client}\">\
+         <input type=\"hidden\" name=\"state\" value=\"{state}\">\
+         <button type=\"submit\" id=\"autorizar\">Autorizar</button></form></body></html>",
+        client = esc(&q.client_id),
+        state = esc(&q.state),
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+pub async fn authorize(State(b): State<Bling>, headers: HeaderMap, Query(q): Query<AuthorizeQuery>) -> Response {
     if q.client_id != b.config.client_id || q.response_type != "code" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "invalid_request",
-            "Aplicativo não encontrado ou parâmetros inválidos",
-        );
+        return invalid_app();
     }
+    if wants_html(&headers) {
+        return consent(&q);
+    }
+    grant(&b, &q)
+}
+
+/// "Autorizar" on the consent page.
+pub async fn approve(State(b): State<Bling>, Form(q): Form<AuthorizeQuery>) -> Response {
+    if q.client_id != b.config.client_id || q.response_type != "code" {
+        return invalid_app();
+    }
+    let mut r = grant(&b, &q);
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+fn invalid_app() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "invalid_request",
+        "Aplicativo não encontrado ou parâmetros inválidos",
+    )
+}
+
+/// The redirect back to the app with a single-use code (or the denial the test asked for).
+fn grant(b: &Bling, q: &AuthorizeQuery) -> Response {
     let Ok(mut url) = url::Url::parse(&b.config.redirect_uri) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "SERVER_ERROR", "redirect", "bad redirect URI");
     };
