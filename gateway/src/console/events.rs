@@ -63,7 +63,7 @@ pub(super) async fn replay(State(c): State<Console>, p: Posted) -> Answer {
     // the inbox answers NOT_FOUND for another tenant's event to a tenant's token.
     let get = ponte_proto::v1::GetEventRequest { event_id: id.clone() };
     let event = ctx.ok(c.clients.inbox.clone().get_event(ctx.req(get)).await)?.event;
-    if !event.is_some_and(|e| e.tenant_id == ctx.tenant.as_str()) {
+    if event.is_none_or(|e| e.tenant_id != ctx.tenant.as_str()) {
         return Err(Page::bad_field(ctx.lang, "event_id", ctx.lang.pick("não é deste tenant", "is not this tenant's")));
     }
     let req = ReplayRequest { target: Some(Target::EventId(id)) };

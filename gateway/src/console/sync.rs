@@ -51,9 +51,9 @@ const COUNTS: [(&str, &str); 25] = [
 
 /// A flow's counts that are not zero, named (a flow has one kind of counts; the others are 0).
 fn counts(lang: Lang, f: &FlowStatus) -> String {
-    let c = f.counts.clone().unwrap_or_default();
+    let c = f.counts.unwrap_or_default();
     let s = f.sales.clone().unwrap_or_default();
-    let h = f.shipping.clone().unwrap_or_default();
+    let h = f.shipping.unwrap_or_default();
     let values = [
         c.products,
         c.variations,
