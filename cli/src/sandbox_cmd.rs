@@ -511,17 +511,22 @@ fn line_total(sale: &Map<String, Value>) -> Value {
     json!(format!("{total:.2}"))
 }
 
+/// Every merchant's orders at the 360Envios sandbox.
+async fn hub_orders(c: &Client) -> anyhow::Result<Vec<Value>> {
+    let state = c.get("/__admin/state").await?;
+    Ok(state["merchants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["orders"].as_array().cloned().unwrap_or_default())
+        .collect())
+}
+
 pub async fn envios360(action: Envios360Action) -> anyhow::Result<()> {
     match action {
         Envios360Action::Advance { order, target } => {
             let c = Client::new(ENVIOS360, &target)?;
-            let state = c.get("/__admin/state").await?;
-            let orders: Vec<&Value> = state["merchants"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m["orders"].as_array().into_iter().flatten())
-                .collect();
+            let orders = hub_orders(&c).await?;
             let id = orders
                 .iter()
                 .find(|o| o["external_id"] == order.as_str() || o["id"] == order.as_str())
@@ -539,13 +544,7 @@ pub async fn envios360(action: Envios360Action) -> anyhow::Result<()> {
             )
         }
         Envios360Action::Orders(target) => {
-            let state = Client::new(ENVIOS360, &target)?.get("/__admin/state").await?;
-            let orders: Vec<Value> = state["merchants"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m["orders"].as_array().cloned().unwrap_or_default())
-                .collect();
+            let orders = hub_orders(&Client::new(ENVIOS360, &target)?).await?;
             let rows = orders
                 .iter()
                 .map(|o| vec![text(&o["id"]), text(&o["external_id"]), text(&o["status"]), text(&o["tracking_code"])])
