@@ -83,11 +83,7 @@ impl Envios360Client {
                     Failure::Other(ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None })
                 })?;
             tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
-            let operation = ponte_core::metrics::operation_of(method.as_str(), path);
-            let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-            if let Some(body) = body {
-                req = req.json(body);
-            }
+            let (operation, req) = crate::http::bearer_request(&self.http, &self.base, token, method, path, body);
             let resp = crate::http::send("envios360", &operation, req)
                 .await
                 .map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
