@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use ponte_core::grpc::TracedChannel as Channel;
 use ponte_proto::v1::{
     Bitrix24WebhookCredentials, CplugCredentials, CreateTenantRequest, Envios360Credentials, ListConnectionsRequest,
-    ListTenantsRequest, Provider, SetApiCredentialsRequest, StartAuthorizationRequest,
+    ListTenantsRequest, Provider, SetApiCredentialsRequest, SetTenantLicenseRequest, StartAuthorizationRequest, Tenant,
     auth_token_service_client::AuthTokenServiceClient, set_api_credentials_request::Credentials,
 };
 use serde_json::{Value, json};
@@ -31,8 +31,24 @@ pub enum TenantsCommand {
         #[command(flatten)]
         addr: AuthTokenAddr,
     },
-    /// Lists every tenant: id and name (tab-separated), or JSON with --output json.
+    /// Lists every tenant: id, name and licence (tab-separated), or JSON with --output json.
     List {
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        addr: AuthTokenAddr,
+    },
+    /// Turns a tenant's licence ("licença ativa") off or on. While it is off the gateway stores
+    /// the tenant's webhooks and holds them; turned on, they are delivered in order.
+    License {
+        #[arg(long)]
+        tenant: String,
+        /// false suspends the tenant, true reactivates it.
+        #[arg(long, action = clap::ArgAction::Set)]
+        active: bool,
+        /// Why, kept with the licence for the operators who read it later.
+        #[arg(long, default_value = "")]
+        reason: String,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
         #[command(flatten)]
@@ -123,6 +139,26 @@ fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", e.code(), e.message())
 }
 
+/// A tenant's licence as the tables show it: "active", or "inactive" with the reason.
+fn license_text(t: &Tenant) -> String {
+    match &t.license {
+        Some(l) if !l.active && l.reason.is_empty() => "inactive".to_owned(),
+        Some(l) if !l.active => format!("inactive: {}", l.reason),
+        _ => "active".to_owned(),
+    }
+}
+
+/// A tenant as `--output json` shows it.
+fn tenant_json(t: &Tenant) -> Value {
+    let license = t.license.clone().unwrap_or_default();
+    json!({
+        "tenant_id": t.tenant_id,
+        "display_name": t.display_name,
+        "license_active": t.license.as_ref().is_none_or(|l| l.active),
+        "license_reason": license.reason,
+    })
+}
+
 fn secret_env(var: &str) -> anyhow::Result<String> {
     std::env::var(var)
         .ok()
@@ -143,6 +179,20 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                 .unwrap_or_default();
             println!("created tenant {} ({})", t.tenant_id, t.display_name);
         }
+        TenantsCommand::License { tenant, active, reason, output, addr } => {
+            let t = client(&addr)
+                .await?
+                .set_tenant_license(SetTenantLicenseRequest { tenant_id: tenant, active, reason })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .tenant
+                .unwrap_or_default();
+            match output {
+                Output::Table => println!("tenant {}: licence {}", t.tenant_id, license_text(&t)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&tenant_json(&t))?),
+            }
+        }
         TenantsCommand::Delete { tenant, by, yes, addr } => {
             crate::tenants_delete::delete(tenant, by, yes, addr.auth_token_url).await?
         }
@@ -158,8 +208,8 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
                     .into_inner();
                 for t in page.tenants {
                     match output {
-                        Output::Table => println!("{}\t{}", t.tenant_id, t.display_name),
-                        Output::Json => all.push(json!({"tenant_id": t.tenant_id, "display_name": t.display_name})),
+                        Output::Table => println!("{}\t{}\t{}", t.tenant_id, t.display_name, license_text(&t)),
+                        Output::Json => all.push(tenant_json(&t)),
                     }
                 }
                 if page.next_page_token.is_empty() {

@@ -38,6 +38,18 @@ pub enum ScopeArg {
     Orders,
 }
 
+/// How a backfill is followed, and where catalog-sync is.
+#[derive(Args, Debug)]
+pub struct Watching {
+    /// How many items to expect (Bling's lists carry no total): gives the bar a length and an ETA.
+    #[arg(long)]
+    expected: Option<u64>,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(flatten)]
+    addr: CatalogSyncAddr,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BackfillCommand {
     /// Starts a full copy of the tenant's Bling catalog (or orders) into a target; prints its id.
@@ -51,25 +63,15 @@ pub enum BackfillCommand {
         /// Then watch it until it ends, as `ponte backfill watch` does.
         #[arg(long)]
         watch: bool,
-        /// How many items to expect (Bling's lists carry no total): gives the bar a length and an ETA.
-        #[arg(long)]
-        expected: Option<u64>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
         #[command(flatten)]
-        addr: CatalogSyncAddr,
+        view: Watching,
     },
     /// Follows a backfill until it ends: a progress bar on a terminal, plain lines otherwise,
     /// then the final state.
     Watch {
         backfill_id: String,
-        /// How many items to expect (Bling's lists carry no total): gives the bar a length and an ETA.
-        #[arg(long)]
-        expected: Option<u64>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
         #[command(flatten)]
-        addr: CatalogSyncAddr,
+        view: Watching,
     },
     /// Stops a running backfill at its next checkpoint.
     Cancel {
@@ -97,7 +99,7 @@ fn status(s: tonic::Status) -> anyhow::Error {
 
 pub async fn backfill(command: BackfillCommand) -> anyhow::Result<()> {
     match command {
-        BackfillCommand::Start { tenant, target, scope, watch, expected, output, addr } => {
+        BackfillCommand::Start { tenant, target, scope, watch, view: Watching { expected, output, addr } } => {
             let mut c = client(&addr).await?;
             let req = StartBackfillRequest {
                 tenant_id: tenant,
@@ -123,7 +125,7 @@ pub async fn backfill(command: BackfillCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BackfillCommand::Watch { backfill_id, expected, output, addr } => {
+        BackfillCommand::Watch { backfill_id, view: Watching { expected, output, addr } } => {
             follow(&mut client(&addr).await?, &backfill_id, expected, output).await
         }
         BackfillCommand::Cancel { backfill_id, output, addr } => {

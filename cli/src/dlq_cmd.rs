@@ -136,6 +136,7 @@ fn state_name(s: EventState) -> &'static str {
         EventState::Dead => "dead",
         EventState::Coalesced => "coalesced",
         EventState::Ignored => "ignored",
+        EventState::Held => "held",
         EventState::Unspecified => "-",
     }
 }
@@ -224,6 +225,9 @@ pub async fn dlq(cmd: DlqCommand) -> anyhow::Result<()> {
             println!("received\t{}", when(e.receive_time.as_ref()));
             if !e.dead_reason.is_empty() {
                 println!("reason\t{}", e.dead_reason);
+            }
+            if !e.held_reason.is_empty() {
+                println!("reason\t{}", e.held_reason);
             }
             for d in &e.deliveries {
                 println!(

@@ -284,6 +284,14 @@ fn bling_products(state: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// The columns of a Bling sandbox product in a table.
+const PRODUCT_COLUMNS: [&str; 6] = ["ID", "SKU", "NAME", "PRICE", "STOCK", "SITUACAO"];
+
+/// A Bling sandbox product as a table row, under [`PRODUCT_COLUMNS`].
+fn product_row(p: &Value) -> Vec<String> {
+    ["id", "codigo", "nome", "preco", "estoque", "situacao"].iter().map(|k| text(&p[*k])).collect()
+}
+
 pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
     match action {
         BlingAction::Product { action: BlingProduct::Create { name, sku, price, stock, target } } => {
@@ -294,18 +302,7 @@ pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
             }
             let made = c.send(reqwest::Method::POST, "/__admin/products", Some(body)).await?;
             let p = &made["data"];
-            print(
-                target.output,
-                p,
-                &["ID", "SKU", "NAME", "PRICE", "STOCK"],
-                vec![vec![
-                    text(&p["id"]),
-                    text(&p["codigo"]),
-                    text(&p["nome"]),
-                    text(&p["preco"]),
-                    text(&p["estoque"]),
-                ]],
-            )
+            print(target.output, p, &PRODUCT_COLUMNS, vec![product_row(p)])
         }
         BlingAction::Product { action: BlingProduct::Update { sku, id, name, price, stock, active, target } } => {
             let c = Client::new(BLING, &target)?;
@@ -340,37 +337,13 @@ pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
             );
             let changed = c.send(reqwest::Method::PATCH, &format!("/__admin/products/{id}"), Some(body)).await?;
             let p = &changed["data"];
-            print(
-                target.output,
-                p,
-                &["ID", "SKU", "NAME", "PRICE", "STOCK", "SITUACAO"],
-                vec![vec![
-                    text(&p["id"]),
-                    text(&p["codigo"]),
-                    text(&p["nome"]),
-                    text(&p["preco"]),
-                    text(&p["estoque"]),
-                    text(&p["situacao"]),
-                ]],
-            )
+            print(target.output, p, &PRODUCT_COLUMNS, vec![product_row(p)])
         }
         BlingAction::Products(target) => {
             let state = Client::new(BLING, &target)?.get("/__admin/state").await?;
             let products = bling_products(&state);
-            let rows = products
-                .iter()
-                .map(|p| {
-                    vec![
-                        text(&p["id"]),
-                        text(&p["codigo"]),
-                        text(&p["nome"]),
-                        text(&p["preco"]),
-                        text(&p["estoque"]),
-                        text(&p["situacao"]),
-                    ]
-                })
-                .collect();
-            print(target.output, &json!(products), &["ID", "SKU", "NAME", "PRICE", "STOCK", "SITUACAO"], rows)
+            let rows = products.iter().map(product_row).collect();
+            print(target.output, &json!(products), &PRODUCT_COLUMNS, rows)
         }
         BlingAction::Orders(target) => {
             let state = Client::new(BLING, &target)?.get("/__admin/state").await?;
@@ -511,17 +484,22 @@ fn line_total(sale: &Map<String, Value>) -> Value {
     json!(format!("{total:.2}"))
 }
 
+/// Every merchant's orders at the 360Envios sandbox.
+async fn hub_orders(c: &Client) -> anyhow::Result<Vec<Value>> {
+    let state = c.get("/__admin/state").await?;
+    Ok(state["merchants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["orders"].as_array().cloned().unwrap_or_default())
+        .collect())
+}
+
 pub async fn envios360(action: Envios360Action) -> anyhow::Result<()> {
     match action {
         Envios360Action::Advance { order, target } => {
             let c = Client::new(ENVIOS360, &target)?;
-            let state = c.get("/__admin/state").await?;
-            let orders: Vec<&Value> = state["merchants"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m["orders"].as_array().into_iter().flatten())
-                .collect();
+            let orders = hub_orders(&c).await?;
             let id = orders
                 .iter()
                 .find(|o| o["external_id"] == order.as_str() || o["id"] == order.as_str())
@@ -539,13 +517,7 @@ pub async fn envios360(action: Envios360Action) -> anyhow::Result<()> {
             )
         }
         Envios360Action::Orders(target) => {
-            let state = Client::new(ENVIOS360, &target)?.get("/__admin/state").await?;
-            let orders: Vec<Value> = state["merchants"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|m| m["orders"].as_array().cloned().unwrap_or_default())
-                .collect();
+            let orders = hub_orders(&Client::new(ENVIOS360, &target)?).await?;
             let rows = orders
                 .iter()
                 .map(|o| vec![text(&o["id"]), text(&o["external_id"]), text(&o["status"]), text(&o["tracking_code"])])

@@ -10,9 +10,9 @@ use ponte_core::{
     time::{from_timestamp, now_millis, to_timestamp},
 };
 use ponte_proto::v1::{
-    DeadLetterFilter, Delivery, EventOutcome, GetEventRequest, GetEventResponse, GetRecordHistoryRequest,
-    GetRecordHistoryResponse, InboxEvent, ListDeadLettersRequest, ListDeadLettersResponse, Provider, ReplayRequest,
-    ReplayResponse, inbox_service_server::InboxService, replay_request::Target,
+    DeadLetterFilter, Delivery, EventOutcome, EventState as EventApiState, GetEventRequest, GetEventResponse,
+    GetRecordHistoryRequest, GetRecordHistoryResponse, InboxEvent, ListDeadLettersRequest, ListDeadLettersResponse,
+    Provider, ReplayRequest, ReplayResponse, inbox_service_server::InboxService, replay_request::Target,
 };
 use tonic::{Request, Response, Status};
 
@@ -72,6 +72,7 @@ impl From<EventRow> for InboxEvent {
             receive_time: Some(to_timestamp(r.receive_time)),
             payload: Vec::new(),
             deliveries: Vec::new(),
+            held_reason: String::new(),
         }
     }
 }
@@ -85,6 +86,7 @@ struct DeliveryRow {
     next_attempt_time: i64,
     delivered_time: Option<i64>,
     outcome: String,
+    detail: String,
 }
 
 impl From<DeliveryRow> for Delivery {
@@ -152,20 +154,26 @@ impl Inbox {
             _ => String::new(),
         };
         for e in &mut events {
-            e.deliveries = self.deliveries(&e.event_id).await?;
+            self.add_deliveries(e).await?;
         }
         Ok(ListDeadLettersResponse { events, next_page_token })
     }
 
-    async fn deliveries(&self, event_id: &str) -> Result<Vec<Delivery>, ServiceError> {
+    /// Fills `e`'s deliveries; an event with a held delivery shows as held, saying why.
+    async fn add_deliveries(&self, e: &mut InboxEvent) -> Result<(), ServiceError> {
         let rows: Vec<DeliveryRow> = sqlx::query_as(
-            "SELECT subscriber, state, attempts, last_error, next_attempt_time, delivered_time, outcome \
+            "SELECT subscriber, state, attempts, last_error, next_attempt_time, delivered_time, outcome, detail \
              FROM inbox_deliveries WHERE event_id = $1 ORDER BY subscriber",
         )
-        .bind(event_id)
+        .bind(&e.event_id)
         .fetch_all(self.db.pool())
         .await?;
-        Ok(rows.into_iter().map(Delivery::from).collect())
+        if let Some(held) = rows.iter().find(|r| DeliveryState::from_label(&r.state) == Some(DeliveryState::Held)) {
+            e.set_state(EventApiState::Held);
+            e.held_reason = held.detail.clone();
+        }
+        e.deliveries = rows.into_iter().map(Delivery::from).collect();
+        Ok(())
     }
 
     /// `caller`: a tenant's token sees its own tenant's events only (another's are not found).
@@ -189,7 +197,7 @@ impl Inbox {
             return Err(ServiceError::NotFound(format!("event_id: the inbox has no event {}", quote(id))));
         }
         event.payload = row.payload;
-        event.deliveries = self.deliveries(id).await?;
+        self.add_deliveries(&mut event).await?;
         Ok(GetEventResponse { event: Some(event) })
     }
 

@@ -5,13 +5,18 @@
 //! size is bounded, as keys come from the outside (a tenant in a URL). A secret can change (a
 //! Bitrix24 re-install, new credentials): a caller whose request did not verify may ask for a
 //! fresher answer, which costs at most one call a second per key.
+//!
+//! A tenant's licence is kept [`LICENSE_RECHECK`] (2 s) only: a suspension or a
+//! reactivation reaches the dispatcher within that time, for one `GetTenant` per tenant every two
+//! seconds at most.
 
 use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
 use ponte_core::{TenantId, error::retry_after, grpc::TracedChannel};
 use ponte_proto::v1::{
-    GetWebhookSecretRequest, Provider, ResolveTenantRequest, auth_token_service_client::AuthTokenServiceClient,
+    GetTenantRequest, GetWebhookSecretRequest, Provider, ResolveTenantRequest,
+    auth_token_service_client::AuthTokenServiceClient,
 };
 use tokio::time::Instant;
 use tonic::Code;
@@ -65,6 +70,11 @@ const TTLS: Ttls = Ttls {
     unavailable: Duration::from_secs(1),
     recheck: Duration::from_secs(1),
 };
+
+/// How long a tenant's licence is kept: the bound on how late a switch takes effect.
+pub const LICENSE_RECHECK: Duration = Duration::from_secs(2);
+
+const LICENSE_TTLS: Ttls = Ttls { found: LICENSE_RECHECK, ..TTLS };
 
 /// Keys kept at most per cache.
 const MAX_KEYS: u64 = 10_000;
@@ -141,6 +151,15 @@ pub struct Lookups {
     client: AuthTokenServiceClient<TracedChannel>,
     tenants: Arc<Answers<TenantId>>,
     secrets: Arc<Answers<Secret>>,
+    licenses: Arc<Answers<License>>,
+}
+
+/// A tenant's licence as the dispatcher needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum License {
+    Active,
+    /// Suspended, with the operator's reason.
+    Inactive(String),
 }
 
 /// How long one call to auth-token may take: a webhook is waiting on it.
@@ -164,6 +183,7 @@ impl Lookups {
             client: AuthTokenServiceClient::new(channel),
             tenants: Arc::new(Answers::new(TTLS)),
             secrets: Arc::new(Answers::new(TTLS)),
+            licenses: Arc::new(Answers::new(LICENSE_TTLS)),
         }
     }
 
@@ -203,6 +223,22 @@ impl Lookups {
     /// Drops the cached secret of `tenant` (it was just replaced through this gateway).
     pub async fn forget_webhook_secret(&self, tenant: &TenantId, provider: Provider) {
         self.secrets.forget(&Self::secret_key(tenant, provider)).await;
+    }
+
+    /// `tenant`'s licence (a tenant without a licence record reads as active).
+    pub async fn license(&self, tenant: &TenantId) -> Lookup<License> {
+        let fetch = async {
+            let mut req = tonic::Request::new(GetTenantRequest { tenant_id: tenant.to_string() });
+            req.set_timeout(CALL_TIMEOUT);
+            match self.client.clone().get_tenant(req).await {
+                Ok(r) => match r.into_inner().tenant.and_then(|t| t.license) {
+                    Some(l) if !l.active => Lookup::Found(License::Inactive(l.reason)),
+                    _ => Lookup::Found(License::Active),
+                },
+                Err(s) => from_status(s),
+            }
+        };
+        self.licenses.get(tenant.to_string(), fetch).await
     }
 
     fn secret_key(tenant: &TenantId, provider: Provider) -> String {

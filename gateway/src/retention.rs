@@ -1,8 +1,9 @@
 //! What retention deletes from the inbox: events every delivery of which settled (delivered, or
 //! replaced by a newer event of the same entity) after `PONTE_RETENTION_SETTLED_EVENTS_DAYS`,
 //! dead letters not replayed after `PONTE_RETENTION_DEAD_LETTERS_DAYS`, each with its
-//! deliveries. Events still on their way (received, pending) never go. Each rule walks the
-//! `(state, receive_time)` index from its oldest end.
+//! deliveries. Events still on their way (received, pending, and a suspended tenant's held ones,
+//! which stay pending) never go. Each rule walks the `(state, receive_time)` index from its
+//! oldest end.
 //!
 //! Deduplication across retention: the unique `(source, source_event_id)` key is the truth of
 //! deduplication, and no settled event goes before 3 days (the settings' minimum), Bling's retry
@@ -74,7 +75,8 @@ mod tests {
             )
             .bind(id)
             .bind(at)
-            .bind(state)
+            // The old pending event's delivery is held (its tenant's licence is off): it stays.
+            .bind(if state == "pending" { "held" } else { state })
             .execute(db.pool())
             .await
             .unwrap();

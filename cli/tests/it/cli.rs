@@ -254,7 +254,7 @@ async fn operators_manage_tenants_and_connections_from_the_command_line() {
     assert_eq!(code, Some(1));
     assert!(err.contains("InvalidArgument") && err.contains("tenant_id"), "{err}");
     let (_, out, _) = op(&["tenants", "list"], &[]);
-    assert_eq!(out.trim(), "loja-1\tLoja Um");
+    assert_eq!(out.trim(), "loja-1\tLoja Um\tactive");
 
     // Secrets come from the environment, never from argv (where `ps` would show them).
     let (code, _, err) = op(&["connections", "envios360", "--tenant", "loja-1"], &[]);

@@ -19,6 +19,27 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// A call of `method` on `base` + `path` authorized by the bearer `token`, with `body` as JSON;
+/// with the operation [`send`] counts it as (the path, its ids left out).
+pub fn bearer_request<B: serde::Serialize>(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&B>,
+) -> (String, reqwest::RequestBuilder) {
+    let operation = ponte_core::metrics::operation_of(method.as_str(), path);
+    let req = http.request(method, format!("{base}{path}")).bearer_auth(token);
+    (
+        operation,
+        match body {
+            Some(body) => req.json(body),
+            None => req,
+        },
+    )
+}
+
 /// Reads an answer: its status, the `Retry-After` it asked for (in seconds), and its body.
 pub async fn read(
     system: &'static str,

@@ -95,8 +95,9 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 pub const INTERNAL: &[&str] = &["GetAccessToken", "GetWebhookSecret", "HandleEvent", "EraseTenantData"];
 
 /// Methods an operator may call but a tenant's own token may not: a merchant's token cannot
-/// erase the merchant (offboarding is an operator's act, recorded with who asked).
-pub const OPERATOR_ONLY: &[&str] = &["DeleteTenant"];
+/// erase the merchant (offboarding is an operator's act, recorded with who asked), nor switch its
+/// own licence back on.
+pub const OPERATOR_ONLY: &[&str] = &["DeleteTenant", "SetTenantLicense"];
 
 /// Methods without a tenant field whose service checks the [`Caller`] itself.
 const SELF_CHECKED: &[&str] = &["/ponte.v1.InboxService/GetEvent", "/ponte.v1.InboxService/Replay"];

@@ -93,6 +93,17 @@ impl Deps {
         Readiness::new().database(self.db.clone()).idempotency(self.idempotency.clone())
     }
 
+    /// What a flow service (catalog-sync, sales-ingest, shipping-status) starts with: its
+    /// retention `rules` running in the background, with their settings from the environment,
+    /// and the check of the tenants its requests name.
+    pub fn start_flow(
+        &self,
+        rules: &'static [crate::retention::Rule],
+    ) -> Result<crate::tenants::TenantCheck, ConfigError> {
+        crate::retention::spawn(self.db.clone(), rules, crate::retention::RetentionConfig::from_env(&self.env)?);
+        Ok(crate::tenants::TenantCheck::new(self.auth_token_channel()?, TENANT_CACHE_TTL))
+    }
+
     /// A traced channel to the auth-token service.
     pub fn auth_token_channel(&self) -> Result<TracedChannel, ConfigError> {
         channel("PONTE_AUTH_TOKEN_URL", &self.peers.auth_token, &self.peers.token)

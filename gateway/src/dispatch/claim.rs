@@ -1,7 +1,8 @@
 //! Claiming deliveries: each due delivery that heads its lane (the oldest outstanding one of its
 //! tenant's entity for its service, with nothing of the lane in flight) is leased to this
 //! replica. Where its route allows it, a run of queued updates behind it is collapsed into the
-//! newest first. On PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas
+//! newest first. A held delivery (its tenant's licence is off, see `hold`) blocks its lane like
+//! one in flight. On PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas
 //! claim side by side; on SQLite one claim runs at a time in the process.
 
 use std::time::Duration;
@@ -144,7 +145,7 @@ impl Claims {
              FROM inbox_deliveries d \
              WHERE d.state = 'pending' AND d.next_attempt_time <= $1 AND NOT EXISTS ( \
                SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane \
-               AND x.state IN ('pending', 'in_flight') AND (x.state = 'in_flight' OR x.order_time < d.order_time \
+               AND x.state IN ('pending', 'in_flight', 'held') AND (x.state <> 'pending' OR x.order_time < d.order_time \
                OR (x.order_time = d.order_time AND x.event_id < d.event_id))) \
              ORDER BY d.next_attempt_time, d.order_time, d.event_id LIMIT $2{lock}"
         );

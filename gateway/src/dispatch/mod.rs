@@ -4,12 +4,13 @@
 //! as `plan` decides; deliveries of one tenant's entity to one service go one at a time, in
 //! order. Work is found on a wake (the gateway's [`Wake`]: its writer, its replays, other
 //! replicas' `NOTIFY`) or by a slow poll; `upkeep` takes over expired leases and routes events
-//! stored without a tenant.
+//! stored without a tenant; `hold` keeps a suspended tenant's deliveries waiting.
 
 mod claim;
 mod clients;
 mod complete;
 mod config;
+mod hold;
 mod plan;
 mod upkeep;
 
@@ -169,10 +170,27 @@ impl Dispatcher {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "routing received events failed"),
         }
+        if let Err(e) = hold::review(&self.db, &self.lookups, &self.wake).await {
+            tracing::warn!(error = %e, "reviewing held tenants failed");
+        }
     }
 
-    /// One attempt, recorded.
+    /// One attempt, recorded; or, while its tenant's licence is inactive, the delivery held.
     async fn deliver(&self, c: Claimed) {
+        if let Some(reason) = hold::should_hold(&self.lookups, &c).await {
+            match hold::hold(&self.db, self.claims.owner(), &c, &reason).await {
+                Ok(()) => {
+                    let labels = DeliveryLabels { subscriber: c.subscriber.name(), outcome: "held" };
+                    metrics::get().deliveries.get_or_create(&labels).inc();
+                }
+                // Its lease expires and it is claimed (and checked) again.
+                Err(e) => tracing::warn!(error = %e, event_id = %c.event.event_id, "holding a delivery failed"),
+            }
+            if self.starved.swap(false, Ordering::AcqRel) {
+                self.wake.wake_dispatcher();
+            }
+            return;
+        }
         let sub = c.subscriber.name();
         let (service, method) = c.subscriber.rpc();
         let span = tracing::info_span!(

@@ -60,10 +60,13 @@ pub enum DeliveryState {
     Dead,
     /// Replaced by a newer event of the same entity.
     Coalesced,
+    /// Waiting while its tenant's licence is inactive (see `dispatch::hold`); it still heads
+    /// its lane, so nothing of the entity overtakes it.
+    Held,
 }
 
 impl DeliveryState {
-    const ALL: [Self; 5] = [Self::Pending, Self::InFlight, Self::Delivered, Self::Dead, Self::Coalesced];
+    const ALL: [Self; 6] = [Self::Pending, Self::InFlight, Self::Delivered, Self::Dead, Self::Coalesced, Self::Held];
 
     pub const fn label(self) -> &'static str {
         match self {
@@ -72,6 +75,7 @@ impl DeliveryState {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::Coalesced => "coalesced",
+            Self::Held => "held",
         }
     }
 
@@ -81,7 +85,7 @@ impl DeliveryState {
 
     /// Not finished yet.
     pub fn outstanding(self) -> bool {
-        matches!(self, Self::Pending | Self::InFlight)
+        matches!(self, Self::Pending | Self::InFlight | Self::Held)
     }
 
     /// As the operator API shows it.
@@ -91,6 +95,7 @@ impl DeliveryState {
             Self::Delivered => ApiState::Delivered,
             Self::Dead => ApiState::Dead,
             Self::Coalesced => ApiState::Coalesced,
+            Self::Held => ApiState::Held,
         }
     }
 }
@@ -109,6 +114,7 @@ mod tests {
         }
         assert_eq!(EventState::from_label("in_flight"), None);
         assert_eq!(DeliveryState::InFlight.api(), ApiState::Pending);
+        assert!(DeliveryState::Held.outstanding(), "a held delivery keeps its event pending");
         assert_eq!(EventState::Received.api(), ApiState::Pending);
     }
 }

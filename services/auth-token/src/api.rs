@@ -8,8 +8,8 @@ use ponte_proto::v1::{
     GetWebhookSecretResponse, InstallBitrix24AppRequest, InstallBitrix24AppResponse, ListConnectionsRequest,
     ListConnectionsResponse, ListTenantsRequest, ListTenantsResponse, Provider, ResolveTenantRequest,
     ResolveTenantResponse, RevokeConnectionRequest, RevokeConnectionResponse, SetApiCredentialsRequest,
-    SetApiCredentialsResponse, StartAuthorizationRequest, StartAuthorizationResponse,
-    auth_token_service_server::AuthTokenService,
+    SetApiCredentialsResponse, SetTenantLicenseRequest, SetTenantLicenseResponse, StartAuthorizationRequest,
+    StartAuthorizationResponse, auth_token_service_server::AuthTokenService,
 };
 use tonic::{Request, Response, Status};
 
@@ -55,6 +55,19 @@ impl AuthTokenService for AuthToken {
         let req = req.into_inner();
         let deletion = self.delete_tenant(&req.tenant_id, &req.requested_by).await?;
         Ok(Response::new(DeleteTenantResponse { deletion: Some(deletion) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %req.get_ref().tenant_id))]
+    async fn set_tenant_license(
+        &self,
+        req: Request<SetTenantLicenseRequest>,
+    ) -> Result<Response<SetTenantLicenseResponse>, Status> {
+        let req = req.into_inner();
+        let tenant_id = validate_tenant_id("tenant_id", &req.tenant_id)?;
+        match tenants::set_license(&self.db, &tenant_id, req.active, &req.reason).await? {
+            Some(tenant) => Ok(Response::new(SetTenantLicenseResponse { tenant: Some(tenant) })),
+            None => Err(ServiceError::NotFound(format!("tenant '{tenant_id}' does not exist")).into()),
+        }
     }
 
     async fn list_tenants(&self, req: Request<ListTenantsRequest>) -> Result<Response<ListTenantsResponse>, Status> {

@@ -164,6 +164,19 @@ impl AuthToken {
         }
     }
 
+    /// The provider refused to renew the connection's grant: it is marked for the merchant to
+    /// connect again, and the caller is answered FAILED_PRECONDITION with `reason`.
+    async fn refused(&self, tenant: &TenantId, provider: Provider, reason: String) -> ServiceError {
+        crate::metrics::refreshed(provider_name(provider), "refused");
+        let marked =
+            connections::set_state(&self.db, tenant, provider, ConnectionState::NeedsReauthorization, &reason, false)
+                .await;
+        match marked {
+            Ok(()) => ServiceError::FailedPrecondition(reason),
+            Err(e) => e,
+        }
+    }
+
     async fn refresh_locked(&self, current: ConnectionRow, forced: bool) -> Result<ConnectionRow, ServiceError> {
         let tenant = current.tenant_id.clone();
         let provider = current.provider;
@@ -177,17 +190,7 @@ impl AuthToken {
                 let bling = self.bling()?;
                 let Some(refresh_token) = current.open(&self.sealer, Field::RefreshToken)? else {
                     let reason = "Bling gave no refresh token; the merchant must connect again";
-                    crate::metrics::refreshed(name, "refused");
-                    connections::set_state(
-                        &self.db,
-                        &tenant,
-                        provider,
-                        ConnectionState::NeedsReauthorization,
-                        reason,
-                        false,
-                    )
-                    .await?;
-                    return Err(ServiceError::FailedPrecondition(reason.into()));
+                    return Err(self.refused(&tenant, provider, reason.to_owned()).await);
                 };
                 // Bling blocks an IP for an hour after 20 token calls a minute: every replica
                 // shares one budget.
@@ -260,19 +263,8 @@ impl AuthToken {
                 Ok(row)
             }
             Err(ConnectorError::InvalidGrant { message, .. }) => {
-                let reason = format!("{message}; the merchant must connect again");
                 tracing::warn!(tenant_id = %tenant, provider = name, "grant refused; connection needs reauthorization");
-                crate::metrics::refreshed(name, "refused");
-                connections::set_state(
-                    &self.db,
-                    &tenant,
-                    provider,
-                    ConnectionState::NeedsReauthorization,
-                    &reason,
-                    false,
-                )
-                .await?;
-                Err(ServiceError::FailedPrecondition(reason))
+                Err(self.refused(&tenant, provider, format!("{message}; the merchant must connect again")).await)
             }
             Err(other) => {
                 crate::metrics::refreshed(name, "failed");

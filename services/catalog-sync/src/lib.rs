@@ -27,12 +27,7 @@ mod settings;
 mod status;
 
 use ponte_connectors::Outside;
-use ponte_core::{
-    access::AccessTokens,
-    config::ConfigError,
-    service::{Deps, TENANT_CACHE_TTL},
-    tenants::TenantCheck,
-};
+use ponte_core::{access::AccessTokens, config::ConfigError, service::Deps};
 use ponte_proto::{
     service_names,
     v1::{catalog_sync_service_server::CatalogSyncServiceServer, mapping_service_client::MappingServiceClient},
@@ -48,12 +43,7 @@ ponte_core::service_spec! {
 pub static RETENTION: [ponte_core::retention::Rule; 1] = [ponte_core::history_rule!("event_log", "seq", "handle_time")];
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
-    ponte_core::retention::spawn(
-        deps.db.clone(),
-        &RETENTION,
-        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
-    );
-    let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
+    let tenants = deps.start_flow(&RETENTION)?;
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
         db: deps.db.clone(),

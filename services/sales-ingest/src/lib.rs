@@ -26,12 +26,7 @@ mod translate;
 mod worker;
 
 use ponte_connectors::Outside;
-use ponte_core::{
-    access::AccessTokens,
-    config::ConfigError,
-    service::{Deps, TENANT_CACHE_TTL},
-    tenants::TenantCheck,
-};
+use ponte_core::{access::AccessTokens, config::ConfigError, service::Deps};
 use ponte_proto::{service_names, v1::sales_ingest_service_server::SalesIngestServiceServer};
 use tonic::service::Routes;
 
@@ -60,12 +55,7 @@ pub static RETENTION: [ponte_core::retention::Rule; 2] = [
 ];
 
 fn routes(deps: &Deps) -> Result<Routes, ConfigError> {
-    ponte_core::retention::spawn(
-        deps.db.clone(),
-        &RETENTION,
-        ponte_core::retention::RetentionConfig::from_env(&deps.env)?,
-    );
-    let tenants = TenantCheck::new(deps.auth_token_channel()?, TENANT_CACHE_TTL);
+    let tenants = deps.start_flow(&RETENTION)?;
     let outside = Outside::from_env(&deps.env, deps.limiter.clone())?;
     let ctx = context::Context {
         db: deps.db.clone(),

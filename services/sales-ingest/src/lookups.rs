@@ -11,44 +11,45 @@ use ponte_core::{BlingId, TenantId, db::Database, error::ServiceError, time::now
 
 use crate::{context::Context, sale::Customer};
 
-async fn stored(
-    db: &Database,
-    table: &str,
-    column: &str,
-    key: &str,
-    tenant: &TenantId,
-    value: &str,
-) -> Result<Option<BlingId>, ServiceError> {
-    let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {column} FROM {table} WHERE tenant_id = $1 AND {key} = $2"
-    )))
-    .bind(tenant.as_str())
-    .bind(value)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(id.and_then(BlingId::new))
+/// A table of Bling ids known by a key of the tenant's (a SKU, a CPF/CNPJ).
+struct Known {
+    table: &'static str,
+    /// The Bling id's column.
+    column: &'static str,
+    key: &'static str,
 }
 
-async fn remember(
-    db: &Database,
-    table: &str,
-    column: &str,
-    key: &str,
-    tenant: &TenantId,
-    value: &str,
-    id: BlingId,
-) -> Result<(), ServiceError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {table} (tenant_id, {key}, {column}, update_time) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tenant_id, {key}) DO UPDATE SET {column} = excluded.{column}, update_time = excluded.update_time"
-    )))
-    .bind(tenant.as_str())
-    .bind(value)
-    .bind(id.get())
-    .bind(now_millis())
-    .execute(db.pool())
-    .await?;
-    Ok(())
+const PRODUCTS: Known = Known { table: "known_products", column: "bling_product_id", key: "sku" };
+const CONTACTS: Known = Known { table: "known_contacts", column: "bling_contact_id", key: "document" };
+
+impl Known {
+    async fn stored(&self, db: &Database, tenant: &TenantId, value: &str) -> Result<Option<BlingId>, ServiceError> {
+        let Self { table, column, key } = self;
+        let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} FROM {table} WHERE tenant_id = $1 AND {key} = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(value)
+        .fetch_optional(db.pool())
+        .await?;
+        Ok(id.and_then(BlingId::new))
+    }
+
+    async fn remember(&self, db: &Database, tenant: &TenantId, value: &str, id: BlingId) -> Result<(), ServiceError> {
+        let Self { table, column, key } = self;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (tenant_id, {key}, {column}, update_time) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, {key}) DO UPDATE SET {column} = excluded.{column}, \
+             update_time = excluded.update_time"
+        )))
+        .bind(tenant.as_str())
+        .bind(value)
+        .bind(id.get())
+        .bind(now_millis())
+        .execute(db.pool())
+        .await?;
+        Ok(())
+    }
 }
 
 impl Context {
@@ -60,7 +61,7 @@ impl Context {
             let key = (tenant.clone(), sku.clone());
             if let Some(id) = self.known.products.get(&key).await {
                 found.insert(sku.clone(), id);
-            } else if let Some(id) = stored(&self.db, "known_products", "bling_product_id", "sku", tenant, sku).await? {
+            } else if let Some(id) = PRODUCTS.stored(&self.db, tenant, sku).await? {
                 self.known.products.insert(key, id).await;
                 found.insert(sku.clone(), id);
             } else {
@@ -76,7 +77,7 @@ impl Context {
                     .filter(|p| &p.codigo == sku && p.situacao != "E")
                     .min_by_key(|p| (p.situacao != "A", p.id));
                 if let Some(p) = best {
-                    remember(&self.db, "known_products", "bling_product_id", "sku", tenant, sku, p.id).await?;
+                    PRODUCTS.remember(&self.db, tenant, sku, p.id).await?;
                     self.known.products.insert((tenant.clone(), sku.clone()), p.id).await;
                     found.insert(sku.clone(), p.id);
                 }
@@ -105,9 +106,7 @@ impl Context {
         };
         let key = (tenant.clone(), customer.document.clone());
         let load = async {
-            if let Some(id) =
-                stored(&self.db, "known_contacts", "bling_contact_id", "document", tenant, &customer.document).await?
-            {
+            if let Some(id) = CONTACTS.stored(&self.db, tenant, &customer.document).await? {
                 return Ok(id);
             }
             let id = match self.contact_by_document(tenant, &customer.document).await? {
@@ -128,8 +127,7 @@ impl Context {
                     self.create_contact(tenant, &novo).await?
                 }
             };
-            remember(&self.db, "known_contacts", "bling_contact_id", "document", tenant, &customer.document, id)
-                .await?;
+            CONTACTS.remember(&self.db, tenant, &customer.document, id).await?;
             Ok::<_, CallError>(id)
         };
         self.known.contacts.try_get_with(key, load).await.map_err(|e: Arc<CallError>| (*e).clone())

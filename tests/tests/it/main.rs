@@ -45,4 +45,5 @@ mod shipping_cycle;
 mod shipping_reports;
 mod shipping_setup;
 mod shipping_storms;
+mod tenant_license;
 mod tenant_offboarding;

@@ -242,50 +242,43 @@ impl BlingApi {
             http.response.status_code = tracing::field::Empty,
             ponte.ratelimit.wait_ms = tracing::field::Empty,
         );
-        self.send_in_span(caller, method, path, query, body).instrument(span).await
-    }
-
-    async fn send_in_span(
-        &self,
-        caller: Caller<'_>,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&serde_json::Value>,
-    ) -> Result<bytes::Bytes, ConnectorError> {
-        let waited = std::time::Instant::now();
-        ratelimit::acquire(
-            &*self.limiter,
-            &format!("bling:{}", caller.account),
-            self.quota,
-            caller.priority,
-            self.max_wait,
-        )
-        .await
-        .map_err(|e| match e {
-            RateLimitError::DailyExhausted { renews_in, .. } => ConnectorError::BudgetExhausted {
-                system: SYSTEM,
-                message: "the account's 120,000 daily requests are spent".into(),
-                renews_in: Some(renews_in),
-            },
-            other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
-        })?;
-        tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
-        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(caller.token)
-            .header("enable-jwt", "1")
-            .query(query);
-        if let Some(body) = body {
-            req = req.json(body);
+        async move {
+            let waited = std::time::Instant::now();
+            ratelimit::acquire(
+                &*self.limiter,
+                &format!("bling:{}", caller.account),
+                self.quota,
+                caller.priority,
+                self.max_wait,
+            )
+            .await
+            .map_err(|e| match e {
+                RateLimitError::DailyExhausted { renews_in, .. } => ConnectorError::BudgetExhausted {
+                    system: SYSTEM,
+                    message: "the account's 120,000 daily requests are spent".into(),
+                    renews_in: Some(renews_in),
+                },
+                other => ConnectorError::RateLimited { system: SYSTEM, message: other.to_string(), retry_after: None },
+            })?;
+            tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
+            let operation = ponte_core::metrics::operation_of(method.as_str(), path);
+            let mut req = self
+                .http
+                .request(method, format!("{}{path}", self.base))
+                .bearer_auth(caller.token)
+                .header("enable-jwt", "1")
+                .query(query);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp =
+                crate::http::send("bling", &operation, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
+            if status.is_success() { Ok(bytes) } else { Err(error_from(status, &bytes)) }
         }
-        let resp =
-            crate::http::send("bling", &operation, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
-        if status.is_success() { Ok(bytes) } else { Err(error_from(status, &bytes)) }
+        .instrument(span)
+        .await
     }
 
     /// GET returning `{"data": T}`.

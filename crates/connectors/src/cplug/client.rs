@@ -90,11 +90,7 @@ impl CplugClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<Option<T>, ConnectorError> {
-        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(body);
-        }
+        let (operation, req) = crate::http::bearer_request(&self.http, &self.base, token, method, path, body);
         let resp =
             crate::http::send("cplug", &operation, req).await.map_err(|e| ConnectorError::transport(SYSTEM, e))?;
         let (status, retry_after, bytes) = read(SYSTEM, resp).await?;

@@ -71,49 +71,39 @@ impl Envios360Client {
             http.response.status_code = tracing::field::Empty,
             ponte.ratelimit.wait_ms = tracing::field::Empty,
         );
-        self.call_in_span(token, method, path, body).instrument(span).await
-    }
-
-    async fn call_in_span<B: Serialize, T: DeserializeOwned>(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T, Failure> {
-        let waited = std::time::Instant::now();
-        ratelimit::acquire(&*self.limiter, &budget_key(token), self.quota, Priority::Live, self.max_wait)
-            .await
-            .map_err(|e| {
-                let message = match e {
-                    RateLimitError::Unavailable(m) => m,
-                    other => other.to_string(),
-                };
-                Failure::Other(ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None })
-            })?;
-        tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
-        let operation = ponte_core::metrics::operation_of(method.as_str(), path);
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(body);
+        async move {
+            let waited = std::time::Instant::now();
+            ratelimit::acquire(&*self.limiter, &budget_key(token), self.quota, Priority::Live, self.max_wait)
+                .await
+                .map_err(|e| {
+                    let message = match e {
+                        RateLimitError::Unavailable(m) => m,
+                        other => other.to_string(),
+                    };
+                    Failure::Other(ConnectorError::RateLimited { system: SYSTEM, message, retry_after: None })
+                })?;
+            tracing::Span::current().record("ponte.ratelimit.wait_ms", waited.elapsed().as_millis() as u64);
+            let (operation, req) = crate::http::bearer_request(&self.http, &self.base, token, method, path, body);
+            let resp = crate::http::send("envios360", &operation, req)
+                .await
+                .map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
+            let (status, retry_after, bytes) = read(SYSTEM, resp).await.map_err(Failure::Other)?;
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+            if status.is_success() {
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    Failure::Other(ConnectorError::Protocol { system: SYSTEM, message: format!("{path}: {e}") })
+                });
+            }
+            let parsed = serde_json::from_slice::<ErrorEnvelope>(&bytes).ok().map(|e| e.error);
+            if status == StatusCode::CONFLICT
+                && let Some(id) = parsed.as_ref().and_then(|e| e.id.clone())
+            {
+                return Err(Failure::Conflict(id));
+            }
+            Err(Failure::Other(error_from(status, retry_after, parsed)))
         }
-        let resp = crate::http::send("envios360", &operation, req)
-            .await
-            .map_err(|e| Failure::Other(ConnectorError::transport(SYSTEM, e)))?;
-        let (status, retry_after, bytes) = read(SYSTEM, resp).await.map_err(Failure::Other)?;
-        tracing::Span::current().record("http.response.status_code", status.as_u16());
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Other(ConnectorError::Protocol { system: SYSTEM, message: format!("{path}: {e}") })
-            });
-        }
-        let parsed = serde_json::from_slice::<ErrorEnvelope>(&bytes).ok().map(|e| e.error);
-        if status == StatusCode::CONFLICT
-            && let Some(id) = parsed.as_ref().and_then(|e| e.id.clone())
-        {
-            return Err(Failure::Conflict(id));
-        }
-        Err(Failure::Other(error_from(status, retry_after, parsed)))
+        .instrument(span)
+        .await
     }
 
     async fn create<B: Serialize>(&self, token: &str, path: &str, body: &B) -> Result<Created, ConnectorError> {
