@@ -101,11 +101,14 @@ echo "grown: filled in $(( $(date +%s) - START )) s; $(psql "$URL" -At -c "SELEC
 GW=(target/release/gateway-bench --seconds "$SECONDS_GW" --connections 32)
 LAT=(target/release/sync-latency-bench --rate "$RATE" --seconds 15 --products 1000 --warmup 5)
 GROWN=(env PONTE_BENCH_DATABASE_TEMPLATE="$TEMPLATE")
+# Each run's output, with the machine's load average before and after it (the machine may be
+# shared: ratios are only taken between runs beside each other).
 run() {
   local name="$1"; shift
-  echo "== $name ==" | tee -a "$OUT/summary.txt"
+  echo "== $name ($(date -u +%H:%M:%S); load before:$(uptime | sed 's/.*load average://')) ==" | tee -a "$OUT/summary.txt"
   "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || { echo "grown: $name failed (see $OUT/$name.err)" >&2; exit 1; }
   tee -a "$OUT/summary.txt" <"$OUT/$name.out"
+  echo "-- load after:$(uptime | sed 's/.*load average://')" | tee -a "$OUT/summary.txt"
 }
 [ "$PART" = retention ] || for r in $(seq 1 "$ROUNDS"); do
   run "gateway-empty-$r" "${GW[@]}"
@@ -115,10 +118,17 @@ run() {
 done
 # Retention meanwhile: settled events and dead letters kept 3 days (their minimum), a pass every
 # second, so the month's 27 expired days are being deleted while the load runs; beside the same
-# run without it.
+# run without it. The order alternates (odd rounds without first, even rounds with), so that
+# neither always runs second.
+RETAIN=(--env PONTE_RETENTION_INTERVAL_SECONDS=1 --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3
+  --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3)
 [ "$PART" = growth ] || for r in $(seq 1 "$ROUNDS"); do
-  run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
-  run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" --env PONTE_RETENTION_INTERVAL_SECONDS=1 \
-    --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3 --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3
+  if [ $(( r % 2 )) = 1 ]; then
+    run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
+    run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" "${RETAIN[@]}"
+  else
+    run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" "${RETAIN[@]}"
+    run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
+  fi
 done
 echo "grown: results in $OUT/summary.txt"
