@@ -50,6 +50,19 @@ pub async fn sample(mesh: &ProcessMesh, pg: &PrivatePostgres, redis: &PrivateRed
     Ok(Sample { at: Instant::now(), cpu, events, deliveries })
 }
 
+/// Waits (bounded by `within`) until no inbox delivery is queued or in flight, with one
+/// connection.
+pub async fn settle(mesh: &ProcessMesh, within: std::time::Duration) -> anyhow::Result<()> {
+    let db = mesh.db("gateway").await;
+    let began = Instant::now();
+    let queued = "SELECT COUNT(*) FROM inbox_deliveries WHERE state IN ('pending', 'in_flight')";
+    while began.elapsed() < within && sqlx::query_scalar::<_, i64>(queued).fetch_one(db.pool()).await? > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    db.pool().close().await;
+    Ok(())
+}
+
 fn minus(after: &BTreeMap<String, i64>, before: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
     after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or_default())).collect()
 }

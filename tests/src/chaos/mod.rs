@@ -224,11 +224,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         }
     }
     let sent = began.elapsed();
-    let drained = check::drain(&mesh, &workload, cfg.drain_timeout).await;
+    // Costs are read once the inbox is empty, before the check's polls (which would count).
     let costs = match costs_before {
-        Some(before) => Some(costs::sample(&mesh, &pg, &redis).await?.since(&before, &mesh.database_url).await?),
+        Some(before) => {
+            costs::settle(&mesh, cfg.drain_timeout).await?;
+            Some(costs::sample(&mesh, &pg, &redis).await?.since(&before, &mesh.database_url).await?)
+        }
         None => None,
     };
+    let drained = check::drain(&mesh, &workload, cfg.drain_timeout).await;
     let mut report = check::compare(&mesh, &workload).await;
     report.costs = costs;
     report.events = cfg.events;
