@@ -15,8 +15,9 @@
 #
 # Defaults: 2,000,000 events, 5,000 tenants, 2 rounds of (empty, grown), 10 s per gateway run,
 # sync latency at 100 events/s for 15 s. `--events 10000000` is the month the capacity plan
-# speaks of (about 10 GB; each copy of it takes minutes). Results go to stdout and to
-# target/capacity/<time>/. PONTE_TEST_DATABASE_URL (default
+# speaks of (13 GB, filled in 11 min on a shared 2-vCPU machine; each copy of it takes a
+# minute or two). Results go to stdout and to target/capacity/<time>/, each run with the load
+# average before and after it. PONTE_TEST_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres) names the server.
 set -euo pipefail
 
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_GW="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --part) PART="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "grown: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
