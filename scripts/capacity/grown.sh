@@ -15,8 +15,9 @@
 #
 # Defaults: 2,000,000 events, 5,000 tenants, 2 rounds of (empty, grown), 10 s per gateway run,
 # sync latency at 100 events/s for 15 s. `--events 10000000` is the month the capacity plan
-# speaks of (about 10 GB; each copy of it takes minutes). Results go to stdout and to
-# target/capacity/<time>/. PONTE_TEST_DATABASE_URL (default
+# speaks of (13 GB, filled in 11 min on a shared 2-vCPU machine; each copy of it takes a
+# minute or two). Results go to stdout and to target/capacity/<time>/, each run with the load
+# average before and after it. PONTE_TEST_DATABASE_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres) names the server.
 set -euo pipefail
 
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_GW="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --part) PART="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "grown: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -101,11 +102,14 @@ echo "grown: filled in $(( $(date +%s) - START )) s; $(psql "$URL" -At -c "SELEC
 GW=(target/release/gateway-bench --seconds "$SECONDS_GW" --connections 32)
 LAT=(target/release/sync-latency-bench --rate "$RATE" --seconds 15 --products 1000 --warmup 5)
 GROWN=(env PONTE_BENCH_DATABASE_TEMPLATE="$TEMPLATE")
+# Each run's output, with the machine's load average before and after it (the machine may be
+# shared: ratios are only taken between runs beside each other).
 run() {
   local name="$1"; shift
-  echo "== $name ==" | tee -a "$OUT/summary.txt"
+  echo "== $name ($(date -u +%H:%M:%S); load before:$(uptime | sed 's/.*load average://')) ==" | tee -a "$OUT/summary.txt"
   "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || { echo "grown: $name failed (see $OUT/$name.err)" >&2; exit 1; }
   tee -a "$OUT/summary.txt" <"$OUT/$name.out"
+  echo "-- load after:$(uptime | sed 's/.*load average://')" | tee -a "$OUT/summary.txt"
 }
 [ "$PART" = retention ] || for r in $(seq 1 "$ROUNDS"); do
   run "gateway-empty-$r" "${GW[@]}"
@@ -115,10 +119,17 @@ run() {
 done
 # Retention meanwhile: settled events and dead letters kept 3 days (their minimum), a pass every
 # second, so the month's 27 expired days are being deleted while the load runs; beside the same
-# run without it.
+# run without it. The order alternates (odd rounds without first, even rounds with), so that
+# neither always runs second.
+RETAIN=(--env PONTE_RETENTION_INTERVAL_SECONDS=1 --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3
+  --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3)
 [ "$PART" = growth ] || for r in $(seq 1 "$ROUNDS"); do
-  run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
-  run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" --env PONTE_RETENTION_INTERVAL_SECONDS=1 \
-    --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3 --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3
+  if [ $(( r % 2 )) = 1 ]; then
+    run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
+    run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" "${RETAIN[@]}"
+  else
+    run "gateway-grown-retention-$r" "${GROWN[@]}" "${GW[@]}" "${RETAIN[@]}"
+    run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"
+  fi
 done
 echo "grown: results in $OUT/summary.txt"

@@ -108,7 +108,7 @@ pub struct Proc {
     pub grpc: SocketAddr,
     /// The gateway's HTTP port, or another service's metrics port.
     pub http: SocketAddr,
-    child: Killed,
+    pub child: Killed,
 }
 
 impl Proc {

@@ -20,6 +20,7 @@ async fn a_short_chaos_run_loses_duplicates_and_gets_wrong_nothing() {
         drain_timeout: Duration::from_secs(90),
         env: Vec::new(),
         secrets_out: None,
+        costs: false,
     })
     .await
     .expect("the chaos run");

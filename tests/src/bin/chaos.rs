@@ -46,6 +46,10 @@ struct Args {
     /// Write every secret the run used or was issued to this file, one a line.
     #[arg(long)]
     secrets_out: Option<PathBuf>,
+    /// Measure instead of breaking: no faults, kills or restarts; prints each process's CPU per
+    /// event and each table's bytes per row (docs/benchmarks.md, "What each service costs").
+    #[arg(long)]
+    costs: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -69,13 +73,14 @@ async fn main() -> anyhow::Result<()> {
     let report = ponte_tests::chaos::run(ponte_tests::chaos::Config {
         bin,
         events: args.events,
-        kills: args.kills,
+        kills: if args.costs { 0 } else { args.kills },
         seed: args.seed,
         rate: args.rate.max(0.1),
         products: args.products.max(1),
         drain_timeout: Duration::from_secs(args.timeout_secs),
         env,
         secrets_out: args.secrets_out.clone(),
+        costs: args.costs,
     })
     .await?;
     if let (Some(receiver), Some(path)) = (receiver, &args.spans_out) {
@@ -99,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
     );
     for d in &report.differences {
         eprintln!("  {d}");
+    }
+    if let Some(costs) = &report.costs {
+        eprint!("{}", costs.table());
     }
     if !report.ok() {
         std::process::exit(1);

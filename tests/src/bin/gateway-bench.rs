@@ -22,7 +22,10 @@ use std::{
 
 use anyhow::Context;
 use clap::Parser;
-use ponte_tests::webhooks::{BlingWorld, TENANT, sign};
+use ponte_tests::{
+    costs::cpu_seconds,
+    webhooks::{BlingWorld, TENANT, sign},
+};
 use serde_json::json;
 
 const LUA: &str = r#"
@@ -249,27 +252,6 @@ struct Costs {
     postgres_cpu: f64,
     wal: i64,
     redis: i64,
-}
-
-/// CPU seconds (user + system) of the processes whose `/proc/<pid>/stat` `pred` accepts, with
-/// those of their children that ended (PostgreSQL's backends come and go: the postmaster holds
-/// the time of those it reaped), so the sum only grows.
-fn cpu_seconds(pred: impl Fn(&str, u32) -> bool) -> f64 {
-    let tick = 100.0; // USER_HZ on Linux.
-    let mut total = 0.0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
-        let comm = head.split_once(" (").map_or("", |(_, c)| c);
-        if !pred(comm, pid) {
-            continue;
-        }
-        // After the state field: utime, stime, cutime and cstime are the 12th to 15th.
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        total += (11..15).filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok())).sum::<f64>() / tick;
-    }
-    total
 }
 
 impl Costs {

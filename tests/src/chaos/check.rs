@@ -44,6 +44,8 @@ pub struct Report {
     pub workload_secs: f64,
     /// From the end of the workload until everything matched; `None`: it never did.
     pub drain_secs: Option<f64>,
+    /// What each process cost (a `costs` run only).
+    pub costs: Option<crate::costs::Costs>,
 }
 
 impl Report {

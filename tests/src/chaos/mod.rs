@@ -9,6 +9,7 @@
 //! sandboxes hold is compared with what the workload implies.
 
 mod check;
+mod costs;
 mod workload;
 
 use std::{
@@ -45,6 +46,9 @@ pub struct Config {
     /// Where to write every secret the run used or was issued, one a line (for the secret
     /// scan).
     pub secrets_out: Option<PathBuf>,
+    /// A quiet run that measures what each process costs (`Report::costs`): no faults, no
+    /// restarts (give no kills either).
+    pub costs: bool,
 }
 
 /// A small, seedable generator (SplitMix64): the same seed draws the same run.
@@ -186,9 +190,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     .await;
     let mut workload = Workload::set_up(&mesh, &cfg).await?;
 
-    for (i, f) in fakes(&mesh).iter().enumerate() {
+    for (i, f) in fakes(&mesh).iter().enumerate().filter(|_| !cfg.costs) {
         f.set(faults(cfg.seed.wrapping_add(i as u64), 0));
     }
+    let costs_before = if cfg.costs { Some(costs::sample(&mesh, &pg, &redis).await?) } else { None };
     let mut rng = Rng::new(cfg.seed ^ 0xC4A0_5EED);
     let kill_at: Vec<usize> = (1..=cfg.kills).map(|k| k * cfg.events / (cfg.kills + 1)).collect();
     let (redis_at, pg_at) = (cfg.events * 2 / 5, cfg.events * 3 / 5);
@@ -201,7 +206,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let mut event = Rng::new(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ n as u64);
         workload.step(&mesh, &mut event, n).await?;
         // A storm of 429s at one fake for a tenth of the events.
-        if rng.chance(0.1) {
+        if rng.chance(0.1) && !cfg.costs {
             let fakes = fakes(&mesh);
             let which = rng.below(fakes.len());
             fakes[which].set(faults(rng.next_u64(), 3 + rng.below(8) as u64));
@@ -210,17 +215,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             let index = rng.below(mesh.procs.len());
             killed.push(mesh.kill(index).await);
         }
-        if n == redis_at {
+        if n == redis_at && !cfg.costs {
             redis.restart().await.context("restart Redis")?;
         }
-        if n == pg_at {
+        if n == pg_at && !cfg.costs {
             let pg = &pg;
             tokio::task::block_in_place(|| pg.restart()).context("restart PostgreSQL")?;
         }
     }
     let sent = began.elapsed();
+    // Costs are read once the inbox is empty, before the check's polls (which would count).
+    let costs = match costs_before {
+        Some(before) => {
+            costs::settle(&mesh, cfg.drain_timeout).await?;
+            Some(costs::sample(&mesh, &pg, &redis).await?.since(&before, &mesh.database_url).await?)
+        }
+        None => None,
+    };
     let drained = check::drain(&mesh, &workload, cfg.drain_timeout).await;
     let mut report = check::compare(&mesh, &workload).await;
+    report.costs = costs;
     report.events = cfg.events;
     report.seed = cfg.seed;
     report.killed = killed;
