@@ -28,6 +28,28 @@ pub trait Locks: Send + Sync + 'static {
     async fn release(&self, lease: Lease) -> Result<(), LockError>;
 }
 
+/// Takes `key` for `lease`, waiting in steps of 100 ms for up to `wait` while another holder
+/// has it; `None` if it was still held when the wait ran out.
+pub async fn acquire_within(
+    locks: &dyn Locks,
+    key: &str,
+    lease: Duration,
+    wait: Duration,
+) -> Result<Option<Lease>, LockError> {
+    let step = Duration::from_millis(100);
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Some(held) = locks.try_acquire(key, lease).await? {
+            return Ok(Some(held));
+        }
+        if waited >= wait {
+            return Ok(None);
+        }
+        tokio::time::sleep(step).await;
+        waited += step;
+    }
+}
+
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 

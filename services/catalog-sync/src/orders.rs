@@ -19,11 +19,18 @@ use ponte_connectors::{
     bitrix24::{DealFields, DealRow, Portal, StageId, transformers::same_rows},
     bling::{resources::PedidoVenda, transformers::SituacaoVenda},
 };
-use ponte_core::{BlingId, TenantId, error::ServiceError, ratelimit::Priority};
+use std::time::Duration;
+
+use ponte_core::{BlingId, TenantId, error::ServiceError, lock::acquire_within, ratelimit::Priority};
 use ponte_proto::v1::{DealStageMap, Provider};
 use rust_decimal::Decimal;
 
 use crate::{change::Change, context::Context};
+
+/// How long one delivery may hold an order's deal while writing it.
+const DEAL_LEASE: Duration = Duration::from_secs(60);
+/// How long a delivery waits for another that is writing the same order's deal.
+const DEAL_WAIT: Duration = Duration::from_secs(10);
 
 /// Who created the deal, as Bitrix24's `ORIGINATOR_ID` says it.
 const ORIGINATOR: &str = "bling";
@@ -56,12 +63,27 @@ pub(crate) async fn sync(
     let rows = &deal_rows(ctx, tenant_id, &order).await?;
     let stage = &deal_stage(stages, order.situacao.id);
     let order = &order;
+    // One writer per order: two deliveries of it running at once (a retry while the first
+    // attempt is still at work, two replicas after a lease ran out) would each find no deal
+    // and create one.
+    let key = format!("bitrix24-deal:{tenant_id}:{order_id}");
+    let lease = match acquire_within(&*ctx.locks, &key, DEAL_LEASE, DEAL_WAIT).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => {
+            return Err(ServiceError::unavailable(
+                format!("another delivery of order {order_id} is writing its deal"),
+                Some(Duration::from_secs(1)),
+            ));
+        }
+        Err(e) => return Err(ServiceError::unavailable(e.to_string(), None)),
+    };
     let written = ctx
         .tokens
         .with_token(tenant_id, Provider::Bitrix24, |token| async move {
             write_deal(ctx, tenant_id, &ctx.bitrix24.portal_for(&token, priority), order, rows, stage.as_ref()).await
         })
         .await;
+    let _ = ctx.locks.release(lease).await;
     Ok(written?)
 }
 

@@ -11,7 +11,10 @@ use ponte_connectors::{
     CallError,
     bitrix24::{Portal, PropertyKey},
 };
-use ponte_core::{error::ServiceError, lock::Locks};
+use ponte_core::{
+    error::ServiceError,
+    lock::{Locks, acquire_within},
+};
 
 /// The symbolic code and name of the "Bling ID" property on a portal.
 pub(crate) const BLING_ID_CODE: &str = "BLING_ID";
@@ -46,24 +49,16 @@ impl BlingIdKeys {
     /// Found, or created, while holding the portal's lease.
     async fn discover(&self, portal: &Portal) -> Result<PropertyKey, CallError> {
         let lock_key = format!("bitrix24-property:{}:{BLING_ID_CODE}", portal.domain());
-        let step = Duration::from_millis(100);
-        let mut waited = Duration::ZERO;
-        let lease = loop {
-            match self.locks.try_acquire(&lock_key, Duration::from_secs(30)).await {
-                Ok(Some(lease)) => break lease,
-                Ok(None) if waited < SETUP_WAIT => {
-                    tokio::time::sleep(step).await;
-                    waited += step;
-                }
-                Ok(None) => {
-                    return Err(ServiceError::unavailable(
-                        format!("another replica is setting up the {BLING_ID_NAME} property of {}", portal.domain()),
-                        Some(Duration::from_secs(1)),
-                    )
-                    .into());
-                }
-                Err(e) => return Err(ServiceError::unavailable(e.to_string(), None).into()),
+        let lease = match acquire_within(&*self.locks, &lock_key, Duration::from_secs(30), SETUP_WAIT).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                return Err(ServiceError::unavailable(
+                    format!("another replica is setting up the {BLING_ID_NAME} property of {}", portal.domain()),
+                    Some(Duration::from_secs(1)),
+                )
+                .into());
             }
+            Err(e) => return Err(ServiceError::unavailable(e.to_string(), None).into()),
         };
         let found = portal.property_key(BLING_ID_CODE, BLING_ID_NAME).await;
         let _ = self.locks.release(lease).await;

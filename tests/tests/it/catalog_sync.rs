@@ -633,3 +633,58 @@ async fn the_bling_catalog_reaches_cplug_with_changes_arriving_together_sharing_
     let calls = pos.cplug.stats().api_requests - before;
     assert!(calls < 13, "{calls} CPLUG calls for 13 products: the upserts were not shared");
 }
+
+/// Two deliveries of one order running at once (a retry while the first attempt is still at
+/// work, or two replicas after a lease ran out) make one deal, not two, and neither fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_of_one_order_running_at_once_make_one_deal() {
+    use ponte_proto::v1::{CatalogSyncServiceHandleEventRequest, EventOutcome, InboundEvent};
+    let world = world().await;
+    // The webhooks' own deliveries off: only the concurrent calls below write.
+    world.settings(SyncSettings { orders_to_bitrix24: false, ..Default::default() }).await;
+    let item = world.w.bling.bling.seed_product(json!({"nome": "Avulso", "codigo": "AV-1", "preco": 10}));
+    let order = world
+        .bling_api(
+            reqwest::Method::POST,
+            "/pedidos/vendas",
+            Some(json!({"contato": {"id": bling::CONSUMIDOR_FINAL}, "data": "2026-11-22", "dataSaida": "2026-11-22", "dataPrevista": "2026-11-22",
+                "itens": [{"produto": {"id": item}, "quantidade": 1, "valor": 10, "descricao": "Avulso"}]})),
+        )
+        .await["data"]["id"]
+        .as_i64()
+        .unwrap();
+    assert!(world.quiet().await);
+    world.settings(SyncSettings { orders_to_bitrix24: true, ..Default::default() }).await;
+    // A slow CRM widens the time between looking the deal up and linking the one created.
+    world.portal.portal.faults().set(FaultSettings { latency_ms: 400, ..Default::default() });
+    // Newer than the webhook the order's creation sent, so none of them is stale.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 1_000;
+    let calls = (0..4).map(|n| {
+        let channel = world.w.mesh.channel("catalog-sync");
+        async move {
+            let mut cs = CatalogSyncServiceClient::new(channel.await);
+            let event = InboundEvent {
+                event_id: format!("race-{n}"),
+                tenant_id: TENANT.into(),
+                source: Provider::Bling as i32,
+                source_event_id: format!("race-{n}"),
+                event_type: "order.updated".into(),
+                entity_key: format!("order:{order}"),
+                occurred_at: Some(ponte_core::time::to_timestamp(now_ms + n)),
+                ..Default::default()
+            };
+            cs.handle_event(CatalogSyncServiceHandleEventRequest { event: Some(event) }).await
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let outcomes: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap_or_else(|s| panic!("a concurrent delivery failed: {s:?}")).get_ref().outcome())
+        .collect();
+    // One of them writes the deal; the others find it written.
+    assert_eq!(outcomes.iter().filter(|o| **o == EventOutcome::Applied).count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, EventOutcome::Applied | EventOutcome::Skipped)), "{outcomes:?}");
+    let deals: Vec<_> =
+        world.portal.portal.deals().into_iter().filter(|d| text(d, "ORIGIN_ID") == order.to_string()).collect();
+    assert_eq!(deals.len(), 1, "one order, one deal: {deals:?}");
+}
