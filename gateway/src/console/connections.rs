@@ -1,7 +1,9 @@
 //! Conexões: each connection's state and last error; "Conectar ao Bling" and Bitrix24 by their
 //! OAuth flows (as `ponte connections connect` starts them: the browser goes to the consent
 //! page and comes back through the gateway), CPLUG and 360Envios by credentials (secrets:
-//! password inputs, never shown back nor logged), and "Desconectar".
+//! password inputs, never shown back nor logged), "Desconectar", and the tenant's licença
+//! switch (the Bitrix24 app's "licença ativa": while it is off the gateway stores the tenant's
+//! events and holds them; switched back on they flow in their order).
 
 use axum::{
     extract::State,
@@ -9,8 +11,9 @@ use axum::{
     response::{IntoResponse, Redirect},
 };
 use ponte_proto::v1::{
-    ConnectionState, CplugCredentials, Envios360Credentials, ListConnectionsRequest, Provider, RevokeConnectionRequest,
-    SetApiCredentialsRequest, StartAuthorizationRequest, set_api_credentials_request::Credentials,
+    ConnectionState, CplugCredentials, Envios360Credentials, GetTenantRequest, ListConnectionsRequest, Provider,
+    RevokeConnectionRequest, SetApiCredentialsRequest, SetTenantLicenseRequest, StartAuthorizationRequest,
+    set_api_credentials_request::Credentials,
 };
 
 use super::{Answer, Console, Ctx, Page, Posted, Table, esc, short, when};
@@ -56,6 +59,7 @@ pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
         ]);
     }
     let mut body = table.finish(lang.pick("Nenhuma conexão.", "No connection."));
+    body.push_str(&license(&c, &ctx).await?);
     body.push_str(&ctx.button("conexoes/bling", &[], lang.pick("Conectar ao Bling", "Connect to Bling"), ""));
     body.push_str(
         &ctx.form("conexoes/bitrix24", "bitrix24", lang.pick("Conectar ao Bitrix24", "Connect to Bitrix24"))
@@ -126,6 +130,54 @@ pub(super) async fn connect_envios360(State(c): State<Console>, p: Posted) -> An
         webhook_secret: p.field("webhook_secret")?.to_owned(),
     };
     store(&c, &p.ctx, Credentials::Envios360(creds)).await
+}
+
+/// The licença's state and its switch. A tenant's own token may read it but not flip it:
+/// auth-token refuses, and the page says so.
+async fn license(c: &Console, ctx: &Ctx) -> Result<String, Page> {
+    let lang = ctx.lang;
+    let req = GetTenantRequest { tenant_id: ctx.tenant_id() };
+    let tenant = ctx.ok(c.clients.auth.clone().get_tenant(ctx.req(req)).await)?.tenant.unwrap_or_default();
+    let license = tenant.license.unwrap_or(ponte_proto::v1::TenantLicense { active: true, ..Default::default() });
+    let (state, class, verb, next) = if license.active {
+        (lang.pick("ativa", "active"), "connected", lang.pick("Suspender a licença", "Suspend the licence"), "false")
+    } else {
+        (
+            lang.pick("suspensa: os eventos são guardados e retidos", "suspended: events are stored and held"),
+            "revoked",
+            lang.pick("Reativar a licença", "Reactivate the licence"),
+            "true",
+        )
+    };
+    let mut html = format!(
+        "<h2>{}</h2><p id=\"license-state\">{}: <span class=\"state-{class}\">{}</span>",
+        esc(lang.pick("Licença", "Licence")),
+        esc(lang.pick("Licença", "Licence")),
+        esc(state),
+    );
+    if !license.reason.is_empty() {
+        html.push_str(&format!(" — {}", esc(&license.reason)));
+    }
+    if license.change_time.is_some() {
+        html.push_str(&format!(" ({})", when(license.change_time.as_ref())));
+    }
+    html.push_str("</p>");
+    html.push_str(
+        &ctx.form("conexoes/licenca", "license", "")
+            .hidden("active", next)
+            .optional_text("reason", lang.pick("Motivo (opcional)", "Reason (optional)"))
+            .submit(verb),
+    );
+    Ok(html)
+}
+
+pub(super) async fn switch_license(State(c): State<Console>, p: Posted) -> Answer {
+    let ctx = &p.ctx;
+    let active = ctx.choice(&p.form, "active", &[("true", true), ("false", false)])?;
+    let reason = p.form.get("reason").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let req = SetTenantLicenseRequest { tenant_id: ctx.tenant_id(), active, reason };
+    ctx.ok(c.clients.auth.clone().set_tenant_license(ctx.req(req)).await)?;
+    ctx.back("conexoes", if active { "licensed" } else { "suspended" })
 }
 
 pub(super) async fn disconnect(State(c): State<Console>, p: Posted) -> Answer {

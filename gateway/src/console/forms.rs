@@ -28,6 +28,13 @@ impl FormHtml {
         self
     }
 
+    /// A text input that may be left empty.
+    pub fn optional_text(mut self, name: &str, label: &str) -> Self {
+        let input = format!("<input id=\"{{id}}\" name=\"{name}\" maxlength=\"200\">");
+        self.labelled(name, label, &input);
+        self
+    }
+
     /// A required text input with a value already.
     pub fn text_value(mut self, name: &str, label: &str, value: &str) -> Self {
         let input =

@@ -264,16 +264,20 @@ pub(crate) fn notice(lang: Lang, q: &HashMap<String, String>) -> Option<String> 
         ),
         "saved" => lang.pick("Salvo.", "Saved."),
         "deleted" => lang.pick("Excluído.", "Deleted."),
-        "shipping" => lang.pick(
-            "Ciclo de envio configurado no Bling (situações, mapeamentos e transições).",
-            "Shipping cycle set up in Bling (situações, maps and transitions).",
-        ),
         "moved" => lang.pick(
             "Venda sendo movida para a outra loja: o estoque volta ao depósito de origem e sai do novo.",
             "Sale being moved to the other store: its stock goes back to its depósito and out of the new one.",
         ),
         "connected" => lang.pick("Credenciais salvas (seladas).", "Credentials saved (sealed)."),
         "disconnected" => lang.pick("Conexão desconectada.", "Connection disconnected."),
+        "suspended" => lang.pick(
+            "Licença suspensa: os eventos do tenant são guardados e retidos até a reativação.",
+            "Licence suspended: the tenant's events are stored and held until it is reactivated.",
+        ),
+        "licensed" => lang.pick(
+            "Licença ativa: os eventos retidos seguem na ordem em que chegaram.",
+            "Licence active: the held events flow in the order they arrived.",
+        ),
         _ => return None,
     };
     Some(n.to_owned())

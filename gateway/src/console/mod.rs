@@ -109,6 +109,7 @@ pub fn router(deps: &Deps) -> Result<Router, ConfigError> {
         .route("/t/{tenant}/conexoes/cplug", post(connections::connect_cplug))
         .route("/t/{tenant}/conexoes/envios360", post(connections::connect_envios360))
         .route("/t/{tenant}/conexoes/desconectar", post(connections::disconnect))
+        .route("/t/{tenant}/conexoes/licenca", post(connections::switch_license))
         .route("/t/{tenant}/produtos", get(produtos::page).post(produtos::create))
         .route("/t/{tenant}/produtos/excluir", post(produtos::delete))
         .route("/t/{tenant}/produtos/sincronizacao", post(produtos::switches))

@@ -4,11 +4,11 @@
 
 use axum::extract::State;
 use ponte_proto::v1::{
-    CreateSituacaoMapRequest, DeleteSituacaoMapRequest, ListSituacaoMapsRequest, SetUpShippingRequest, ShippingStatus,
-    SituacaoMap,
+    CreateSituacaoMapRequest, DeleteSituacaoMapRequest, ListSituacaoMapsRequest, SetUpAction, SetUpShippingRequest,
+    ShippingStatus, SituacaoMap,
 };
 
-use super::{Answer, Console, Ctx, Posted, Table, esc, forms::checked, short, when};
+use super::{Answer, Console, Ctx, Lang, Posted, Table, esc, forms::checked, short, when};
 
 const STATUSES: [(&str, ShippingStatus); 7] = [
     ("UNSPECIFIED", ShippingStatus::Unspecified),
@@ -79,6 +79,14 @@ pub(super) async fn page(State(c): State<Console>, ctx: Ctx) -> Answer {
                 lang.pick("Criar também as transições no Bling", "Also create the transitions in Bling"),
                 true,
             )
+            .checkbox(
+                "dry_run",
+                lang.pick(
+                    "Só mostrar o que seria feito (não altera o Bling)",
+                    "Only show what would be done (Bling unchanged)",
+                ),
+                false,
+            )
             .submit(lang.pick("Configurar envio", "Set shipping up")),
     );
     ctx.page("situacoes", lang.pick("Situações", "Situações"), &body)
@@ -110,15 +118,56 @@ pub(super) async fn delete(State(c): State<Console>, p: Posted) -> Answer {
     ctx.back("situacoes", "deleted")
 }
 
-/// Finds or creates the cycle's situações, maps and (if asked) transitions in Bling.
+/// Finds or creates the cycle's situações, maps and (if asked) transitions in Bling, or with
+/// `dry_run` only shows what it would do; the answer lists each step.
 pub(super) async fn set_up_shipping(State(c): State<Console>, p: Posted) -> Answer {
     let ctx = &p.ctx;
+    let lang = ctx.lang;
+    let dry_run = checked(&p.form, "dry_run");
     let req = SetUpShippingRequest {
         tenant_id: ctx.tenant_id(),
-        dry_run: false,
+        dry_run,
         release_situacao_name: p.field("release_situacao_name")?.to_owned(),
         transitions: checked(&p.form, "transitions"),
     };
-    ctx.ok(c.clients.shipping.clone().set_up_shipping(ctx.req(req)).await)?;
-    ctx.back("situacoes", "shipping")
+    let steps = ctx.ok(c.clients.shipping.clone().set_up_shipping(ctx.req(req)).await)?.steps;
+    let caption = if dry_run {
+        lang.pick(
+            "O que a configuração do envio faria (nada foi alterado)",
+            "What setting shipping up would do (nothing changed)",
+        )
+    } else {
+        lang.pick("O que a configuração do envio fez", "What setting shipping up did")
+    };
+    let mut table = Table::new(
+        caption,
+        &[
+            lang.pick("Item", "Item"),
+            lang.pick("Resultado", "Outcome"),
+            lang.pick("Situação Bling (id)", "Bling situação (id)"),
+            lang.pick("Detalhe", "Detail"),
+        ],
+    );
+    for step in &steps {
+        let id = if step.bling_situacao_id > 0 { step.bling_situacao_id.to_string() } else { String::new() };
+        table.row(&[&esc(&step.subject), action(lang, step.action()), &id, &esc(&step.detail)]);
+    }
+    let mut body = table.finish(lang.pick("Nada a fazer.", "Nothing to do."));
+    body.push_str(&format!(
+        "<p><a href=\"{}\">{}</a></p>",
+        ctx.href("situacoes"),
+        lang.pick("Voltar às situações", "Back to situações")
+    ));
+    ctx.page("situacoes", lang.pick("Configurar envio", "Set shipping up"), &body)
+}
+
+/// A set-up step's outcome in words.
+fn action(lang: Lang, action: SetUpAction) -> &'static str {
+    match action {
+        SetUpAction::Created => lang.pick("criado agora", "created now"),
+        SetUpAction::Found => lang.pick("já existia", "already there"),
+        SetUpAction::WouldCreate => lang.pick("seria criado", "would be created"),
+        SetUpAction::Kept => lang.pick("mantido como o lojista mapeou", "kept as the merchant mapped it"),
+        SetUpAction::Unspecified => "",
+    }
 }

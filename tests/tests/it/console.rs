@@ -407,20 +407,22 @@ impl Browser {
     /// Posts `fields` with the CSRF token of `page`; the answer must be a redirect to `tab`
     /// with notice `ok`.
     async fn submit(&self, page: &Answer, path: &str, fields: &[(&str, &str)], ok: &str) {
-        let csrf = page.csrf();
-        let mut all = fields.to_vec();
-        all.push(("csrf", &csrf));
-        let a = self.post(path, &all).await;
+        let a = self.post_with(page, path, fields).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}: {}", a.body);
         assert!(a.location().contains(&format!("ok={ok}")), "{}", a.location());
     }
 
-    /// Posts `fields` with the CSRF token of `page`; the answer must be `status` naming `field`.
-    async fn bad(&self, page: &Answer, path: &str, fields: &[(&str, &str)], status: StatusCode, field: &str) {
+    /// Posts `fields` with the CSRF token of `page`; the answer.
+    async fn post_with(&self, page: &Answer, path: &str, fields: &[(&str, &str)]) -> Answer {
         let csrf = page.csrf();
         let mut all = fields.to_vec();
         all.push(("csrf", &csrf));
-        let a = self.post(path, &all).await;
+        self.post(path, &all).await
+    }
+
+    /// Posts `fields` with the CSRF token of `page`; the answer must be `status` naming `field`.
+    async fn bad(&self, page: &Answer, path: &str, fields: &[(&str, &str)], status: StatusCode, field: &str) {
+        let a = self.post_with(page, path, fields).await;
         assert_eq!(a.status, status, "{path}: {}", a.body);
         assert!(a.body.contains(field), "{field} not named: {}", a.body);
         assert!(a.body.contains("role=\"alert\""), "{}", a.body);
@@ -505,8 +507,19 @@ async fn the_console_maps_product_fields_sets_the_sync_switches_stores_and_situa
         "release_situacao_name",
     )
     .await;
-    b.submit(&page, &format!("{t}/situacoes/envio"), &setup, "shipping").await;
-    let page = b.get(&format!("{t}/situacoes?ok=shipping")).await;
+    // A dry run lists what it would create and leaves Bling as it was.
+    let shown = b.post_with(&page, &format!("{t}/situacoes/envio"), &[setup[0], setup[1], ("dry_run", "on")]).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("nada foi alterado") && shown.body.contains("seria criado"), "{}", shown.body);
+    assert!(shown.body.contains("Em romaneio"), "{}", shown.body);
+    assert!(!b.get(&format!("{t}/situacoes")).await.body.contains("<td>Em romaneio</td>"));
+    // The real run creates each step; a second finds them all.
+    let done = b.post_with(&page, &format!("{t}/situacoes/envio"), &setup).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("criado agora") && !done.body.contains("seria criado"), "{}", done.body);
+    let again = b.post_with(&page, &format!("{t}/situacoes/envio"), &setup).await;
+    assert!(again.body.contains("já existia") && !again.body.contains("criado agora"), "{}", again.body);
+    let page = b.get(&format!("{t}/situacoes")).await;
     assert!(page.body.contains("<td>Em romaneio</td><td>IN_PACKING_LIST</td>"), "{}", page.body);
     let at = page.body.find("<td>Em romaneio</td>").unwrap();
     let romaneio = page.body[..at].rsplit("<tr><td>").next().unwrap().split('<').next().unwrap().to_owned();
@@ -533,9 +546,25 @@ async fn the_console_moves_a_sale_connects_by_credentials_and_disconnects() {
     w.map_store("loja-shopping", crate::sales_support::DEPOSITO_GERAL).await;
     let id = w.ring_up(camisetas("V-MOVE"));
     w.wait_for(&id, SaleState::Posted).await;
+    let mut pix = camisetas("V-PIX");
+    pix["payments"] = json!([{"method": "PIX", "amount": 119.80}]);
+    let pix = w.ring_up(pix);
+    w.wait_for(&pix, SaleState::Parked).await;
     let mut b = Browser::new(w.gateway.as_ref().unwrap().url(""));
     assert_eq!(b.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
     let t = format!("/console/t/{TENANT}");
+
+    // Sincronização de dados: every flow's line, and why the sales in Bling and at the till
+    // differ (one posted, one held by an unmapped payment method), with the last success.
+    let sync = b.get(&format!("{t}/sincronizacao")).await;
+    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
+    for flow in ["Produtos Bling → Bitrix24", "Pedidos Bling → 360Envios", "Status 360Envios → Bling"] {
+        assert!(sync.body.contains(&format!("{flow}</th>")), "{flow}: {}", sync.body);
+    }
+    let at = sync.body.find("Vendas CPLUG → Bling</th>").unwrap_or_else(|| panic!("no sales flow: {}", sync.body));
+    let row = sync.body[at..].split("</tr>").next().unwrap();
+    assert!(row.contains("lançadas: 1") && row.contains("paradas: pagamento sem DE-PARA: 1"), "{row}");
+    assert!(!row.contains("</th><td>—</td>"), "no last success: {row}");
 
     // Vendas: a posted sale moved to another store.
     let page = b.get(&format!("{t}/vendas")).await;
@@ -611,4 +640,51 @@ async fn the_console_moves_a_sale_connects_by_credentials_and_disconnects() {
         .await;
     assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
     assert!(go.location().contains("state="), "{}", go.location());
+}
+
+#[tokio::test]
+async fn the_console_switches_a_tenants_licence_and_only_an_operator_may() {
+    let w = world().await;
+    let mut b = Browser::new(w.gateway.as_ref().unwrap().url(""));
+    assert_eq!(b.login(OPERATOR).await.status, StatusCode::SEE_OTHER);
+    let t = format!("/console/t/{TENANT}");
+    let page = b.get(&format!("{t}/conexoes")).await;
+    assert!(page.body.contains("<span class=\"state-connected\">ativa</span>"), "{}", page.body);
+    assert_eq!(hidden_value(&page.body[page.body.find("id=\"license\"").unwrap()..], "active"), "false");
+
+    let off = [("active", "false"), ("reason", "fatura em aberto")];
+    b.refused_without_csrf(&format!("{t}/conexoes/licenca"), &off).await;
+    b.bad(&page, &format!("{t}/conexoes/licenca"), &[("active", "talvez")], StatusCode::BAD_REQUEST, "active").await;
+    let long = "x".repeat(600);
+    b.bad(
+        &page,
+        &format!("{t}/conexoes/licenca"),
+        &[("active", "false"), ("reason", &long)],
+        StatusCode::BAD_REQUEST,
+        "reason",
+    )
+    .await;
+    b.submit(&page, &format!("{t}/conexoes/licenca"), &off, "suspended").await;
+    let page = b.get(&format!("{t}/conexoes?ok=suspended")).await;
+    assert!(page.body.contains("Licença suspensa"), "{}", page.body);
+    assert!(
+        page.body.contains("suspensa: os eventos são guardados e retidos</span> — fatura em aberto"),
+        "{}",
+        page.body
+    );
+    assert_eq!(hidden_value(&page.body[page.body.find("id=\"license\"").unwrap()..], "active"), "true");
+
+    // The tenant's own login sees the licence but may not switch it.
+    let mut own = Browser::new(w.gateway.as_ref().unwrap().url(""));
+    assert_eq!(own.login(TENANT_TOKEN).await.status, StatusCode::SEE_OTHER);
+    let mine = own.get(&format!("{t}/conexoes")).await;
+    assert!(mine.body.contains("suspensa"), "{}", mine.body);
+    let csrf = mine.csrf();
+    let refused = own.post(&format!("{t}/conexoes/licenca"), &[("active", "true"), ("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(b.get(&format!("{t}/conexoes")).await.body.contains("suspensa"));
+
+    b.submit(&page, &format!("{t}/conexoes/licenca"), &[("active", "true")], "licensed").await;
+    let page = b.get(&format!("{t}/conexoes")).await;
+    assert!(page.body.contains("<span class=\"state-connected\">ativa</span>"), "{}", page.body);
 }
