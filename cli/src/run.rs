@@ -394,20 +394,7 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         ponte_core::ConfigError::new("--data-dir", format!("cannot create {}: {e}", opts.data_dir.display()))
     })?;
     let base = opts.grpc.port();
-    let mut peers = Peers::local(base);
-    if !opts.grpc.ip().is_loopback() {
-        let host = opts.grpc.ip();
-        let at = |i: u16| format!("http://{host}:{}", base + i);
-        peers = Peers {
-            auth_token: at(0),
-            mapping: at(1),
-            catalog_sync: at(2),
-            sales_ingest: at(3),
-            shipping_status: at(4),
-            gateway: at(5),
-            token: peers.token.clone(),
-        };
-    }
+    let mut peers = if opts.grpc.ip().is_loopback() { Peers::local(base) } else { Peers::on(opts.grpc.ip(), base) };
     let shared = Shared::memory();
     let mut env = dev_env(env, &opts.data_dir)?;
     peers.token = ponte_core::identity::BearerToken::new(ENV_TOKEN, env.get(ENV_TOKEN).unwrap_or_default())?;
@@ -500,12 +487,15 @@ pub async fn dev(opts: DevOptions) -> anyhow::Result<()> {
         let s = handles().context("--demo runs with the four sandboxes")?;
         println!("ponte dev: setting up the demo (tenant '{}')…", crate::demo::TENANT);
         let made = crate::demo::set_up(&peers, &s).await.context("setting up the demo")?;
-        let gateway_flag = if base == 50051 && opts.grpc.ip().is_loopback() {
-            String::new()
+        let flags = if base == 50051 && opts.grpc.ip().is_loopback() {
+            crate::demo::Flags::default()
         } else {
-            format!(" --gateway-url {}", peers.gateway)
+            crate::demo::Flags {
+                gateway: format!(" --gateway-url {}", peers.gateway),
+                catalog_sync: format!(" --catalog-sync-url {}", peers.catalog_sync),
+            }
         };
-        for line in crate::demo::lines(&made, &crate::demo::command_prefix(&opts.data_dir), &gateway_flag) {
+        for line in crate::demo::lines(&made, &crate::demo::command_prefix(&opts.data_dir), &flags) {
             println!("{line}");
         }
     }

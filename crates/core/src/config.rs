@@ -195,7 +195,12 @@ impl Peers {
 
     /// Every service on 127.0.0.1, on consecutive ports from `base` (the `ponte dev` layout).
     pub fn local(base: u16) -> Self {
-        let at = |i: u16| format!("http://127.0.0.1:{}", base + i);
+        Self::on(std::net::Ipv4Addr::LOCALHOST.into(), base)
+    }
+
+    /// Every service on `host`, on consecutive ports from `base`.
+    pub fn on(host: std::net::IpAddr, base: u16) -> Self {
+        let at = |i: u16| format!("http://{}", SocketAddr::new(host, base + i));
         Self {
             auth_token: at(0),
             mapping: at(1),

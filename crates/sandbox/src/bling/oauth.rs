@@ -112,6 +112,18 @@ fn grant(b: &Bling, q: &AuthorizeQuery) -> Response {
     Redirect::to(url.as_str()).into_response()
 }
 
+/// The app's Basic client credentials, as the token and revoke endpoints require them, or
+/// Bling's `invalid_client` answer.
+fn client_of(b: &Bling, headers: &HeaderMap) -> Result<(), Response> {
+    let ok =
+        basic_client(headers).is_some_and(|(id, secret)| id == b.config.client_id && secret == b.config.client_secret);
+    if ok {
+        Ok(())
+    } else {
+        Err(error(StatusCode::UNAUTHORIZED, "invalid_client", "invalid_client", "The client credentials are invalid"))
+    }
+}
+
 fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
     let raw = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
     let decoded = String::from_utf8(STANDARD.decode(raw.trim()).ok()?).ok()?;
@@ -181,15 +193,8 @@ pub async fn token(State(b): State<Bling>, headers: HeaderMap, body: String) -> 
         inner.auth.blocked_until = Some(now + hour);
         return ip_blocked();
     }
-    let ok_client =
-        basic_client(&headers).is_some_and(|(id, secret)| id == b.config.client_id && secret == b.config.client_secret);
-    if !ok_client {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "invalid_client",
-            "The client credentials are invalid",
-        );
+    if let Err(refused) = client_of(&b, &headers) {
+        return refused;
     }
     let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
     let invalid_grant = |d: &str| error(StatusCode::BAD_REQUEST, "invalid_grant", "invalid_grant", d);
@@ -242,15 +247,8 @@ pub async fn token(State(b): State<Bling>, headers: HeaderMap, body: String) -> 
 /// working); an access token stops working alone. As RFC 7009 has it, an unknown or already
 /// revoked token is answered as revoked.
 pub async fn revoke(State(b): State<Bling>, headers: HeaderMap, body: String) -> Response {
-    let ok_client =
-        basic_client(&headers).is_some_and(|(id, secret)| id == b.config.client_id && secret == b.config.client_secret);
-    if !ok_client {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "invalid_client",
-            "The client credentials are invalid",
-        );
+    if let Err(refused) = client_of(&b, &headers) {
+        return refused;
     }
     let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap_or_default();
     let token = form.get("token").cloned().unwrap_or_default();
