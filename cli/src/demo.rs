@@ -390,7 +390,10 @@ pub fn command_prefix(data_dir: &Path) -> String {
 }
 
 /// What the demo prints once it is set up: what it made and what to try.
-pub fn lines(made: &Made, prefix: &str, gateway_flag: &str) -> Vec<String> {
+/// `flags` are the `--gateway-url` and `--catalog-sync-url` flags the commands need (empty where
+/// `ponte dev` runs on its default ports).
+pub fn lines(made: &Made, prefix: &str, flags: &Flags) -> Vec<String> {
+    let Flags { gateway: gateway_flag, catalog_sync: catalog_flag } = flags;
     let p = prefix;
     let mut out = vec![format!(
         "ponte dev: demo tenant '{TENANT}' set up: Bling and Bitrix24 connected by OAuth, CPLUG and 360Envios by \
@@ -412,9 +415,21 @@ pub fn lines(made: &Made, prefix: &str, gateway_flag: &str) -> Vec<String> {
     out.push("  # 3. 360Envios moves the shipment along, and the Bling order's situação follows".into());
     out.push(format!("  {p} sandbox envios360 advance --order {}", made.order));
     out.push(format!("  {p} sandbox bling orders"));
+    out.push("  # 4. a catalog Bling held before ponte came, copied to Bitrix24 with a live progress bar".into());
+    out.push(format!(
+        "  {p} sandbox bling product import --count 10000 && \
+         {p} backfill start --tenant {TENANT} --watch --expected 10000{catalog_flag}"
+    ));
     out.push(format!(
         "  # every step that touched a record: {p} history --tenant {TENANT} --entity order:{}{gateway_flag}",
         made.order
     ));
     out
+}
+
+/// The address flags of the printed commands.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub gateway: String,
+    pub catalog_sync: String,
 }

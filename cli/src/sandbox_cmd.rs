@@ -61,6 +61,18 @@ pub enum BlingProduct {
         #[command(flatten)]
         target: Target,
     },
+    /// Adds a catalog the account held before ponte was connected: `count` active products
+    /// (codes `<prefix>-00001`…), without webhooks, for `ponte backfill start` to copy.
+    Import {
+        /// How many products (1 to 50,000).
+        #[arg(long)]
+        count: u64,
+        /// The start of their codes.
+        #[arg(long, default_value = "IMP")]
+        prefix: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Changes a product found by its SKU or id (Bling sends `product.updated`).
     Update {
         /// The product's SKU.
@@ -303,6 +315,23 @@ pub async fn bling(action: BlingAction) -> anyhow::Result<()> {
             let made = c.send(reqwest::Method::POST, "/__admin/products", Some(body)).await?;
             let p = &made["data"];
             print(target.output, p, &PRODUCT_COLUMNS, vec![product_row(p)])
+        }
+        BlingAction::Product { action: BlingProduct::Import { count, prefix, target } } => {
+            let c = Client::new(BLING, &target)?;
+            let made = c
+                .send(
+                    reqwest::Method::POST,
+                    "/__admin/products/import",
+                    Some(json!({"count": count, "prefix": prefix})),
+                )
+                .await?;
+            let d = &made["data"];
+            print(
+                target.output,
+                d,
+                &["IMPORTED", "FIRST ID", "LAST ID"],
+                vec![vec![d["importados"].to_string(), d["primeiroId"].to_string(), d["ultimoId"].to_string()]],
+            )
         }
         BlingAction::Product { action: BlingProduct::Update { sku, id, name, price, stock, active, target } } => {
             let c = Client::new(BLING, &target)?;

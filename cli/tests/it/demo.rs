@@ -127,7 +127,7 @@ async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The demo's three stories, through the commands `demo` printed. `round` tells the runs apart.
+/// The demo's four stories, through the commands `demo` printed. `round` tells the runs apart.
 async fn stories(demo: &Demo, round: usize) -> String {
     let prefix = {
         let create = demo.command("sandbox bling product create");
@@ -207,11 +207,34 @@ async fn stories(demo: &Demo, round: usize) -> String {
     assert!(ok && out.contains("in_packing_list"), "{advance}: {out} {err}");
     let moved = eventually(|| situacao(order) == "Em romaneio").await;
     assert!(moved, "the Bling order stayed at {}", situacao(order));
+
+    // 4. A catalog Bling held before ponte came (300 products here), copied to Bitrix24 by a
+    // backfill followed to its end.
+    if round == 1 {
+        let line = demo.command("sandbox bling product import").replace("10000", "300");
+        let (ok, out, err) = shell(&line);
+        assert!(ok, "{line}: {out} {err}");
+        let progress: Vec<&str> = out.lines().filter(|l| l.contains(" items, ")).collect();
+        assert!(progress.iter().all(|l| l.contains("/300 items") && l.contains("/s")), "{out}");
+        assert!(progress.last().is_some_and(|l| l.contains("succeeded: ")), "{out}");
+        let crm = json(&demo.command("sandbox bitrix24 products"));
+        let copied = crm
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["NAME"].as_str().is_some_and(|n| n.starts_with("Produto importado ")))
+            .count();
+        assert_eq!(copied, 300, "imported products in Bitrix24");
+        // The same codes again are refused by the sandbox, naming the field.
+        let again = line.split(" && ").next().unwrap();
+        let (ok, _, err) = shell(again);
+        assert!(!ok && err.lines().count() == 1 && err.contains("prefix"), "{err}");
+    }
     sale_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_runs_its_three_stories_and_starts_again_on_the_same_directory() {
+async fn the_demo_runs_its_four_stories_and_starts_again_on_the_same_directory() {
     let dir: PathBuf = std::env::temp_dir().join(format!("ponte-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let base = free_port_block(8);

@@ -4,7 +4,10 @@
 //! people inspecting a run; and what a merchant does in Bling's UI: `POST /__admin/products`
 //! adds a product (`{nome, codigo, preco, estoque?}`, the stock a balance on the Depósito Geral)
 //! and `PATCH /__admin/products/{id}` changes one (`{nome?, preco?, situacao?, estoque?}`), each
-//! sending the `product.created` / `product.updated` webhook as Bling does.
+//! sending the `product.created` / `product.updated` webhook as Bling does; and
+//! `POST /__admin/products/import` (`{count, prefix?}`), a catalog the account held before
+//! ponte was connected: `count` active products, codes `<prefix>-00001`…, stored without
+//! webhooks (nobody was subscribed then), for a backfill to copy.
 
 use axum::{
     Json, Router,
@@ -28,6 +31,7 @@ pub fn routes() -> Router<Bling> {
         .route("/__admin/stats", get(stats))
         .route("/__admin/state", get(state))
         .route("/__admin/products", post(ui_create))
+        .route("/__admin/products/import", post(ui_import))
         .route("/__admin/products/{id}", patch(ui_update))
 }
 
@@ -118,6 +122,44 @@ async fn ui_create(State(b): State<Bling>, body: Option<Json<Value>>) -> Respons
         b.emit("product", "created", webhooks::product(&public(&p)));
     }
     data(StatusCode::CREATED, shown(&b, id))
+}
+
+/// The most products one import adds.
+const IMPORT_MAX: u64 = 50_000;
+
+/// `POST /__admin/products/import`: a catalog already in the account before ponte was connected.
+async fn ui_import(State(b): State<Bling>, body: Option<Json<Value>>) -> Response {
+    let body = body.map(|Json(v)| v).unwrap_or(Value::Null);
+    let count = body.get("count").and_then(Value::as_u64).filter(|n| (1..=IMPORT_MAX).contains(n));
+    let prefix = body.get("prefix").and_then(Value::as_str).unwrap_or("IMP").trim().to_owned();
+    let mut fields = Vec::new();
+    if count.is_none() {
+        fields.push(field_in(
+            "PRODUTOS",
+            10,
+            "count",
+            &format!("Informe quantos produtos importar (1 a {IMPORT_MAX})"),
+        ));
+    }
+    if prefix.is_empty() || prefix.chars().count() > 20 {
+        fields.push(field_in("PRODUTOS", 8, "prefix", "O prefixo do código deve ter de 1 a 20 caracteres"));
+    }
+    let taken =
+        b.inner.lock().products.values().any(|p| {
+            p["situacao"] != "E" && p["codigo"].as_str().is_some_and(|c| c.starts_with(&format!("{prefix}-")))
+        });
+    if taken {
+        fields.push(field_in("PRODUTOS", 9, "prefix", &format!("Já existem produtos com códigos '{prefix}-…'")));
+    }
+    let Some(count) = count.filter(|_| fields.is_empty()) else { return validation(fields) };
+    let ids: Vec<i64> = (1..=count)
+        .map(|i| {
+            let preco = Decimal::new(990 + (i % 100) as i64 * 100, 2);
+            b.seed_product(json!({"nome": format!("Produto importado {i}"), "codigo": format!("{prefix}-{i:05}"),
+                "preco": decimal_json(preco), "unidade": "UN"}))
+        })
+        .collect();
+    data(StatusCode::CREATED, json!({"importados": count, "primeiroId": ids[0], "ultimoId": ids[ids.len() - 1]}))
 }
 
 /// `PATCH /__admin/products/{id}`: a merchant changes a product in Bling's UI.
