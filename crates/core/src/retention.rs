@@ -6,11 +6,13 @@
 //!   deletes them by primary key in a short transaction of its own; one pass deletes at most
 //!   [`MAX_BATCHES`] batches, the next pass goes on. No table-wide lock, no rewrite.
 //! - **Paced**: after each full batch the pass pauses [`PAUSE_RATIO`] times as long as the batch
-//!   took, so retention holds the database at most a twentieth of the time, and backs off by
-//!   itself when the database is busy (its batches take longer). That still deletes about 1,000
-//!   rows a second, many times what 10,000 merchants add (docs/capacity.md); a backlog of weeks
-//!   (a retention shortened, or first turned on) is caught up over a day instead of competing
-//!   with ingest (docs/benchmarks.md, "A month of history").
+//!   took, so retention holds the database at most a twentieth of the time and backs off by
+//!   itself when the database is busy (its batches take longer); and at least long enough to
+//!   stay under `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, twice what 10,000 merchants
+//!   add: docs/capacity.md), which bounds the WAL a catch-up writes per second whatever the
+//!   load ([`pause_after`]). A backlog of weeks (a retention shortened, or first turned on) is
+//!   caught up over a day or two instead of competing with ingest (docs/benchmarks.md, "A month
+//!   of history").
 //! - **One runner across replicas**: a pass runs under a PostgreSQL advisory lock per schema
 //!   (`pg_try_advisory_lock`); a replica that does not get it skips the pass.
 //! - **Deduplication survives it**: settled events are kept at least 3 days
@@ -48,6 +50,14 @@ pub const PAUSE_RATIO: u32 = 19;
 const PAUSE_MIN: Duration = Duration::from_millis(10);
 const PAUSE_MAX: Duration = Duration::from_secs(5);
 
+/// The pause after a full batch that took `took`: [`PAUSE_RATIO`] times as long (within
+/// [`PAUSE_MIN`]..[`PAUSE_MAX`]), and at least what keeps the pass under `max_rows_per_second`.
+pub fn pause_after(took: Duration, max_rows_per_second: u64) -> Duration {
+    let by_share = (took * PAUSE_RATIO).clamp(PAUSE_MIN, PAUSE_MAX);
+    let by_rate = Duration::from_secs_f64(BATCH as f64 / max_rows_per_second.max(1) as f64).saturating_sub(took);
+    by_share.max(by_rate)
+}
+
 /// Bling retries a webhook for up to 3 days: a settled event is kept at least that long.
 pub const MIN_SETTLED_DAYS: u64 = 3;
 
@@ -69,7 +79,12 @@ pub struct RetentionConfig {
     pub shipments_days: u64,
     /// `PONTE_RETENTION_INTERVAL_SECONDS` (default 600, at least 1).
     pub interval: Duration,
+    /// `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, at least 1): the most rows of a
+    /// table (besides what hangs off them) a pass deletes in a second.
+    pub max_rows_per_second: u64,
 }
+
+const MAX_ROWS_VAR: &str = "PONTE_RETENTION_MAX_ROWS_PER_SECOND";
 
 /// A settled sale or shipment is kept at least this long.
 pub const MIN_SETTLED_RECORD_DAYS: u64 = 30;
@@ -83,6 +98,10 @@ impl RetentionConfig {
             }
             Ok(d)
         };
+        let max_rows_per_second: u64 = env.parse_or(MAX_ROWS_VAR, 300, "a whole number of rows")?;
+        if max_rows_per_second == 0 {
+            return Err(ConfigError::new(MAX_ROWS_VAR, "must be at least 1"));
+        }
         Ok(Self {
             settled_events_days: days("PONTE_RETENTION_SETTLED_EVENTS_DAYS", 14, MIN_SETTLED_DAYS)?,
             dead_letters_days: days("PONTE_RETENTION_DEAD_LETTERS_DAYS", 90, MIN_SETTLED_DAYS)?,
@@ -90,6 +109,7 @@ impl RetentionConfig {
             sales_days: days("PONTE_RETENTION_SALES_DAYS", 90, MIN_SETTLED_RECORD_DAYS)?,
             shipments_days: days("PONTE_RETENTION_SHIPMENTS_DAYS", 90, MIN_SETTLED_RECORD_DAYS)?,
             interval: env.seconds_or("PONTE_RETENTION_INTERVAL_SECONDS", 600, 1)?,
+            max_rows_per_second,
         })
     }
 
@@ -309,7 +329,7 @@ async fn pass(
                 break;
             }
             if batch + 1 < MAX_BATCHES {
-                tokio::time::sleep((started.elapsed() * PAUSE_RATIO).clamp(PAUSE_MIN, PAUSE_MAX)).await;
+                tokio::time::sleep(pause_after(started.elapsed(), cfg.max_rows_per_second)).await;
             }
         }
         METRICS.deleted.get_or_create(&TableLabels { table: rule.table }).inc_by(deleted);
@@ -407,7 +427,8 @@ mod tests {
                 history_days: 90,
                 sales_days: 90,
                 shipments_days: 90,
-                interval: Duration::from_secs(600)
+                interval: Duration::from_secs(600),
+                max_rows_per_second: 300,
             }
         );
         let short = Env::default().with("PONTE_RETENTION_SETTLED_EVENTS_DAYS", "2");
@@ -421,5 +442,25 @@ mod tests {
         assert!(e.contains("PONTE_RETENTION_SALES_DAYS") && e.contains("minimum of 30"), "{e}");
         let zero = Env::default().with("PONTE_RETENTION_INTERVAL_SECONDS", "0");
         assert!(RetentionConfig::from_env(&zero).unwrap_err().to_string().contains("PONTE_RETENTION_INTERVAL_SECONDS"));
+        for bad in ["0", "-5", "fast"] {
+            let env = Env::default().with("PONTE_RETENTION_MAX_ROWS_PER_SECOND", bad);
+            let e = RetentionConfig::from_env(&env).unwrap_err().to_string();
+            assert!(e.contains("PONTE_RETENTION_MAX_ROWS_PER_SECOND"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_pass_pauses_for_its_share_of_the_time_and_for_its_rows_per_second() {
+        let ms = Duration::from_millis;
+        // A quick batch under the cap: 1,000 rows at 300/s take 3.33 s, the batch's 100 ms included.
+        assert_eq!(pause_after(ms(100), 300), Duration::from_secs_f64(1000.0 / 300.0) - ms(100));
+        // A slow batch: its share of the time decides (19 × 200 ms), the cap is already kept.
+        assert_eq!(pause_after(ms(200), 1000), ms(3800));
+        // A cap far above what a batch deletes: the share, within its bounds.
+        assert_eq!(pause_after(ms(2), 1_000_000), ms(38));
+        assert_eq!(pause_after(ms(0), 1_000_000), PAUSE_MIN);
+        assert_eq!(pause_after(ms(1000), 1_000_000), PAUSE_MAX);
+        // A batch slower than the cap's whole budget: no extra wait beyond the share.
+        assert_eq!(pause_after(ms(4000), 300), PAUSE_MAX);
     }
 }
