@@ -8,8 +8,8 @@
 //! - **Paced**: after each full batch the pass pauses [`PAUSE_RATIO`] times as long as the batch
 //!   took, so retention holds the database at most a twentieth of the time and backs off by
 //!   itself when the database is busy (its batches take longer); and at least long enough to
-//!   stay under `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, twice what 10,000 merchants
-//!   add: docs/capacity.md), which bounds the WAL a catch-up writes per second whatever the
+//!   stay under `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, over six times what 10,000
+//!   merchants add: docs/capacity.md), which bounds the WAL a catch-up writes per second whatever the
 //!   load ([`pause_after`]). A backlog of weeks (a retention shortened, or first turned on) is
 //!   caught up over a day or two instead of competing with ingest (docs/benchmarks.md, "A month
 //!   of history").
