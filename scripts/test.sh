@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: starts PostgreSQL and Redis when none is running, removes databases
-# left by earlier runs, then runs every test in the workspace.
+# and Redis keys left by earlier runs, then runs every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,13 @@ export PONTE_TEST_REDIS_URL="${PONTE_TEST_REDIS_URL:-redis://127.0.0.1:${PONTE_T
 if command -v psql >/dev/null 2>&1; then
   psql -qAt "$PONTE_TEST_DATABASE_URL" -c "SELECT datname FROM pg_database WHERE datname LIKE 'ponte\_t\_%'" 2>/dev/null |
     while read -r db; do psql -q "$PONTE_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+fi
+# Likewise the Redis keys of earlier runs (each test mesh and benchmark writes under
+# ponte-test:<uuid>:): they expire within a day, but a benchmark leaves a million of them, and
+# the tests that list their own keys would wait on a Redis walking all of them.
+if command -v redis-cli >/dev/null 2>&1; then
+  redis-cli -u "$PONTE_TEST_REDIS_URL" --scan --pattern 'ponte-test:*' 2>/dev/null |
+    xargs -r -n 1000 redis-cli -u "$PONTE_TEST_REDIS_URL" unlink >/dev/null 2>&1 || true
 fi
 
 cargo test --workspace --all-targets "$@"
