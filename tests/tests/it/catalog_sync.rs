@@ -658,7 +658,7 @@ async fn deliveries_of_one_order_running_at_once_make_one_deal() {
     // A slow CRM widens the time between looking the deal up and linking the one created.
     world.portal.portal.faults().set(FaultSettings { latency_ms: 400, ..Default::default() });
     // Newer than the webhook the order's creation sent, so none of them is stale.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 1_000;
+    let now_ms = ponte_core::time::now_millis() + 1_000;
     let calls = (0..4).map(|n| {
         let channel = world.w.mesh.channel("catalog-sync");
         async move {
