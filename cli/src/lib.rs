@@ -28,6 +28,7 @@ pub use run::{SERVICES, spec};
 pub fn metric_names() -> Vec<String> {
     ponte_auth_token::metrics::register();
     ponte_gateway::register_metrics();
+    ponte_core::retention::register_metrics();
     ponte_core::metrics::global().names()
 }
 

@@ -12,10 +12,12 @@
 #
 #   scripts/capacity/grown.sh [--events N] [--tenants N] [--rounds N] [--seconds N] [--rate N]
 #                             [--part all|growth|retention] [--retention-rate N]
+#                             [--retention-min N]
 #
 # Defaults: 2,000,000 events, 5,000 tenants, 2 rounds of (empty, grown), 10 s per gateway run,
 # sync latency at 100 events/s for 15 s, retention at its default pace (--retention-rate N sets
-# PONTE_RETENTION_MAX_ROWS_PER_SECOND in the runs with retention). `--events 10000000` is the
+# PONTE_RETENTION_MAX_ROWS_PER_SECOND in the runs with retention, --retention-min N
+# PONTE_RETENTION_MIN_ROWS_PER_SECOND). `--events 10000000` is the
 # month the capacity plan speaks of (13 GB, filled in 11 min on a shared 2-vCPU machine; each
 # copy of it takes a minute or two). Results go to stdout and to target/capacity/<time>/, each
 # run with the load average before and after it. PONTE_TEST_DATABASE_URL (default
@@ -29,6 +31,7 @@ SECONDS_GW=10
 RATE=100
 PART=all
 RETENTION_RATE=
+RETENTION_MIN=
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS="$2"; shift 2 ;;
@@ -38,12 +41,13 @@ while [ $# -gt 0 ]; do
     --rate) RATE="$2"; shift 2 ;;
     --part) PART="$2"; shift 2 ;;
     --retention-rate) RETENTION_RATE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --retention-min) RETENTION_MIN="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "grown: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$PART" in all|growth|retention) ;; *) echo "grown: --part is all, growth or retention" >&2; exit 2 ;; esac
-for v in EVENTS TENANTS ROUNDS SECONDS_GW RATE ${RETENTION_RATE:+RETENTION_RATE}; do
+for v in EVENTS TENANTS ROUNDS SECONDS_GW RATE ${RETENTION_RATE:+RETENTION_RATE} ${RETENTION_MIN:+RETENTION_MIN}; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "grown: $v must be a positive whole number" >&2; exit 2; }
 done
 
@@ -127,6 +131,7 @@ done
 RETAIN=(--env PONTE_RETENTION_INTERVAL_SECONDS=1 --env PONTE_RETENTION_SETTLED_EVENTS_DAYS=3
   --env PONTE_RETENTION_DEAD_LETTERS_DAYS=3)
 [ -z "$RETENTION_RATE" ] || RETAIN+=(--env "PONTE_RETENTION_MAX_ROWS_PER_SECOND=$RETENTION_RATE")
+[ -z "$RETENTION_MIN" ] || RETAIN+=(--env "PONTE_RETENTION_MIN_ROWS_PER_SECOND=$RETENTION_MIN")
 [ "$PART" = growth ] || for r in $(seq 1 "$ROUNDS"); do
   if [ $(( r % 2 )) = 1 ]; then
     run "gateway-grown-quiet-$r" "${GROWN[@]}" "${GW[@]}"

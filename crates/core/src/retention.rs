@@ -8,18 +8,26 @@
 //! - **Paced**: after each full batch the pass pauses [`PAUSE_RATIO`] times as long as the batch
 //!   took, so retention holds the database at most a twentieth of the time and backs off by
 //!   itself when the database is busy (its batches take longer); and at least long enough to
-//!   stay under `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, over six times what 10,000
-//!   merchants add: docs/capacity.md), which bounds the WAL a catch-up writes per second whatever the
-//!   load ([`pause_after`]). A backlog of weeks (a retention shortened, or first turned on) is
-//!   caught up over a day or two instead of competing with ingest (docs/benchmarks.md, "A month
-//!   of history").
+//!   stay under its pace in rows a second ([`pause_after`]), which bounds the WAL a catch-up
+//!   writes per second whatever the load.
+//! - **Yielding to the traffic**: the pace lies between `PONTE_RETENTION_MIN_ROWS_PER_SECOND`
+//!   (default 100, twice what 10,000 merchants add, so retention always keeps up:
+//!   docs/capacity.md) and `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300), by how busy the
+//!   database is: while it pauses, a pass looks every [`SAMPLE_EVERY`] at whether any other
+//!   session of its database is running a statement (`pg_stat_activity`), and the next batch's
+//!   pace is the maximum less the busy share of the difference ([`Pace`]). A pass starts at the
+//!   minimum. So a backlog of weeks (a retention shortened, or first turned on) is caught up
+//!   fast in quiet hours and at the steady state's pace under load, where its cost does not
+//!   show (docs/benchmarks.md, "Retention running meanwhile"). Sessions of another database
+//!   role are not visible to it without `pg_read_all_stats`; ponte's services share one role.
 //! - **One runner across replicas**: a pass runs under a PostgreSQL advisory lock per schema
 //!   (`pg_try_advisory_lock`); a replica that does not get it skips the pass.
 //! - **Deduplication survives it**: settled events are kept at least 3 days
 //!   (`PONTE_RETENTION_SETTLED_EVENTS_DAYS` cannot go lower), Bling's retry window, so the
 //!   inbox's unique `(source, source_event_id)` key still recognises any event Bling may resend.
-//! - Metrics: `ponte_retention_rows_deleted_total{table}` and
-//!   `ponte_retention_oldest_row_age_seconds{table}` (the oldest row a rule could delete, kept).
+//! - Metrics: `ponte_retention_rows_deleted_total{table}`,
+//!   `ponte_retention_oldest_row_age_seconds{table}` (the oldest row a rule could delete, kept)
+//!   and `ponte_retention_pace_rows_per_second{table}` (the pace it last deleted at).
 //! - **Settled records go too**: a sale posted or cancelled, a shipment delivered or cancelled,
 //!   holds a customer's name, document and address; after `PONTE_RETENTION_SALES_DAYS` and
 //!   `PONTE_RETENTION_SHIPMENTS_DAYS` (default 90, at least 30: far past any resend of the point
@@ -46,6 +54,8 @@ pub const BATCH: i64 = 1000;
 pub const MAX_BATCHES: usize = 100;
 /// After a full batch a pass pauses this many times the batch's own duration.
 pub const PAUSE_RATIO: u32 = 19;
+/// How often a pausing pass looks at whether the database is busy.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// The pause's bounds.
 const PAUSE_MIN: Duration = Duration::from_millis(10);
 const PAUSE_MAX: Duration = Duration::from_secs(5);
@@ -56,6 +66,71 @@ pub fn pause_after(took: Duration, max_rows_per_second: u64) -> Duration {
     let by_share = (took * PAUSE_RATIO).clamp(PAUSE_MIN, PAUSE_MAX);
     let by_rate = Duration::from_secs_f64(BATCH as f64 / max_rows_per_second.max(1) as f64).saturating_sub(took);
     by_share.max(by_rate)
+}
+
+/// A pass's pace in rows a second, between the configured minimum and maximum by how busy the
+/// database was while the pass last paused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    min: u64,
+    max: u64,
+    /// The share of the last pause's looks that found another session running a statement.
+    busy: f64,
+}
+
+impl Pace {
+    /// A pass's pace before it has looked: the minimum, as if the database were busy.
+    pub fn new(cfg: &RetentionConfig) -> Self {
+        Self { min: cfg.min_rows_per_second, max: cfg.max_rows_per_second, busy: 1.0 }
+    }
+
+    /// Rows a second now: the maximum less the busy share of the difference.
+    pub fn rows_per_second(&self) -> u64 {
+        let span = self.max.saturating_sub(self.min) as f64;
+        self.min + (span * (1.0 - self.busy.clamp(0.0, 1.0))).round() as u64
+    }
+
+    /// The share of looks that found the database busy, 0 to 1.
+    pub fn busy(&self) -> f64 {
+        self.busy
+    }
+
+    /// Pauses after a full batch that took `took` ([`pause_after`] at the current pace), looking
+    /// at the database every [`SAMPLE_EVERY`] meanwhile; the next batch's pace follows what it saw.
+    /// On SQLite (one process, `ponte dev`) there is nobody to yield to: the maximum.
+    pub async fn pause(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        backend: Backend,
+        took: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let until = tokio::time::Instant::now() + pause_after(took, self.rows_per_second());
+        let (mut looks, mut busy) = (0u32, 0u32);
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                break;
+            }
+            tokio::time::sleep((until - now).min(SAMPLE_EVERY)).await;
+            if backend == Backend::Postgres {
+                looks += 1;
+                busy += u32::from(others_running(conn).await?);
+            }
+        }
+        self.busy = if looks == 0 { 0.0 } else { f64::from(busy) / f64::from(looks) };
+        Ok(())
+    }
+}
+
+/// Whether another session of this connection's database is running a statement now
+/// (PostgreSQL; a read of shared memory, no lock).
+pub async fn others_running(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend')",
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// Bling retries a webhook for up to 3 days: a settled event is kept at least that long.
@@ -80,11 +155,16 @@ pub struct RetentionConfig {
     /// `PONTE_RETENTION_INTERVAL_SECONDS` (default 600, at least 1).
     pub interval: Duration,
     /// `PONTE_RETENTION_MAX_ROWS_PER_SECOND` (default 300, at least 1): the most rows of a
-    /// table (besides what hangs off them) a pass deletes in a second.
+    /// table (besides what hangs off them) a pass deletes in a second, while nothing else
+    /// runs on the database.
     pub max_rows_per_second: u64,
+    /// `PONTE_RETENTION_MIN_ROWS_PER_SECOND` (default 100, at least 1, at most the maximum):
+    /// the pace while the database is busy all the time.
+    pub min_rows_per_second: u64,
 }
 
 const MAX_ROWS_VAR: &str = "PONTE_RETENTION_MAX_ROWS_PER_SECOND";
+const MIN_ROWS_VAR: &str = "PONTE_RETENTION_MIN_ROWS_PER_SECOND";
 
 /// A settled sale or shipment is kept at least this long.
 pub const MIN_SETTLED_RECORD_DAYS: u64 = 30;
@@ -102,6 +182,18 @@ impl RetentionConfig {
         if max_rows_per_second == 0 {
             return Err(ConfigError::new(MAX_ROWS_VAR, "must be at least 1"));
         }
+        // Unset, the minimum follows a maximum set below its default.
+        let min_rows_per_second: u64 =
+            env.parse_or(MIN_ROWS_VAR, max_rows_per_second.min(100), "a whole number of rows")?;
+        if min_rows_per_second == 0 {
+            return Err(ConfigError::new(MIN_ROWS_VAR, "must be at least 1"));
+        }
+        if min_rows_per_second > max_rows_per_second {
+            return Err(ConfigError::new(
+                MIN_ROWS_VAR,
+                format!("{min_rows_per_second} is above {MAX_ROWS_VAR} ({max_rows_per_second})"),
+            ));
+        }
         Ok(Self {
             settled_events_days: days("PONTE_RETENTION_SETTLED_EVENTS_DAYS", 14, MIN_SETTLED_DAYS)?,
             dead_letters_days: days("PONTE_RETENTION_DEAD_LETTERS_DAYS", 90, MIN_SETTLED_DAYS)?,
@@ -110,6 +202,7 @@ impl RetentionConfig {
             shipments_days: days("PONTE_RETENTION_SHIPMENTS_DAYS", 90, MIN_SETTLED_RECORD_DAYS)?,
             interval: env.seconds_or("PONTE_RETENTION_INTERVAL_SECONDS", 600, 1)?,
             max_rows_per_second,
+            min_rows_per_second,
         })
     }
 
@@ -174,16 +267,22 @@ struct TableLabels {
 struct RetentionMetrics {
     deleted: Family<TableLabels, Counter>,
     oldest_age: Family<TableLabels, Gauge>,
+    pace: Family<TableLabels, Gauge>,
 }
 
 static METRICS: LazyLock<RetentionMetrics> = LazyLock::new(|| {
-    let m = RetentionMetrics { deleted: Family::default(), oldest_age: Family::default() };
+    let m = RetentionMetrics { deleted: Family::default(), oldest_age: Family::default(), pace: Family::default() };
     let r = crate::metrics::global();
     r.register("ponte_retention_rows_deleted", "Rows deleted by retention, by table", m.deleted.clone());
     r.register(
         "ponte_retention_oldest_row_age_seconds",
         "Age of the oldest row retention could delete and kept, by table",
         m.oldest_age.clone(),
+    );
+    r.register(
+        "ponte_retention_pace_rows_per_second",
+        "The pace retention last deleted at, by table: lower while the database is busy",
+        m.pace.clone(),
     );
     m
 });
@@ -291,7 +390,7 @@ pub async fn run_once(
             return Ok(None);
         }
     }
-    let result = pass(&mut conn, rules, cfg, now).await;
+    let result = pass(&mut conn, db.backend(), rules, cfg, now).await;
     if db.backend() == Backend::Postgres {
         let _ =
             sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut conn).await;
@@ -302,14 +401,18 @@ pub async fn run_once(
 
 async fn pass(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     rules: &[Rule],
     cfg: &RetentionConfig,
     now: i64,
 ) -> Result<Vec<(&'static str, u64)>, sqlx::Error> {
     let mut out: Vec<(&'static str, u64)> = Vec::new();
+    let mut pace = Pace::new(cfg);
     for rule in rules {
         let cutoff = now - cfg.days(rule.kind) as i64 * DAY_MS;
         let mut deleted = 0u64;
+        let paced = METRICS.pace.get_or_create(&TableLabels { table: rule.table }).clone();
+        paced.set(pace.rows_per_second() as i64);
         for batch in 0..MAX_BATCHES {
             let started = std::time::Instant::now();
             let picked = Keys::pick(rule, cutoff, &mut *conn).await?;
@@ -329,7 +432,8 @@ async fn pass(
                 break;
             }
             if batch + 1 < MAX_BATCHES {
-                tokio::time::sleep(pause_after(started.elapsed(), cfg.max_rows_per_second)).await;
+                pace.pause(&mut *conn, backend, started.elapsed()).await?;
+                paced.set(pace.rows_per_second() as i64);
             }
         }
         METRICS.deleted.get_or_create(&TableLabels { table: rule.table }).inc_by(deleted);
@@ -429,6 +533,7 @@ mod tests {
                 shipments_days: 90,
                 interval: Duration::from_secs(600),
                 max_rows_per_second: 300,
+                min_rows_per_second: 100,
             }
         );
         let short = Env::default().with("PONTE_RETENTION_SETTLED_EVENTS_DAYS", "2");
@@ -446,7 +551,29 @@ mod tests {
             let env = Env::default().with("PONTE_RETENTION_MAX_ROWS_PER_SECOND", bad);
             let e = RetentionConfig::from_env(&env).unwrap_err().to_string();
             assert!(e.contains("PONTE_RETENTION_MAX_ROWS_PER_SECOND"), "{bad}: {e}");
+            let env = Env::default().with("PONTE_RETENTION_MIN_ROWS_PER_SECOND", bad);
+            let e = RetentionConfig::from_env(&env).unwrap_err().to_string();
+            assert!(e.contains("PONTE_RETENTION_MIN_ROWS_PER_SECOND"), "{bad}: {e}");
         }
+        let above = Env::default().with("PONTE_RETENTION_MIN_ROWS_PER_SECOND", "500");
+        let e = RetentionConfig::from_env(&above).unwrap_err().to_string();
+        assert!(e.contains("PONTE_RETENTION_MIN_ROWS_PER_SECOND") && e.contains("above"), "{e}");
+        // A maximum below the minimum's default takes the minimum down with it.
+        let low = RetentionConfig::from_env(&Env::default().with("PONTE_RETENTION_MAX_ROWS_PER_SECOND", "50")).unwrap();
+        assert_eq!((low.min_rows_per_second, low.max_rows_per_second), (50, 50));
+    }
+
+    #[test]
+    fn the_pace_runs_from_the_minimum_when_busy_to_the_maximum_when_quiet() {
+        let cfg = RetentionConfig::from_env(&Env::default()).unwrap();
+        let mut pace = Pace::new(&cfg);
+        assert_eq!(pace.rows_per_second(), 100, "a pass starts as if the database were busy");
+        for (busy, rate) in [(0.0, 300), (0.25, 250), (0.5, 200), (1.0, 100), (7.0, 100), (-1.0, 300)] {
+            pace.busy = busy;
+            assert_eq!(pace.rows_per_second(), rate, "busy {busy}");
+        }
+        let fixed = Pace { min: 300, max: 300, busy: 0.5 };
+        assert_eq!(fixed.rows_per_second(), 300);
     }
 
     #[test]

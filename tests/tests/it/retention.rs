@@ -5,9 +5,11 @@
 //! duplicate by the database alone (Redis emptied); the pass runs on one replica at a time;
 //! the history tables of catalog-sync, sales-ingest and shipping-status lose only old rows.
 
+use std::time::Duration;
+
 use ponte_core::{
-    db::Database,
-    retention::{RetentionConfig, Rule, run_once},
+    db::{Backend, Database},
+    retention::{Pace, RetentionConfig, Rule, others_running, run_once},
     time::now_millis,
 };
 use ponte_tests::{
@@ -137,6 +139,7 @@ async fn old_settled_events_and_dead_letters_go_recent_and_unfinished_ones_stay_
     let metrics = ponte_core::metrics::global().encode();
     assert!(metrics.contains("ponte_retention_rows_deleted_total{table=\"inbox_events\"}"), "{metrics}");
     assert!(metrics.contains("ponte_retention_oldest_row_age_seconds{table=\"inbox_events\"}"), "{metrics}");
+    assert!(metrics.contains("ponte_retention_pace_rows_per_second{table=\"inbox_events\"}"), "{metrics}");
 }
 
 /// Inserts a history row of `table` `days` old; its columns as the service writes them.
@@ -191,6 +194,43 @@ async fn history_tables_lose_only_rows_older_than_their_retention() {
         let oldest = count(&db, &format!("SELECT MIN({time}) FROM {table}")).await;
         assert!(now_millis() - oldest < 90 * DAY, "{schema}");
     }
+}
+
+/// Retention yields to the traffic: while another session of its database runs a statement,
+/// a pass's pace falls to the minimum; while nothing else runs, it rises to the maximum.
+#[tokio::test]
+async fn retention_s_pace_falls_to_its_minimum_while_the_database_is_busy_and_rises_when_it_is_quiet() {
+    let url = ponte_tests::fresh_database().await;
+    let db = Database::connect(&url, "retention_pace", 3, Duration::from_secs(5)).await.unwrap();
+    let cfg = RetentionConfig { min_rows_per_second: 2_000, max_rows_per_second: 10_000, ..cfg() };
+    let mut conn = db.pool().acquire().await.unwrap();
+    let mut pace = Pace::new(&cfg);
+    assert_eq!(pace.rows_per_second(), 2_000, "a pass starts at the minimum");
+
+    // Nothing else runs on the database: the next batch goes at the maximum.
+    assert!(!others_running(&mut conn).await.unwrap());
+    pace.pause(&mut conn, Backend::Postgres, Duration::ZERO).await.unwrap();
+    assert_eq!((pace.busy(), pace.rows_per_second()), (0.0, 10_000));
+
+    // Another session runs a long statement: back to the minimum.
+    let mut other = db.pool().acquire().await.unwrap().detach();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut other).await.unwrap();
+    let sleeping = tokio::spawn(async move { sqlx::query("SELECT pg_sleep(60)").execute(&mut other).await.is_err() });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !others_running(&mut conn).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the other session's statement never showed as running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pace.pause(&mut conn, Backend::Postgres, Duration::ZERO).await.unwrap();
+    assert_eq!((pace.busy(), pace.rows_per_second()), (1.0, 2_000));
+
+    // The statement ends (cancelled): the pace rises again.
+    let cancelled: bool =
+        sqlx::query_scalar("SELECT pg_cancel_backend($1)").bind(pid).fetch_one(&mut *conn).await.unwrap();
+    assert!(cancelled);
+    assert!(sleeping.await.unwrap(), "the long statement was cancelled");
+    pace.pause(&mut conn, Backend::Postgres, Duration::ZERO).await.unwrap();
+    assert_eq!((pace.busy(), pace.rows_per_second()), (0.0, 10_000));
 }
 
 /// A sale row as sales-ingest stores it, `days` since its last change, and one history row.
