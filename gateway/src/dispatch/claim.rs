@@ -106,6 +106,34 @@ impl ClaimedRow {
     }
 }
 
+/// The deliveries that are due and head their lanes, the oldest due first: `$1` is now (epoch
+/// milliseconds), `$2` how many. On PostgreSQL the rows are locked `FOR UPDATE OF d SKIP LOCKED`.
+///
+/// The lane check is a subquery kept out of the join (`OFFSET 0` on PostgreSQL), so that it runs once per
+/// candidate as a look-up of the lane index by `(subscriber, lane)`. As an anti-join, the
+/// planner chose by the table's statistics; on a large table those still say "no delivery is
+/// pending" long after a burst arrived (autoanalyze waits for a share of the whole table to
+/// change), and it then scanned the whole lane index for each candidate: a claim over 30,000
+/// queued deliveries took 172 s instead of 0.1 s (docs/capacity.md, "A claim that does not
+/// depend on the statistics").
+pub fn heads_sql(backend: Backend) -> String {
+    let (fence, lock) = match backend {
+        Backend::Postgres => (" OFFSET 0", " FOR UPDATE OF d SKIP LOCKED"),
+        Backend::Sqlite => ("", ""),
+    };
+    format!(
+        "SELECT d.event_id, d.subscriber, d.lane, d.coalescible, CAST(CASE WHEN EXISTS ( \
+           SELECT 1 FROM inbox_deliveries y WHERE y.subscriber = d.subscriber AND y.lane = d.lane \
+           AND y.state = 'pending' AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind \
+         FROM inbox_deliveries d \
+         WHERE d.state = 'pending' AND d.next_attempt_time <= $1 AND NOT EXISTS ( \
+           SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane \
+           AND x.state IN ('pending', 'in_flight', 'held') AND (x.state <> 'pending' OR x.order_time < d.order_time \
+           OR (x.order_time = d.order_time AND x.event_id < d.event_id)){fence}) \
+         ORDER BY d.next_attempt_time, d.order_time, d.event_id LIMIT $2{lock}"
+    )
+}
+
 /// One replica's claims.
 pub struct Claims {
     db: Database,
@@ -137,18 +165,7 @@ impl Claims {
             Backend::Postgres => None,
         };
         let now = now_millis();
-        let lock = if backend == Backend::Postgres { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "SELECT d.event_id, d.subscriber, d.lane, d.coalescible, CAST(CASE WHEN EXISTS ( \
-               SELECT 1 FROM inbox_deliveries y WHERE y.subscriber = d.subscriber AND y.lane = d.lane \
-               AND y.state = 'pending' AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind \
-             FROM inbox_deliveries d \
-             WHERE d.state = 'pending' AND d.next_attempt_time <= $1 AND NOT EXISTS ( \
-               SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane \
-               AND x.state IN ('pending', 'in_flight', 'held') AND (x.state <> 'pending' OR x.order_time < d.order_time \
-               OR (x.order_time = d.order_time AND x.event_id < d.event_id))) \
-             ORDER BY d.next_attempt_time, d.order_time, d.event_id LIMIT $2{lock}"
-        );
+        let sql = heads_sql(backend);
         let mut tx = self.db.pool().begin().await?;
         let heads: Vec<Head> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit as i64).fetch_all(&mut *tx).await?;

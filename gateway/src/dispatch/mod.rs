@@ -22,6 +22,7 @@ use std::{
     time::Duration,
 };
 
+pub use claim::heads_sql;
 pub use config::DispatchConfig;
 use ponte_core::{
     config::ConfigError,

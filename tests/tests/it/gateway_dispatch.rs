@@ -329,3 +329,74 @@ async fn two_deliveries_of_one_event_finishing_together_settle_the_event() {
         sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = 'ev'").fetch_one(db.pool()).await.unwrap();
     assert_eq!(state, "dead", "every delivery has finished, so the event has too");
 }
+
+/// The shared blocks a statement's plan read (`EXPLAIN (ANALYZE, BUFFERS)`, its top node).
+async fn blocks_read(conn: &mut sqlx::PgConnection, sql: &str) -> (u64, Vec<String>) {
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")))
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    let top = plan.iter().find(|l| l.trim_start().starts_with("Buffers: shared")).expect("a Buffers line");
+    let blocks = top
+        .split_whitespace()
+        .filter_map(|w| {
+            w.split_once('=').and_then(|(k, v)| ["hit", "read"].contains(&k).then(|| v.parse::<u64>().ok()))
+        })
+        .flatten()
+        .sum();
+    (blocks, plan)
+}
+
+/// A claim's work follows the queue, not the planner's statistics. A table of settled
+/// deliveries is analysed while nothing is pending; then a burst is queued in 300 lanes, the
+/// statistics still saying that nothing is pending (as on a large table, until autoanalyze
+/// comes). The claim reads a few blocks per queued delivery: chosen by those statistics, the
+/// lane check had become an anti-join that read the whole queue for each candidate.
+#[tokio::test]
+async fn a_claim_reads_the_queue_once_while_the_statistics_still_say_nothing_is_pending() {
+    let url = ponte_tests::fresh_database().await;
+    let db = Database::connect(&url, "gateway", 2, Duration::from_secs(5)).await.unwrap();
+    db.migrate(ponte_gateway::SPEC.migrations).await.unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    sqlx::query("SET search_path = gateway").execute(&mut conn).await.unwrap();
+    let now = ponte_core::time::now_millis();
+    sqlx::query(
+        "INSERT INTO inbox_deliveries (event_id, subscriber, lane, order_time, coalescible, state, next_attempt_time, \
+         create_time) SELECT 'old-' || i, 'catalog-sync', 'loja|product:' || (i % 5000), $1 - 1000000 + i, 1, \
+         'delivered', $1 - 1000000 + i, $1 - 1000000 + i FROM generate_series(1, 20000) AS i",
+    )
+    .bind(now)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE inbox_deliveries").execute(&mut conn).await.unwrap();
+    // The burst: 3,000 deliveries, ten in each of 300 lanes.
+    sqlx::query(
+        "INSERT INTO inbox_deliveries (event_id, subscriber, lane, order_time, coalescible, state, next_attempt_time, \
+         create_time) SELECT 'new-' || i, 'catalog-sync', 'loja|product:' || (i % 300), $1 + i, 1, 'pending', $1, \
+         $1 FROM generate_series(1, 3000) AS i",
+    )
+    .bind(now)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let heads = ponte_gateway::dispatch::heads_sql(ponte_core::db::Backend::Postgres)
+        .replace("$1", &(now + 1).to_string())
+        .replace("$2", "64");
+    let (blocks, plan) = blocks_read(&mut conn, &heads).await;
+    let plan = plan.join("\n");
+    assert!(plan.contains("rows=64 loops=1"), "64 heads claimed:\n{plan}");
+    assert!(blocks < 30_000, "the claim read {blocks} blocks for 3,000 queued deliveries:\n{plan}");
+    // Each head is its lane's oldest delivery.
+    let lanes: Vec<(String, String, String, i64, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(heads)).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(lanes.len(), 64);
+    assert_eq!(lanes.iter().map(|l| &l.2).collect::<HashSet<_>>().len(), 64, "one head per lane");
+    for (event, _, lane, _, queued_behind) in &lanes {
+        assert_eq!(*queued_behind, 1, "{event}: nine more wait in {lane}");
+        let n: i64 = event.trim_start_matches("new-").parse().unwrap();
+        let first = if n % 300 == 0 { 300 } else { n % 300 };
+        assert_eq!(n, first, "{event} heads {lane}");
+    }
+}
