@@ -48,6 +48,7 @@ FROM inbox_events;
 -- The live tail: the last 2,000 events still pending, one lane in ten busy with an in-flight one.
 UPDATE inbox_events SET state = 'pending' WHERE event_id IN (SELECT 'ev-' || i FROM generate_series($ROWS - 1999, $ROWS) i);
 UPDATE inbox_deliveries SET state = CASE WHEN right(event_id, 1) = '0' THEN 'in_flight' ELSE 'pending' END,
+       lease_owner = CASE WHEN right(event_id, 1) = '0' THEN 'replica-a' ELSE '' END,
        next_attempt_time = (extract(epoch FROM now()) * 1000)::bigint, delivered_time = NULL, outcome = ''
 WHERE event_id IN (SELECT 'ev-' || i FROM generate_series($ROWS - 1999, $ROWS) i);
 VACUUM ANALYZE inbox_events;
@@ -69,22 +70,36 @@ explain() {
   echo '```'
 }
 
+# The dispatcher's statements as gateway/src/dispatch/{claim,lane,complete}.rs write them (the
+# lane look-ups in the form lane.rs explains), with values in place of their parameters.
+QUEUED="IN ('pending', 'in_flight', 'held') AND state NOT IN ('in_flight', 'held')"
 explain "claim (gateway/src/dispatch/claim.rs)" "
 SELECT d.event_id, d.subscriber, d.lane, d.coalescible, CAST(CASE WHEN EXISTS (
   SELECT 1 FROM inbox_deliveries y WHERE y.subscriber = d.subscriber AND y.lane = d.lane
-  AND y.state = 'pending' AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind
+  AND y.state IN ('pending', 'in_flight', 'held') AND y.state NOT IN ('in_flight', 'held')
+  AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind
 FROM inbox_deliveries d
 WHERE d.state = 'pending' AND d.next_attempt_time <= $NOW AND NOT EXISTS (
   SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane
-  AND x.state IN ('pending', 'in_flight') AND (x.state = 'in_flight' OR x.order_time < d.order_time
-  OR (x.order_time = d.order_time AND x.event_id < d.event_id)))
+  AND x.state IN ('pending', 'in_flight', 'held') AND (x.state <> 'pending' OR x.order_time < d.order_time
+  OR (x.order_time = d.order_time AND x.event_id < d.event_id)) OFFSET 0)
 ORDER BY d.next_attempt_time, d.order_time, d.event_id LIMIT 64 FOR UPDATE OF d SKIP LOCKED"
-explain "lane look-up (coalescing, claim.rs)" "
+explain "lane look-up (coalescing, lane.rs)" "
 SELECT event_id, coalescible FROM inbox_deliveries WHERE subscriber = 'catalog-sync'
-  AND lane = 't7|product:7' AND state = 'pending' ORDER BY order_time, event_id LIMIT 1000"
-explain "complete a delivery (by primary key)" "
-UPDATE inbox_deliveries SET state = 'delivered', outcome = 'applied', delivered_time = $NOW
-WHERE event_id = 'ev-$ROWS' AND subscriber = 'catalog-sync' AND state = 'in_flight'"
+  AND lane = 't7|product:7' AND state $QUEUED ORDER BY order_time, event_id LIMIT 1000"
+explain "a delivery waiting in a lane (lane.rs)" "
+SELECT CAST(1 AS BIGINT) FROM inbox_deliveries WHERE subscriber = 'catalog-sync'
+  AND lane = 't7|product:7' AND state $QUEUED LIMIT 1"
+explain "complete a delivery (complete.rs)" "
+WITH done AS (UPDATE inbox_deliveries SET state = 'delivered', next_attempt_time = $NOW, lease_owner = '',
+  lease_until = 0, outcome = 'applied', detail = '', delivered_time = $NOW
+  WHERE event_id = 'ev-$ROWS' AND subscriber = 'catalog-sync' AND lease_owner = 'replica-a'
+  RETURNING event_id, lane, state, last_error),
+settled AS (UPDATE inbox_events e SET state = 'delivered', dead_reason = '' FROM done
+  WHERE e.event_id = done.event_id AND done.state <> 'pending')
+SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = 'catalog-sync'
+  AND x.lane = done.lane AND x.state IN ('pending', 'in_flight', 'held') AND x.state NOT IN ('in_flight', 'held'))
+  THEN 1 ELSE 0 END AS BIGINT) FROM done"
 explain "dedupe (the unique key the store's ON CONFLICT uses)" "
 SELECT event_id FROM inbox_events WHERE source = 'bling' AND source_event_id = 'src-1234567'"
 explain "expired leases (upkeep)" "

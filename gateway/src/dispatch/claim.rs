@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 
 use ponte_core::sql::Statement;
 
+use super::lane;
 use crate::{
     inbox::settle_all,
     metrics::{self, DeliveryLabels},
@@ -109,22 +110,29 @@ impl ClaimedRow {
 /// The deliveries that are due and head their lanes, the oldest due first: `$1` is now (epoch
 /// milliseconds), `$2` how many. On PostgreSQL the rows are locked `FOR UPDATE OF d SKIP LOCKED`.
 ///
+/// The candidates are read in the order of the due index (`inbox_deliveries_due_order`, over
+/// `(next_attempt_time, order_time, event_id)`), which is the claim's own order, so the scan
+/// stops once `$2` heads are found: a claim reads a few blocks per delivery it claims, not the
+/// whole queue (a backlog of 140,000 had each claim read 706,879 blocks in 0.6 s; now 1,475).
+///
 /// The lane check is a subquery kept out of the join (`OFFSET 0` on PostgreSQL), so that it runs once per
 /// candidate as a look-up of the lane index by `(subscriber, lane)`. As an anti-join, the
 /// planner chose by the table's statistics; on a large table those still say "no delivery is
 /// pending" long after a burst arrived (autoanalyze waits for a share of the whole table to
 /// change), and it then scanned the whole lane index for each candidate: a claim over 30,000
 /// queued deliveries took 172 s instead of 0.1 s (docs/capacity.md, "A claim that does not
-/// depend on the statistics").
+/// depend on the statistics"). For the same reason the look-up of what is queued behind a head
+/// is written as [`lane::queued`] says.
 pub fn heads_sql(backend: Backend) -> String {
     let (fence, lock) = match backend {
         Backend::Postgres => (" OFFSET 0", " FOR UPDATE OF d SKIP LOCKED"),
         Backend::Sqlite => ("", ""),
     };
+    let queued = lane::queued("y.state");
     format!(
         "SELECT d.event_id, d.subscriber, d.lane, d.coalescible, CAST(CASE WHEN EXISTS ( \
            SELECT 1 FROM inbox_deliveries y WHERE y.subscriber = d.subscriber AND y.lane = d.lane \
-           AND y.state = 'pending' AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind \
+           AND {queued} AND y.event_id <> d.event_id) THEN 1 ELSE 0 END AS BIGINT) AS queued_behind \
          FROM inbox_deliveries d \
          WHERE d.state = 'pending' AND d.next_attempt_time <= $1 AND NOT EXISTS ( \
            SELECT 1 FROM inbox_deliveries x WHERE x.subscriber = d.subscriber AND x.lane = d.lane \
@@ -255,20 +263,20 @@ impl Claims {
 
 /// Collapses a run of queued updates after `head` in its lane into the newest one. Returns the
 /// delivery to make instead of `head` and the events replaced, when there is a run.
+///
+/// The run is marked replaced in one statement that finds it by the lane index (by the primary
+/// key one by one, the planner took the due index for each and read the whole queue).
 async fn coalesce(
     conn: &mut AnyConnection,
     subscriber: &str,
     lane: &str,
     head: &str,
 ) -> Result<Option<(String, Vec<String>)>, sqlx::Error> {
-    let queued: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT event_id, coalescible FROM inbox_deliveries WHERE subscriber = $1 AND lane = $2 \
-         AND state = 'pending' ORDER BY order_time, event_id LIMIT 1000",
-    )
-    .bind(subscriber)
-    .bind(lane)
-    .fetch_all(&mut *conn)
-    .await?;
+    let queued: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(lane::queue_sql()))
+        .bind(subscriber)
+        .bind(lane)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut run = Vec::new();
     for (id, coalescible) in queued {
         if run.is_empty() && id != head {
@@ -283,16 +291,18 @@ async fn coalesce(
     if run.is_empty() {
         return Ok(None);
     }
-    for id in &run {
-        sqlx::query(
-            "UPDATE inbox_deliveries SET state = 'coalesced', detail = $1, lease_owner = '', lease_until = 0 \
-             WHERE event_id = $2 AND subscriber = $3 AND state = 'pending'",
-        )
-        .bind(format!("replaced by the newer event {newest}"))
-        .bind(id)
-        .bind(subscriber)
-        .execute(&mut *conn)
-        .await?;
+    let mut q = Statement::new("UPDATE inbox_deliveries SET state = 'coalesced', detail = ");
+    q.bind(format!("replaced by the newer event {newest}"));
+    q.push(", lease_owner = '', lease_until = 0 WHERE subscriber = ").bind(subscriber.to_owned());
+    q.push(" AND lane = ").bind(lane.to_owned());
+    q.push(&format!(" AND {} AND event_id IN (", lane::queued("state")));
+    for (i, id) in run.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(id.clone());
     }
+    q.push(")");
+    q.query().execute(&mut *conn).await?;
     Ok(Some((newest, run)))
 }

@@ -55,7 +55,7 @@ pub async fn hold(db: &Database, owner: &str, c: &Claimed, reason: &str) -> Resu
     .await?;
     sqlx::query(
         "UPDATE inbox_deliveries SET state = 'held', attempts = attempts - 1, lease_owner = '', lease_until = 0, \
-         detail = $1 WHERE event_id = $2 AND subscriber = $3 AND state = 'in_flight' AND lease_owner = $4",
+         detail = $1 WHERE event_id = $2 AND subscriber = $3 AND lease_owner = $4",
     )
     .bind(reason)
     .bind(&c.event.event_id)

@@ -4,13 +4,15 @@
 //! as `plan` decides; deliveries of one tenant's entity to one service go one at a time, in
 //! order. Work is found on a wake (the gateway's [`Wake`]: its writer, its replays, other
 //! replicas' `NOTIFY`) or by a slow poll; `upkeep` takes over expired leases and routes events
-//! stored without a tenant; `hold` keeps a suspended tenant's deliveries waiting.
+//! stored without a tenant; `hold` keeps a suspended tenant's deliveries waiting; `lane` is how
+//! their statements look into a lane.
 
 mod claim;
 mod clients;
 mod complete;
 mod config;
 mod hold;
+pub mod lane;
 mod plan;
 mod upkeep;
 
@@ -23,6 +25,7 @@ use std::{
 };
 
 pub use claim::heads_sql;
+pub use complete::complete_alone_sql;
 pub use config::DispatchConfig;
 use ponte_core::{
     config::ConfigError,

@@ -347,13 +347,10 @@ async fn blocks_read(conn: &mut sqlx::PgConnection, sql: &str) -> (u64, Vec<Stri
     (blocks, plan)
 }
 
-/// A claim's work follows the queue, not the planner's statistics. A table of settled
-/// deliveries is analysed while nothing is pending; then a burst is queued in 300 lanes, the
-/// statistics still saying that nothing is pending (as on a large table, until autoanalyze
-/// comes). The claim reads a few blocks per queued delivery: chosen by those statistics, the
-/// lane check had become an anti-join that read the whole queue for each candidate.
-#[tokio::test]
-async fn a_claim_reads_the_queue_once_while_the_statistics_still_say_nothing_is_pending() {
+/// A gateway database whose 20,000 settled deliveries (in 5,000 lanes) were analysed while
+/// nothing was pending, a connection to it on the gateway's schema, and now (epoch ms). The
+/// database lives as long as the first value.
+async fn analysed_while_quiet() -> (std::sync::Arc<ponte_tests::TestDatabase>, sqlx::PgConnection, i64) {
     let url = ponte_tests::fresh_database().await;
     let db = Database::connect(&url, "gateway", 2, Duration::from_secs(5)).await.unwrap();
     db.migrate(ponte_gateway::SPEC.migrations).await.unwrap();
@@ -370,6 +367,17 @@ async fn a_claim_reads_the_queue_once_while_the_statistics_still_say_nothing_is_
     .await
     .unwrap();
     sqlx::query("ANALYZE inbox_deliveries").execute(&mut conn).await.unwrap();
+    (url, conn, now)
+}
+
+/// A claim's work follows the queue, not the planner's statistics. A table of settled
+/// deliveries is analysed while nothing is pending; then a burst is queued in 300 lanes, the
+/// statistics still saying that nothing is pending (as on a large table, until autoanalyze
+/// comes). The claim reads a few blocks per queued delivery: chosen by those statistics, the
+/// lane check had become an anti-join that read the whole queue for each candidate.
+#[tokio::test]
+async fn a_claim_reads_the_queue_once_while_the_statistics_still_say_nothing_is_pending() {
+    let (_url, mut conn, now) = analysed_while_quiet().await;
     // The burst: 3,000 deliveries, ten in each of 300 lanes.
     sqlx::query(
         "INSERT INTO inbox_deliveries (event_id, subscriber, lane, order_time, coalescible, state, next_attempt_time, \
@@ -399,4 +407,112 @@ async fn a_claim_reads_the_queue_once_while_the_statistics_still_say_nothing_is_
         let first = if n % 300 == 0 { 300 } else { n % 300 };
         assert_eq!(n, first, "{event} heads {lane}");
     }
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of `sql` run as a prepared statement with `args`, its plan
+/// custom or generic (as a connection's cached statement may come to be): the blocks read
+/// and the plan. Run in a transaction that is rolled back.
+async fn blocks_prepared(conn: &mut sqlx::PgConnection, sql: &str, args: &str, generic: bool) -> (u64, String) {
+    let mode = if generic { "force_generic_plan" } else { "force_custom_plan" };
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}"))).execute(&mut *conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE probe AS {sql}"))).execute(&mut *conn).await.unwrap();
+    let (blocks, plan) = blocks_read(conn, &format!("EXECUTE probe({args})")).await;
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    sqlx::query("DEALLOCATE probe").execute(&mut *conn).await.unwrap();
+    (blocks, format!("{mode}:\n{}", plan.join("\n")))
+}
+
+/// A delivery's work follows its lane, not the queue, while the statistics still say that
+/// nothing is pending. A table of settled deliveries is analysed while nothing is pending; then
+/// 30,000 are queued in 3,000 lanes, and 20,000 others are leased and finished. Claiming 64,
+/// reading a lane's queue (coalescing), asking whether a delivery waits in a lane, and
+/// completing a delivery each read a few blocks per delivery they handle, with a custom plan and
+/// with the generic one a connection's cached statement may switch to. They had each read the
+/// whole queue: the look-ups took the due index (believed empty) and filtered it, the
+/// completion walked the index of leases, and the claim read every due delivery before sorting.
+#[tokio::test]
+async fn a_delivery_s_statements_read_its_lane_not_the_queue_while_the_statistics_say_nothing_is_pending() {
+    use ponte_gateway::dispatch::{complete_alone_sql, heads_sql, lane};
+
+    let (_url, mut conn, now) = analysed_while_quiet().await;
+    // The burst: 30,000 deliveries, ten in each of 3,000 lanes; lane 7's oldest is in flight.
+    sqlx::query(
+        "INSERT INTO inbox_deliveries (event_id, subscriber, lane, order_time, coalescible, state, next_attempt_time, \
+         create_time, lease_owner) SELECT 'new-' || i, 'catalog-sync', 'loja|product:' || (i % 3000), $1 + i, 1, \
+         CASE WHEN i = 7 THEN 'in_flight' ELSE 'pending' END, $1, $1, CASE WHEN i = 7 THEN 'replica-a' ELSE '' END \
+         FROM generate_series(1, 30000) AS i",
+    )
+    .bind(now)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // 20,000 deliveries went through a lease and finished: the index of leases keeps their
+    // entries until vacuum comes.
+    for state in ["in_flight", "delivered"] {
+        sqlx::query("UPDATE inbox_deliveries SET state = $1, lease_until = 1 WHERE event_id LIKE 'old-%'")
+            .bind(state)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO inbox_events (event_id, source, source_event_id, tenant_id, event_type, entity_key, state, \
+         payload, receive_time, account, lane) VALUES ('new-7', 'bling', 'src-7', 'loja', 'product.updated', \
+         'product:7', 'pending', '\\x7b7d', $1, 'acct', 'loja|product:7')",
+    )
+    .bind(now)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    for generic in [false, true] {
+        let (blocks, plan) = blocks_prepared(
+            &mut conn,
+            &heads_sql(ponte_core::db::Backend::Postgres),
+            &format!("{}, 64", now + 1),
+            generic,
+        )
+        .await;
+        assert!(plan.contains("rows=64 loops=1"), "64 heads claimed:\n{plan}");
+        assert!(blocks < 3_000, "the claim of 64 read {blocks} blocks for 30,000 queued deliveries:\n{plan}");
+
+        let (blocks, plan) =
+            blocks_prepared(&mut conn, &lane::queue_sql(), "'catalog-sync', 'loja|product:8'", generic).await;
+        assert!(plan.contains("rows=10 loops=1"), "lane 8 holds ten:\n{plan}");
+        assert!(blocks < 100, "reading one lane of ten read {blocks} blocks:\n{plan}");
+
+        let (blocks, plan) =
+            blocks_prepared(&mut conn, &lane::waiting_sql(), "'catalog-sync', 'loja|product:9'", generic).await;
+        assert!(plan.contains("rows=1 loops=1"), "lane 9 has a delivery waiting:\n{plan}");
+        assert!(blocks < 100, "asking whether a lane has a delivery waiting read {blocks} blocks:\n{plan}");
+
+        let completion = format!("'delivered', {now}, '', 'applied', '', {now}, 'new-7', 'catalog-sync', 'replica-a'");
+        let (blocks, plan) = blocks_prepared(&mut conn, &complete_alone_sql(), &completion, generic).await;
+        assert!(
+            plan.lines().nth(1).is_some_and(|top| top.contains("rows=1 loops=1")),
+            "one delivery completed:\n{plan}"
+        );
+        assert!(blocks < 200, "completing a delivery read {blocks} blocks:\n{plan}");
+    }
+    // What completing says, on the statement the dispatcher runs: nine more wait in lane 7.
+    let waiting: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(complete_alone_sql()))
+        .bind("delivered")
+        .bind(now)
+        .bind("")
+        .bind("applied")
+        .bind("")
+        .bind(now)
+        .bind("new-7")
+        .bind("catalog-sync")
+        .bind("replica-a")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1);
+    let state: String = sqlx::query_scalar("SELECT state FROM inbox_events WHERE event_id = 'new-7'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(state, "delivered");
 }
