@@ -18,7 +18,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -465,11 +465,13 @@ where
 }
 
 /// A TCP proxy in front of a server that a test can cut (existing connections are dropped and
-/// new ones refused until it is restored) to simulate an outage.
+/// new ones refused until it is restored) to simulate an outage, or have answer calls as a peer
+/// that is stopping does ([`TcpProxy::reset_next_calls`]).
 pub struct TcpProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     generation: watch::Sender<u64>,
+    resets: Arc<AtomicU32>,
 }
 
 impl TcpProxy {
@@ -477,12 +479,17 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let up = Arc::new(AtomicBool::new(true));
+        let resets = Arc::new(AtomicU32::new(0));
         let (generation, _) = watch::channel(0_u64);
-        let (up2, gen2) = (up.clone(), generation.clone());
+        let (up2, gen2, resets2) = (up.clone(), generation.clone(), resets.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropping the socket refuses the connection
+                }
+                if resets2.load(Ordering::SeqCst) > 0 {
+                    tokio::spawn(reset_calls(inbound, resets2.clone()));
+                    continue;
                 }
                 let mut cut = gen2.subscribe();
                 tokio::spawn(async move {
@@ -494,7 +501,7 @@ impl TcpProxy {
                 });
             }
         });
-        Self { addr, up, generation }
+        Self { addr, up, generation, resets }
     }
 
     /// Drops every connection and refuses new ones.
@@ -505,6 +512,33 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// The next `calls` gRPC calls are answered as a server shutting down answers the calls it
+    /// will not take: their HTTP/2 streams are reset (RST_STREAM NO_ERROR, no gRPC status), on
+    /// new connections (existing ones are dropped first); the connection then goes away
+    /// (GOAWAY) and later ones reach the target again.
+    pub fn reset_next_calls(&self, calls: u32) {
+        self.resets.store(calls, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// How many of the calls to reset are still to come.
+    pub fn resets_left(&self) -> u32 {
+        self.resets.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves one HTTP/2 connection by resetting each call's stream without an answer while
+/// `left` counts down; then goes away.
+async fn reset_calls(inbound: tokio::net::TcpStream, left: Arc<AtomicU32>) {
+    let Ok(mut conn) = h2::server::handshake(inbound).await else { return };
+    while let Some(Ok((_request, mut respond))) = conn.accept().await {
+        respond.send_reset(h2::Reason::NO_ERROR);
+        let before = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).unwrap_or(0);
+        if before <= 1 {
+            conn.graceful_shutdown();
+        }
     }
 }
 

@@ -223,7 +223,27 @@ async fn a_rolling_restart_of_every_process_under_load_loses_and_duplicates_noth
     let gateway = mesh.db("gateway").await;
     let pending = "SELECT COUNT(*) FROM inbox_events WHERE state NOT IN ('delivered', 'coalesced')";
     let settled = eventually(Duration::from_secs(60), || async { count(&gateway, pending).await == 0 }).await;
-    assert!(settled, "events still waiting: {}", count(&gateway, pending).await);
+    if !settled {
+        // Say where each waiting event stands, each of its deliveries, and its lane.
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT concat_ws(' | ', e.source_event_id, e.event_type, e.state, e.entity_key, d.subscriber, d.state, \
+             d.attempts, d.last_error, d.detail) FROM inbox_events e LEFT JOIN inbox_deliveries d \
+             ON d.event_id = e.event_id WHERE e.state NOT IN ('delivered', 'coalesced')",
+        )
+        .fetch_all(gateway.pool())
+        .await
+        .unwrap();
+        let lanes: Vec<String> = sqlx::query_scalar(
+            "SELECT concat_ws(' | ', d.lane, d.event_id, d.subscriber, d.state, d.order_time, d.lease_owner) \
+             FROM inbox_deliveries d WHERE (d.subscriber, d.lane) IN (SELECT x.subscriber, x.lane FROM \
+             inbox_deliveries x JOIN inbox_events e ON e.event_id = x.event_id \
+             WHERE e.state NOT IN ('delivered', 'coalesced')) ORDER BY d.lane, d.order_time DESC LIMIT 40",
+        )
+        .fetch_all(gateway.pool())
+        .await
+        .unwrap();
+        panic!("events still waiting: {rows:#?}\ntheir lanes, newest first: {lanes:#?}");
+    }
     // The load's events (360Envios's own webhooks come in too).
     let ours = "source IN ('bling', 'cplug')";
     let rows = count(&gateway, &format!("SELECT COUNT(*) FROM inbox_events WHERE {ours}")).await;

@@ -145,6 +145,12 @@ pub fn retry_after(status: &Status) -> Option<Duration> {
 /// Whether a failed gRPC call may succeed when tried again. CANCELLED is what a caller sees
 /// when the peer process goes away mid-call (killed, or its connection cut): the peer never
 /// refused the request, so it is tried again like UNAVAILABLE.
+///
+/// So is any status the client made itself from a failure of the connection under the call
+/// ([`from_the_connection`]), whatever its code: a peer stopping gracefully answers a call it
+/// had not yet taken with an HTTP/2 GOAWAY or RST_STREAM without a gRPC status, which tonic
+/// reports as INTERNAL ("h2 protocol error"); the peer never saw the request, let alone refused
+/// it. A status the peer sent (in its trailers) carries no source, so its INTERNAL stays final.
 pub fn is_retriable(status: &Status) -> bool {
     matches!(
         status.code(),
@@ -154,7 +160,14 @@ pub fn is_retriable(status: &Status) -> bool {
             | Code::Aborted
             | Code::Unknown
             | Code::Cancelled
-    )
+    ) || from_the_connection(status)
+}
+
+/// Whether `status` is the client's own account of a transport failure (an HTTP/2 reset, a
+/// GOAWAY, a connection closed mid-call) rather than an answer from the peer: tonic keeps the
+/// transport error as the status's source; statuses decoded from a peer's trailers have none.
+pub fn from_the_connection(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
 }
 
 #[cfg(test)]
@@ -174,6 +187,30 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(retry_after(&s), Some(Duration::from_millis(340)));
         assert!(is_retriable(&s));
+    }
+
+    #[test]
+    fn an_http2_reset_or_goaway_without_a_grpc_status_is_retried_and_a_peer_s_internal_is_not() {
+        // What tonic makes of a stream reset or a GOAWAY from a peer that is stopping: INTERNAL,
+        // with the HTTP/2 error as its source.
+        for reason in [h2::Reason::NO_ERROR, h2::Reason::INTERNAL_ERROR, h2::Reason::PROTOCOL_ERROR] {
+            let s = Status::from_error(Box::new(h2::Error::from(reason)));
+            assert_eq!(s.code(), Code::Internal, "{reason:?}");
+            assert!(s.message().starts_with("h2 protocol error"), "{}", s.message());
+            assert!(from_the_connection(&s) && is_retriable(&s), "{reason:?} must be retried");
+        }
+        // The same code sent by the peer itself is its verdict.
+        let sent = Status::internal("catalog-sync: could not read the product");
+        assert!(!from_the_connection(&sent) && !is_retriable(&sent));
+        let refused = Status::from_header_map(&{
+            let mut h = http::HeaderMap::new();
+            h.insert("grpc-status", "13".parse().unwrap());
+            h.insert("grpc-message", "boom".parse().unwrap());
+            h
+        })
+        .unwrap();
+        assert_eq!(refused.code(), Code::Internal);
+        assert!(!is_retriable(&refused), "a peer's INTERNAL in its trailers is final");
     }
 
     #[test]

@@ -48,8 +48,9 @@ pub fn plan(
         Err(status) => status,
     };
     let error = format!("{:?}: {}", status.code(), status.message());
-    // A call cut off with its connection comes back CANCELLED from the client; the service
-    // never refused it, and `is_retriable` retries it.
+    // A call cut off with its connection comes back CANCELLED from the client, and one reset by
+    // a service that is stopping (HTTP/2 GOAWAY or RST_STREAM, no gRPC status) INTERNAL: the
+    // service never refused either, and `is_retriable` retries both.
     if !is_retriable(&status) {
         Completion::Dead { error: format!("{error} (not retriable)"), exhausted: false }
     } else if attempt >= cfg.max_attempts {

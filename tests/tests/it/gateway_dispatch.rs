@@ -136,6 +136,31 @@ async fn a_service_that_is_down_gets_its_events_when_it_is_back_and_dead_letters
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "a delivered event was replayed");
 }
 
+/// A service stopping gracefully resets the calls it will not take (an HTTP/2 GOAWAY or
+/// RST_STREAM, no gRPC status), which the client reports as INTERNAL: the service never saw the
+/// event, so it is tried again, not dead-lettered (a rolling restart lost an event that way).
+#[tokio::test]
+async fn a_call_reset_by_a_stopping_service_is_retried_not_dead_lettered() {
+    let w = BlingWorld::start(SPECS).await;
+    let proxy = TcpProxy::start(w.mesh.addr("catalog-sync")).await;
+    let peers = ponte_core::config::Peers { catalog_sync: format!("http://{}", proxy.addr), ..w.mesh.peers.clone() };
+    proxy.reset_next_calls(2);
+    let gw = w.mesh.start_gateway_http_with(fast(&w), peers, None).await;
+    send(&w, &gw, "reset-1", "product.created", 0, 601).await;
+    assert!(settled(&gw, Duration::from_secs(15)).await, "not delivered after the resets");
+    let (state, attempts, error): (String, i64, String) =
+        sqlx::query_as("SELECT state, attempts, last_error FROM inbox_deliveries")
+            .fetch_one(gw.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(state, "delivered", "{error}");
+    assert_eq!(proxy.resets_left(), 0, "the calls were not reset");
+    assert!(attempts >= 3, "two resets, then delivered: {attempts} attempts");
+    assert!(error.starts_with("catalog-sync: Internal: h2 protocol error"), "{error}");
+    assert_eq!(count(&gw.db, "SELECT COUNT(*) FROM inbox_events WHERE state = 'delivered'").await, 1);
+    assert_eq!(log(&catalog_db(&w).await).await.len(), 1, "catalog-sync applied the event once");
+}
+
 #[tokio::test]
 async fn events_stored_before_a_crash_are_delivered_after_the_restart() {
     let w = BlingWorld::start(SPECS).await;
